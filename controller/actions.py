@@ -1,0 +1,69 @@
+"""Actions as data: what the planner decides and the executor carries out. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Create:
+    service: str
+    replica: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start an existing, stopped container. ``restart`` marks a recovery from a death."""
+
+    service: str
+    replica: int
+    container_id: str
+    reason: str
+    restart: bool = True
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Restart a running container (e.g. it turned unhealthy)."""
+
+    service: str
+    replica: int
+    container_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Recreate:
+    service: str
+    replica: int
+    container_id: str
+    reason: str
+    changed_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Remove:
+    service: str
+    replica: int
+    container_id: str
+    name: str
+    reason: str
+
+
+Action = Create | Start | Restart | Recreate | Remove
+
+
+def describe(action: Action) -> str:
+    match action:
+        case Create():
+            return f"create {action.service}#{action.replica}: {action.reason}"
+        case Start():
+            verb = "restart" if action.restart else "start"
+            return f"{verb} {action.service}#{action.replica} ({action.container_id[:12]}): {action.reason}"
+        case Restart():
+            return f"restart {action.service}#{action.replica} ({action.container_id[:12]}): {action.reason}"
+        case Recreate():
+            return f"recreate {action.service}#{action.replica} ({action.container_id[:12]}): {action.reason}"
+        case Remove():
+            return f"remove {action.name} ({action.container_id[:12]}): {action.reason}"

@@ -1,0 +1,379 @@
+"""The ``reconcile`` command line: argument parsing and printing only.
+
+Exit codes: 0 success, 1 a failure while converging (or the store/engine is
+unavailable), 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from loguru import logger
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from controller import operations as ops
+from controller.errors import EngineUnavailable, ReconcileError
+from crd_like import InvalidSpec
+from crd_like.units import parse_duration
+from store import Store, StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+# Not a terminal (pipes, CI logs): wide lines instead of wrapped table cells.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    logger.remove()
+    if as_json:
+        logger.add(sys.stderr, level=level.upper(), serialize=True)
+    else:
+        logger.add(sys.stderr, level=level.upper(), format="<green>{time:HH:mm:ss}</green> {level: <7} {message}",
+                   colorize=None)
+
+
+class Ctx:
+    def __init__(self, db: str | None):
+        self.db = db
+        self._store: Store | None = None
+        self._engine: Any = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.db)
+        return self._store
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from controller.engine import Engine
+
+            self._engine = Engine()
+        return self._engine
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map the error tree onto exit codes with a clear message."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidSpec as exc:
+            err.print("[red]error:[/red] invalid input")
+            for issue in exc.issues:
+                err.print(f"  {issue}", markup=False)
+            sys.exit(EXIT_INVALID)
+        except StoreError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(EXIT_FAILED)
+        except EngineUnavailable as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}. Is dockerd running? (scripts/ensure-docker.sh starts one)")
+            sys.exit(EXIT_FAILED)
+        except ReconcileError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(EXIT_FAILED)
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                err.print(f"[red]error:[/red] the store cannot be written or read: {escape(str(exc.orig))}")
+                sys.exit(EXIT_FAILED)
+            raise
+
+    return wrapper
+
+
+def _ts(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="RECONCILE_DB", help="Store location: a file path or an SQLAlchemy URL "
+              "[env RECONCILE_DB; default /var/lib/reconcile/reconcile.db as root, "
+              "~/.local/state/reconcile/reconcile.db otherwise].")
+@click.option("--log-level", default="INFO", show_default=True, envvar="RECONCILE_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-json", is_flag=True, help="Log JSON lines (for machines) instead of text.")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> None:
+    """reconcile keeps a Docker host converged to the services you describe in YAML.
+
+    Desired state lives in a store (SQLite by default); `apply` stores it and converges
+    the host, `run` keeps converging and healing it. The engine is the standard
+    DOCKER_HOST. Exit codes: 0 ok, 1 failure while converging, 2 invalid input.
+    """
+    setup_logging(log_level, log_json)
+    ctx.obj = Ctx(db)
+
+
+@cli.command()
+@click.option("-f", "--file", "files", multiple=True, required=True, help="YAML file (repeatable; '-' for stdin).")
+@click.option("--prune", is_flag=True, help="Remove services that earlier applies of the same files created "
+              "and these files no longer name.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; write nothing, touch nothing.")
+@click.option("--wait", is_flag=True, help="Return only when converged (healthy where a healthcheck exists).")
+@click.option("--timeout", default="5m", show_default=True, help="How long --wait waits.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+@handled
+def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, timeout: str, as_json: bool) -> None:
+    """Validate FILEs, store the desired state (one transaction), converge the host.
+
+    A changed spec bumps its generation; an unchanged one performs no engine action.
+    While a `reconcile run` controller holds the lease, apply only stores the change
+    and (with --wait) waits for the controller to converge it.
+    """
+    seconds = parse_duration(timeout)
+    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait, timeout=seconds)
+    if as_json:
+        _dump({
+            "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
+                         "changedFields": report.field_diffs.get(c.name, [])} for c in report.changes],
+            "actions": ops.action_list(report.plan.actions) if report.plan and dry_run else [],
+            "done": report.done, "errors": report.errors, "delegatedTo": report.delegated_to,
+            "converged": report.converged, "dryRun": dry_run,
+        })
+    else:
+        for c in report.changes:
+            if c.change == "unchanged":
+                continue
+            fields = report.field_diffs.get(c.name)
+            extra = f" ({', '.join(fields)})" if fields else ""
+            out.print(f"{c.kind.lower()}/{c.name} {c.change}, generation {c.generation}{extra}", markup=False)
+        unchanged = sum(1 for c in report.changes if c.change == "unchanged")
+        if unchanged:
+            out.print(f"{unchanged} unchanged", markup=False)
+        if dry_run:
+            lines = ops.plan_lines(report.plan) if report.plan else []
+            out.print("dry run, nothing written; plan:" if lines else "dry run: nothing to do", markup=False)
+            for line in lines:
+                out.print(f"  would {line}", markup=False)
+        elif report.delegated_to:
+            out.print(f"stored; the running controller {report.delegated_to} converges it", markup=False)
+        else:
+            for line in report.done:
+                out.print(line, markup=False)
+            if not report.done and not report.errors:
+                out.print("host already converged: no actions", markup=False)
+        for e in report.errors:
+            err.print(f"[red]failed:[/red] {escape(e)}")
+        if report.converged is False:
+            err.print("[red]timed out waiting for convergence[/red]")
+    if report.errors or report.converged is False:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("-f", "--file", "files", multiple=True, required=True, help="YAML file (repeatable).")
+@click.option("--prune", is_flag=True, help="Include the removals --prune would make.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool) -> None:
+    """Show the plan for FILEs, field by field, without acting or writing the store.
+
+    Exits 0 whether or not there are differences."""
+    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=True)
+    actions = report.plan.actions if report.plan else []
+    if as_json:
+        _dump({"changes": [{"name": c.name, "change": c.change, "generation": c.generation,
+                            "changedFields": report.field_diffs.get(c.name, [])} for c in report.changes],
+               "actions": ops.action_list(actions)})
+        return
+    for c in report.changes:
+        if c.change == "unchanged":
+            continue
+        out.print(f"{c.kind.lower()}/{c.name}: {c.change}", markup=False)
+        old, new = c.old_spec or {}, c.new_spec or {}
+        for f in report.field_diffs.get(c.name, []) or (sorted(new) if c.change == "created" else []):
+            out.print(f"  {f}: {_get(old, f)!r} -> {_get(new, f)!r}", markup=False)
+    if actions:
+        out.print("plan:", markup=False)
+        for line in ops.plan_lines(report.plan):  # type: ignore[arg-type]
+            out.print(f"  {line}", markup=False)
+    else:
+        out.print("no engine actions needed", markup=False)
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    cur: Any = data
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def status(obj: Ctx, as_json: bool) -> None:
+    """Per service: generation, observed generation, state, health, container, restarts, last event."""
+    rows = ops.status_rows(obj.store)
+    if as_json:
+        _dump(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"):
+        table.add_column(col)
+    for r in rows:
+        ev = r["lastEvent"]
+        last = f"{ev['type']} {_ago(ev['ts'])}: {ev['reason']}"[:70] if ev else "-"
+        state = r["state"]
+        if r["nextAttemptAt"]:
+            state += f" (next {time.strftime('%H:%M:%S', time.localtime(r['nextAttemptAt']))})"
+        table.add_row(r["name"], r["kind"], str(r["generation"]), str(r["observedGeneration"]), state,
+                      r["health"] or "-", r["containerId"] or "-", str(r["restartCount"]), last)
+    if not rows:
+        out.print("no resources; `reconcile apply -f FILE` adds some", markup=False)
+    else:
+        out.print(table)
+
+
+def _ago(ts: float) -> str:
+    s = max(0, int(time.time() - ts))
+    if s < 120:
+        return f"{s}s ago"
+    if s < 7200:
+        return f"{s // 60}m ago"
+    return f"{s // 3600}h ago"
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def describe(obj: Ctx, name: str, as_json: bool) -> None:
+    """Spec, status and recent events of one service."""
+    rec = obj.store.get(name)
+    if rec is None:
+        err.print(f"no resource named {name!r}", markup=False)
+        sys.exit(EXIT_INVALID)
+    row = next(r for r in ops.status_rows(obj.store) if r["name"] == name)
+    events = obj.store.history(name, limit=20)
+    data = {"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
+            "spec": rec.spec, "generation": rec.generation, "status": row,
+            "events": [e.to_json() for e in events]}
+    if as_json:
+        _dump(data)
+        return
+    import yaml
+
+    out.print(yaml.safe_dump({k: data[k] for k in ("apiVersion", "kind", "metadata", "spec")}, sort_keys=False).rstrip(), markup=False)
+    out.print("status:", markup=False)
+    for k, v in row.items():
+        if k not in ("name", "kind", "lastEvent"):
+            out.print(f"  {k}: {v}", markup=False)
+    out.print("events:", markup=False)
+    for e in events:
+        out.print(f"  {_ts(e.ts)} {e.type:<14} {e.actor:<10} {e.reason} {e.message}".rstrip(), markup=False)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--since", help="Only events newer than this (e.g. 1h, 30m, 2d).")
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
+@click.option("--limit", type=int, default=None, help="At most this many (the newest).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """The audit history (newest last): what happened to NAME (or all) and why."""
+    since_ts = time.time() - parse_duration(since) if since else None
+    events = obj.store.history(name, since=since_ts, types=list(types) or None, limit=limit)
+    if as_json:
+        _dump([e.to_json() for e in events])
+        return
+    for e in events:
+        cid = f" [{e.container_id[:12]}]" if e.container_id else ""
+        msg = f" — {e.message}" if e.message else ""
+        out.print(f"{_ts(e.ts)} {e.service:<20} {e.type:<14} {e.actor:<10} {e.reason}{msg}{cid}", markup=False)
+
+
+@cli.command()
+@click.argument("name")
+@click.pass_obj
+@handled
+def delete(obj: Ctx, name: str) -> None:
+    """Remove NAME's desired record and its containers (named volumes are kept)."""
+    report = ops.delete(obj.store, obj.engine, name)
+    if report is None:
+        err.print(f"no resource named {name!r}", markup=False)
+        sys.exit(EXIT_INVALID)
+    out.print(f"deleted {name}", markup=False)
+    for line in report.done:
+        out.print(line, markup=False)
+    if report.delegated_to:
+        out.print(f"the running controller {report.delegated_to} removes its containers", markup=False)
+    for e in report.errors:
+        err.print(f"failed: {e}", markup=False)
+    if report.errors:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the resource kinds (for editor completion)."""
+    from crd_like.schema import json_schema
+
+    _dump(json_schema())
+
+
+@cli.group()
+def db() -> None:
+    """Operate on the store: migrations, backups."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+@handled
+def db_upgrade(obj: Ctx) -> None:
+    """Upgrade the store's schema to the newest migration."""
+    from store import db as store_db
+
+    store = Store.open(obj.db, migrate=False)
+    before, after = store_db.upgrade(store._write)
+    out.print(f"store {store.url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}", markup=False)
+
+
+@db.command("current")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def db_current(obj: Ctx, as_json: bool) -> None:
+    """Show the store's schema revision and the newest one available."""
+    from store import db as store_db
+
+    store = Store.open(obj.db, migrate=False)
+    cur, head = store_db.current_revision(store._read), store_db.head_revision()
+    if as_json:
+        _dump({"url": store.url, "current": cur, "head": head})
+    else:
+        out.print(f"{store.url}: current {cur or 'none'}, head {head}", markup=False)
+
+
+def main() -> None:
+    cli(prog_name="reconcile")
+
+
+if __name__ == "__main__":
+    main()

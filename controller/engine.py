@@ -1,0 +1,181 @@
+"""The Docker adapter: the only module that imports ``docker``.
+
+It speaks the low-level API (``docker.APIClient``): ``containers()`` is one list call,
+whereas the high-level ``containers.list()`` inspects every container it returns.
+Every call is counted (``calls``) so benchmarks can report engine calls per pass.
+``docker.errors`` and connection failures are translated into ``controller.errors``.
+Images are never pulled: no registry is assumed to be reachable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from controller import labels as L
+from controller.errors import EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError, TransientError
+from controller.observed import Observed, from_list_entry
+from controller.render import ContainerConfig
+
+T = TypeVar("T")
+
+
+def _normalise_ref(ref: str) -> str:
+    last = ref.rsplit("/", 1)[-1]
+    if "@" in ref or ":" in last:
+        return ref
+    return ref + ":latest"
+
+
+class Engine:
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+        if base_url:
+            kwargs["base_url"] = base_url
+        self._kwargs = {**kwargs, "timeout": timeout, "version": "auto"}
+        self._api: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    try:
+                        self._api = docker.APIClient(**self._kwargs)
+                    except docker.errors.DockerException as exc:
+                        raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
+        return self._api
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        self.calls[what] += 1
+        try:
+            return fn()
+        except docker.errors.ImageNotFound as exc:
+            raise ImageMissing(str(exc.explanation or exc)) from exc
+        except docker.errors.NotFound as exc:
+            raise NotFound(str(exc.explanation or exc)) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise NameConflict(str(exc.explanation or exc)) from exc
+            if exc.status_code and exc.status_code >= 500:
+                raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
+            raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                docker.errors.DockerException) as exc:
+            self._api = None  # reconnect (and renegotiate the API version) next time
+            raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
+
+    def ping(self) -> bool:
+        return bool(self._call("ping", lambda: self.api.ping()))
+
+    def version(self) -> dict[str, Any]:
+        return self._call("version", lambda: self.api.version())
+
+    # -- observe -------------------------------------------------------------
+    def list_owned(self, instance: str, service: str | None = None) -> list[Observed]:
+        """One list call: every container of this store (running or not)."""
+        label = [f"{L.MANAGED}=true", f"{L.INSTANCE}={instance}"]
+        if service:
+            label.append(f"{L.SERVICE}={service}")
+        entries = self._call("containers.list", lambda: self.api.containers(all=True, filters={"label": label}))
+        return [from_list_entry(e) for e in entries]
+
+    def image_ids(self) -> dict[str, str]:
+        """Tag -> image id, for every local image (one call)."""
+        out: dict[str, str] = {}
+        for img in self._call("images.list", lambda: self.api.images()):
+            for tag in img.get("RepoTags") or []:
+                if tag and tag != "<none>:<none>":
+                    out[tag] = img["Id"]
+        return out
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return self._call("images.inspect", lambda: self.api.inspect_image(ref))["Id"]
+        except (NotFound, ImageMissing):
+            return None
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        return self._call("containers.inspect", lambda: self.api.inspect_container(container_id))
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        raw = self._call("containers.logs", lambda: self.api.logs(container_id, tail=lines))
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    # -- act -----------------------------------------------------------------
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> bool:
+        """Create a named volume if missing. True if it was created."""
+        try:
+            self._call("volumes.inspect", lambda: self.api.inspect_volume(name))
+            return False
+        except NotFound:
+            self._call("volumes.create", lambda: self.api.create_volume(name, labels=labels))
+            return True
+
+    def create(self, cfg: ContainerConfig) -> str:
+        api = self.api
+        host_config = api.create_host_config(
+            binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None,
+        )
+        if cfg.port_bindings:
+            host_config["PortBindings"] = {
+                port: [{"HostIp": ip or "", "HostPort": str(hp) if hp else ""} for ip, hp in hosts]
+                for port, hosts in cfg.port_bindings.items()
+            }
+        exposed = [(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.exposed]
+        kwargs: dict[str, Any] = dict(
+            image=cfg.image, command=cfg.command, name=cfg.name, environment=cfg.env, labels=cfg.labels,
+            ports=exposed or None, host_config=host_config, healthcheck=cfg.healthcheck,
+            stop_signal=cfg.stop_signal, volumes=cfg.anonymous or None,
+        )
+        if cfg.stop_timeout != 10:
+            kwargs["stop_timeout"] = cfg.stop_timeout
+        result = self._call("containers.create", lambda: api.create_container(**kwargs))
+        return str(result["Id"])
+
+    def start(self, container_id: str) -> None:
+        self._call("containers.start", lambda: self.api.start(container_id))
+
+    def restart(self, container_id: str, timeout: int) -> None:
+        self._call("containers.restart", lambda: self.api.restart(container_id, timeout=timeout))
+
+    def stop(self, container_id: str, timeout: int) -> None:
+        self._call("containers.stop", lambda: self.api.stop(container_id, timeout=timeout))
+
+    def remove(self, container_id: str, *, force: bool = True) -> None:
+        try:
+            self._call("containers.remove", lambda: self.api.remove_container(container_id, force=force))
+        except NotFound:
+            pass  # already gone: removal is idempotent
+
+    def rename(self, container_id: str, name: str) -> None:
+        self._call("containers.rename", lambda: self.api.rename(container_id, name))
+
+    def find_by_name(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.inspect(name)
+        except NotFound:
+            return None
+
+    # -- events --------------------------------------------------------------
+    def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Container and image events of this store's containers, decoded, blocking."""
+        filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
+        stream = self._call("events", lambda: self.api.events(decode=True, filters=filters, since=since))
+        try:
+            yield from stream
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:
+            raise EngineUnavailable(f"event stream lost: {exc}") from exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()

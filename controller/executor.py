@@ -1,0 +1,226 @@
+"""Carries out one service's actions on the engine and says what happened, as audit
+events and an updated status. It never plans and never prints; the reconciler
+records what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, assert_never
+
+from loguru import logger
+
+from controller import backoff
+from controller import labels as L
+from controller.actions import Action, Create, Recreate, Remove, Restart, Start, describe
+from controller.engine import Engine
+from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
+from controller.render import DesiredService, render
+from store.records import Event, Status
+
+OUTPUT_LIMIT = 500
+
+
+def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class Result:
+    events: list[Event] = field(default_factory=list)
+    status: Status | None = None
+    errors: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # human lines: what was done and why
+
+
+class Executor:
+    def __init__(self, engine: Engine, instance: str, *, actor: str, clock: Callable[[], float],
+                 admit_restart: Callable[[str], bool] | None = None):
+        self.engine = engine
+        self.instance = instance
+        self.actor = actor
+        self.clock = clock
+        # Storm control hook: asked before each restart; False defers it to a later pass.
+        self.admit_restart = admit_restart or (lambda _name: True)
+
+    def _event(self, svc: str, etype: str, reason: str, message: str = "", container_id: str = "",
+               generation: int = 0) -> Event:
+        return Event(ts=self.clock(), service=svc, type=etype, reason=reason, message=message,
+                     container_id=container_id, generation=generation, actor=self.actor)
+
+    def run(self, svc: DesiredService | None, actions: tuple[Action, ...] | list[Action],
+            status: Status | None) -> Result:
+        out = Result(status=status)
+        for action in actions:
+            try:
+                self._one(svc, action, out)
+            except ReconcileError as exc:
+                msg = f"{describe(action)} failed: {exc}"
+                logger.warning(msg)
+                out.errors.append(msg)
+                gen = svc.generation if svc else 0
+                out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
+                                              truncate(str(exc)), getattr(action, "container_id", ""), gen))
+                if isinstance(exc, (ImageMissing, NameConflict)):
+                    break
+        return out
+
+    def _status(self, out: Result, name: str) -> Status:
+        if out.status is None:
+            out.status = Status(name=name)
+        return out.status
+
+    def _one(self, svc: DesiredService | None, action: Action, out: Result) -> None:
+        gen = svc.generation if svc else 0
+        match action:
+            case Create():
+                assert svc is not None
+                cid = self._create_and_start(svc, action.replica)
+                st = self._status(out, svc.name)
+                out.status = replace(st, container_id=cid, last_started_at=self.clock())
+                out.events.append(self._event(svc.name, "Created", action.reason, f"container {cid[:12]} created and started", cid, gen))
+                self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
+            case Start():
+                assert svc is not None
+                if action.restart and not self.admit_restart(svc.name):
+                    out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
+                    return
+                detail = self._death_detail(action.container_id)
+                self.engine.start(action.container_id)
+                st = self._status(out, svc.name)
+                if action.restart:
+                    out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
+                    out.status.container_id = action.container_id
+                    reason = action.reason + (f"; {detail}" if detail else "")
+                    out.events.append(self._event(svc.name, "Restarted", reason,
+                                                  f"restart #{out.status.restart_count}", action.container_id, gen))
+                    self._done(out, f"restarted {svc.name}#{action.replica}: {reason}")
+                else:
+                    out.status = replace(st, container_id=action.container_id, last_started_at=self.clock())
+                    out.events.append(self._event(svc.name, "Started", action.reason, "", action.container_id, gen))
+                    self._done(out, f"started {svc.name}#{action.replica}: {action.reason}")
+            case Restart():
+                assert svc is not None
+                if not self.admit_restart(svc.name):
+                    out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
+                    return
+                probe = self.probe_output(action.container_id)
+                self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                st = self._status(out, svc.name)
+                out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
+                reason = action.reason + (f"; last probe: {probe}" if probe else "")
+                out.events.append(self._event(svc.name, "Restarted", reason,
+                                              f"restart #{out.status.restart_count}", action.container_id, gen))
+                self._done(out, f"restarted {svc.name}#{action.replica}: {reason}")
+            case Recreate():
+                assert svc is not None
+                cid = self._recreate(svc, action)
+                st = self._status(out, svc.name)
+                out.status = replace(st, container_id=cid, last_started_at=self.clock(), failures=0, next_attempt_at=0.0)
+                out.events.append(self._event(svc.name, "Recreated", action.reason,
+                                              f"changed: {', '.join(action.changed_fields)}; "
+                                              f"old {action.container_id[:12]} -> new {cid[:12]}", cid, gen))
+                self._done(out, f"recreated {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
+            case Remove():
+                timeout = int(svc.spec.stopGracePeriod) if svc else 10
+                self._stop_quietly(action.container_id, timeout)
+                self.engine.remove(action.container_id)
+                out.events.append(self._event(action.service, "Removed", action.reason,
+                                              f"container {action.name} removed (named volumes kept)", action.container_id, gen))
+                self._done(out, f"removed {action.name} ({action.container_id[:12]}): {action.reason}")
+            case _:
+                assert_never(action)
+
+    def _done(self, out: Result, line: str) -> None:
+        logger.info(line)
+        out.done.append(line)
+
+    def _stop_quietly(self, cid: str, timeout: int) -> None:
+        try:
+            self.engine.stop(cid, timeout=timeout)
+        except NotFound:
+            pass
+
+    def _create_and_start(self, svc: DesiredService, replica: int, name: str | None = None) -> str:
+        cfg = render(svc, self.instance, replica)
+        if name:
+            cfg = replace(cfg, name=name)
+        for vol in cfg.volumes:
+            if self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name}):
+                logger.info(f"created volume {vol} for {svc.name}")
+        try:
+            cid = self.engine.create(cfg)
+        except NameConflict:
+            self._explain_conflict(cfg.name, svc.name, replica)
+            raise
+        except ImageMissing as exc:
+            raise ImageMissing(f"image {svc.spec.image!r} is not present on this host and is never pulled; "
+                               f"build or load it first ({exc})") from exc
+        self.engine.start(cid)
+        return cid
+
+    def _explain_conflict(self, name: str, service: str, replica: int) -> None:
+        other = self.engine.find_by_name(name)
+        if other is None:
+            return
+        labels = (other.get("Config") or {}).get("Labels") or {}
+        owned = labels.get(L.INSTANCE) == self.instance and labels.get(L.SERVICE) == service
+        if not owned:
+            raise NameConflict(
+                f"container name {name!r} is taken by container {other['Id'][:12]} that reconcile does not own; "
+                "it was left untouched. Rename or remove it, or rename the service.")
+
+    def _recreate(self, svc: DesiredService, action: Recreate) -> str:
+        """Rename old aside, create the new one under the real name, stop old, start new,
+        remove old. If the new one cannot be created, the old one is put back."""
+        old = action.container_id
+        info = self.engine.inspect(old)
+        real_name = info["Name"].lstrip("/")
+        aside = f"{real_name}-old-{old[:8]}"
+        self.engine.rename(old, aside)
+        cfg = render(svc, self.instance, action.replica)
+        try:
+            for vol in cfg.volumes:
+                self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name})
+            new = self.engine.create(cfg)
+        except ReconcileError:
+            self.engine.rename(old, real_name)
+            raise
+        self._stop_quietly(old, int(svc.spec.stopGracePeriod))
+        try:
+            self.engine.start(new)
+        except ReconcileError:
+            self.engine.remove(new)
+            self.engine.rename(old, real_name)
+            self.engine.start(old)
+            raise
+        self.engine.remove(old)
+        return new
+
+    def _death_detail(self, cid: str) -> str:
+        try:
+            state: dict[str, Any] = self.engine.inspect(cid).get("State") or {}
+        except ReconcileError:
+            return ""
+        parts = []
+        if state.get("OOMKilled"):
+            parts.append("OOM-killed")
+        if state.get("Error"):
+            parts.append(f"engine error: {state['Error']}")
+        if state.get("FinishedAt") and not str(state["FinishedAt"]).startswith("0001"):
+            parts.append(f"finished at {state['FinishedAt'][:19]}Z")
+        return ", ".join(parts)
+
+    def probe_output(self, cid: str) -> str:
+        """The last healthcheck probe: exit code and (truncated) output."""
+        try:
+            health = ((self.engine.inspect(cid).get("State") or {}).get("Health") or {})
+        except ReconcileError:
+            return ""
+        log = health.get("Log") or []
+        if not log:
+            return ""
+        last = log[-1]
+        return truncate(f"exit {last.get('ExitCode')}: {last.get('Output', '')}", 300)

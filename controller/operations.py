@@ -1,0 +1,235 @@
+"""The use cases behind the CLI verbs (apply, diff, delete, status, ...), returning data.
+
+The CLI only parses arguments and prints what these return. File reading happens
+here (crd_like does no I/O).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from controller.actions import Action, describe
+from controller.engine import Engine
+from controller.planner import Plan
+from controller.reconciler import Reconciler
+from controller.render import DesiredService, prepare
+from crd_like import InvalidSpec, Issue, load_resources, spec_hash
+from crd_like.hashing import changed_fields
+from store import AppliedChange, ResourceInput, Status, Store
+
+INLINE_LEASE_TTL = 120.0
+
+
+def read_sources(files: list[str]) -> list[tuple[bytes, str, str]]:
+    out, issues = [], []
+    for f in files:
+        try:
+            if f == "-":
+                import sys
+
+                raw, base = sys.stdin.buffer.read(), os.getcwd()
+            else:
+                with open(f, "rb") as fh:
+                    raw = fh.read(64 * 1024 * 1024 + 1)
+                base = os.path.dirname(os.path.abspath(f))
+        except OSError as exc:
+            issues.append(Issue(f, None, "", f"cannot read file: {exc.strerror}"))
+            continue
+        out.append((raw, f, base))
+    if issues:
+        raise InvalidSpec(issues)
+    return out
+
+
+def load_inputs(files: list[str]) -> list[ResourceInput]:
+    resources = load_resources(read_sources(files))
+    return [
+        ResourceInput(
+            name=r.metadata.name, kind=r.kind, api_version=r.apiVersion,
+            spec=r.spec.model_dump(mode="json", exclude_defaults=True),
+            metadata=r.metadata.model_dump(mode="json", exclude_defaults=True),
+            spec_hash=spec_hash(r.spec),
+        )
+        for r in resources
+    ]
+
+
+def source_key(files: list[str]) -> str:
+    return ",".join(sorted("-" if f == "-" else os.path.abspath(f) for f in files))
+
+
+def holder_id(role: str) -> str:
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class ApplyReport:
+    changes: list[AppliedChange]
+    plan: Plan | None = None
+    done: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    delegated_to: str | None = None  # the daemon holding the lease
+    converged: bool | None = None
+    field_diffs: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _field_diffs(changes: list[AppliedChange]) -> dict[str, list[str]]:
+    out = {}
+    for ch in changes:
+        if ch.change == "updated" and ch.old_spec is not None and ch.new_spec is not None:
+            out[ch.name] = changed_fields(ch.old_spec, ch.new_spec)
+    return out
+
+
+def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, source: str) -> dict[str, DesiredService]:
+    current = store.desired()
+    out: dict[str, DesiredService] = {}
+    for name, rec in current.items():
+        if prune and rec.source == source and name not in {i.name for i in inputs}:
+            continue
+        out[name] = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
+    for res in inputs:
+        rec = current.get(res.name)
+        gen = 1 if rec is None else rec.generation + (rec.spec_hash != res.spec_hash)
+        out[res.name] = prepare(res.name, res.kind, gen, res.spec, rec.suspended if rec else False)
+    return out
+
+
+def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
+          wait: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time) -> ApplyReport:
+    inputs = load_inputs(files)  # raises InvalidSpec before anything is touched
+    source = source_key(files)
+    if dry_run:
+        changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)
+        rec = Reconciler(store, engine, actor="cli", clock=clock)
+        try:
+            result = rec.reconcile(dry_run=True, desired=_would_be_desired(store, inputs, prune, source))
+        finally:
+            rec.close()
+        return ApplyReport(changes, result.plan, field_diffs=_field_diffs(changes))
+    changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune)
+    report = ApplyReport(changes, field_diffs=_field_diffs(changes))
+    for ch in changes:
+        if ch.change != "unchanged":
+            logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
+    names = {i.name for i in inputs} | {c.name for c in changes if c.change == "pruned"}
+    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock)
+    return report
+
+
+def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None, wait: bool,
+             timeout: float, clock: Callable[[], float] = time.time) -> None:
+    """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
+    holder = holder_id("cli")
+    deadline = clock() + timeout
+    lease = store.lease(now=clock())
+    if lease is not None and lease[0] != holder:
+        report.delegated_to = lease[0]
+        logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
+        if wait:
+            report.converged = wait_converged(store, names, deadline, clock)
+        return
+    if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()):
+        report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
+        if wait:
+            report.converged = wait_converged(store, names, deadline, clock)
+        return
+    rec = Reconciler(store, engine, actor="cli", clock=clock)
+    try:
+        result = rec.reconcile(only=names)
+        report.plan = result.plan
+        report.done.extend(result.done)
+        report.errors.extend(result.errors)
+        # a second look records what the actions led to (and heals what they revealed)
+        for _ in range(3):
+            if not result.actions or result.errors:
+                break
+            result = rec.reconcile(only=names)
+            report.done.extend(result.done)
+            report.errors.extend(result.errors)
+        if wait and not report.errors:
+            while clock() < deadline:
+                rec.refresh_status(only=names)
+                if _all_converged(store, names):
+                    report.converged = True
+                    break
+                time.sleep(0.5)
+                rec.reconcile(only=names)
+            else:
+                report.converged = False
+    finally:
+        rec.close()
+        store.release_lease(holder)
+
+
+def _all_converged(store: Store, names: set[str] | None) -> bool:
+    desired = store.desired()
+    statuses = store.statuses()
+    for name, rec in desired.items():
+        if names is not None and name not in names:
+            continue
+        st = statuses.get(name)
+        if rec.suspended:
+            continue
+        if st is None or st.observed_generation != rec.generation:
+            return False
+        if rec.spec.get("healthcheck") and st.health != "healthy":
+            return False
+    return True
+
+
+def wait_converged(store: Store, names: set[str] | None, deadline: float, clock: Callable[[], float]) -> bool:
+    while clock() < deadline:
+        if _all_converged(store, names):
+            return True
+        time.sleep(0.2)
+    return _all_converged(store, names)
+
+
+def delete(store: Store, engine: Engine, name: str, *, clock: Callable[[], float] = time.time) -> ApplyReport | None:
+    gone = store.delete(name, actor="cli", now=clock())
+    if gone is None:
+        return None
+    report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
+    converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
+    return report
+
+
+def status_rows(store: Store) -> list[dict[str, Any]]:
+    desired = store.desired()
+    statuses = store.statuses()
+    last = store.last_events(desired)
+    rows = []
+    for name, rec in sorted(desired.items()):
+        st = statuses.get(name) or Status(name=name)
+        ev = last.get(name)
+        rows.append({
+            "name": name, "kind": rec.kind, "generation": rec.generation,
+            "observedGeneration": st.observed_generation,
+            "state": "Suspended" if rec.suspended else st.state, "health": st.health,
+            "containerId": st.container_id[:12], "restartCount": st.restart_count,
+            "message": st.message,
+            "nextAttemptAt": st.next_attempt_at if st.state == "CrashLoopBackOff" else None,
+            "lastTransitionAt": st.last_transition_at or None,
+            "lastEvent": None if ev is None else {"ts": ev.ts, "type": ev.type, "reason": ev.reason},
+        })
+    return rows
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    return [describe(a) for a in plan.actions]
+
+
+def action_list(actions: list[Action]) -> list[dict[str, Any]]:
+    out = []
+    for a in actions:
+        d = {"action": type(a).__name__, **{k: v for k, v in a.__dict__.items()}}
+        out.append(d)
+    return out

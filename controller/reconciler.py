@@ -1,0 +1,203 @@
+"""observe -> plan -> execute -> record.
+
+``Reconciler.reconcile(only)`` is level-triggered and idempotent: it takes service
+names, never events, re-reads desired state and the engine, plans with the pure
+planner and has the executor carry the plan out (services in parallel on a bounded
+pool; one service's actions in order). A service with work still in flight is skipped
+by later passes until that work finishes, so two passes never act on one service.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from controller import planner
+from controller import status as status_mod
+from controller.actions import Action, Remove
+from controller.engine import Engine
+from controller.executor import Executor, Result, truncate
+from controller.observed import Observed
+from controller.render import DesiredService, prepare
+from store import Event, Status, Store
+
+
+@dataclass
+class PassResult:
+    plan: planner.Plan
+    done: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped_busy: set[str] = field(default_factory=set)
+
+    @property
+    def actions(self) -> list[Action]:
+        return self.plan.actions
+
+
+class Reconciler:
+    def __init__(self, store: Store, engine: Engine, *, actor: str = "controller",
+                 clock: Callable[[], float] = time.time, workers: int = 4,
+                 admit_restart: Callable[[str], bool] | None = None,
+                 on_service_done: Callable[[str], None] | None = None):
+        self.store = store
+        self.engine = engine
+        self.actor = actor
+        self.clock = clock
+        self.instance = store.instance_id
+        self.executor = Executor(engine, self.instance, actor=actor, clock=clock, admit_restart=admit_restart)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._prepared: dict[tuple[str, str, bool], DesiredService] = {}
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._image_ids: dict[str, str] | None = None
+        self.on_service_done = on_service_done
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def invalidate_images(self) -> None:
+        self._image_ids = None
+
+    # -- observe -------------------------------------------------------------
+    def desired(self) -> dict[str, DesiredService]:
+        out: dict[str, DesiredService] = {}
+        for name, rec in self.store.desired().items():
+            key = (name, f"{rec.spec_hash}/{rec.generation}", rec.suspended)
+            svc = self._prepared.get(key)
+            if svc is None:
+                svc = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
+                self._prepared[key] = svc
+            out[name] = svc
+        return out
+
+    def image_ids(self) -> dict[str, str]:
+        if self._image_ids is None:
+            self._image_ids = self.engine.image_ids()
+        return self._image_ids
+
+    # -- one pass ------------------------------------------------------------
+    def reconcile(self, only: set[str] | None = None, *, wait: bool = True,
+                  desired: dict[str, DesiredService] | None = None, dry_run: bool = False) -> PassResult:
+        now = self.clock()
+        desired = self.desired() if desired is None else desired
+        observed = self.engine.list_owned(self.instance)
+        statuses = self.store.statuses()
+        revisions = self._revisions(desired, observed)
+        plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
+                            now=now, only=only)
+        result = PassResult(plan)
+        if dry_run:
+            return result
+        by_service: dict[str, list[Observed]] = {}
+        for c in observed:
+            by_service.setdefault(c.service, []).append(c)
+        self._record_observations(plan, desired, by_service, statuses, now)
+        futures: list[Future[Any]] = []
+        work: dict[str, list[Action]] = {}
+        for sp in plan.services.values():
+            if sp.actions:
+                work.setdefault(sp.name, []).extend(sp.actions)
+        for orphan in plan.orphans:
+            work.setdefault(orphan.service, []).append(orphan)
+        for name, actions in work.items():
+            with self._lock:
+                if name in self._busy:
+                    result.skipped_busy.add(name)
+                    continue
+                self._busy.add(name)
+            futures.append(self.pool.submit(self._run_service, name, desired.get(name), actions,
+                                            statuses.get(name), result))
+        if wait:
+            for f in futures:
+                f.result()
+        return result
+
+    def _run_service(self, name: str, svc: DesiredService | None, actions: list[Action],
+                     status: Status | None, result: PassResult) -> None:
+        try:
+            res: Result = self.executor.run(svc, actions, status)
+            drop = [name] if svc is None and all(isinstance(a, Remove) for a in actions) and not res.errors else []
+            statuses = []
+            if res.status is not None and svc is not None:
+                st = res.status
+                if res.errors:
+                    st.message = truncate("; ".join(res.errors), 300)
+                    st.state = "Error"
+                elif res.done:
+                    st.state, st.message = "Starting", ""
+                st.updated_at = self.clock()
+                statuses.append(st)
+            self.store.record(res.events, statuses, drop)
+            result.done.extend(res.done)
+            result.errors.extend(res.errors)
+        except Exception as exc:  # noqa: BLE001 - one service's failure must not stop others
+            logger.exception(f"reconciling {name} failed")
+            result.errors.append(f"{name}: {exc}")
+        finally:
+            with self._lock:
+                self._busy.discard(name)
+            if self.on_service_done:
+                self.on_service_done(name)
+
+    def _revisions(self, desired: dict[str, DesiredService], observed: list[Observed]) -> dict[tuple[str, int], dict[str, Any]]:
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        for c in observed:
+            svc = desired.get(c.service)
+            if svc and c.spec_hash != svc.container_hash and (c.service, c.generation) not in out:
+                rev = self.store.revision(c.service, c.generation)
+                if rev is not None:
+                    out[(c.service, c.generation)] = rev.spec
+        return out
+
+    def _record_observations(self, plan: planner.Plan, desired: dict[str, DesiredService],
+                             by_service: dict[str, list[Observed]], statuses: dict[str, Status], now: float) -> None:
+        """Status of every planned service and audit rows for what changed on its own."""
+        events: list[Event] = []
+        updates: list[Status] = []
+        for name, sp in plan.services.items():
+            with self._lock:
+                if name in self._busy:
+                    continue
+            svc = desired[name]
+            old = statuses.get(name)
+            new, notes = status_mod.derive(old, sp, svc, by_service.get(name, []), now)
+            for note in notes:
+                msg = ""
+                if note.wants_probe:
+                    msg = self.executor.probe_output(note.container_id)
+                events.append(Event(ts=now, service=name, type=note.type, reason=note.reason,
+                                    message=msg, container_id=note.container_id,
+                                    generation=svc.generation, actor=self.actor))
+                logger.info(f"{name}: {note.type} {note.reason} {msg}".rstrip())
+            if old is None or old.state != new.state:
+                if new.state in (planner.CRASHLOOP, planner.FAILED):
+                    etype = "BackOff" if new.state == planner.CRASHLOOP else "GaveUp"
+                    events.append(Event(ts=now, service=name, type=etype, reason=new.message,
+                                        message=f"next attempt at {time.strftime('%H:%M:%S', time.localtime(new.next_attempt_at))}"
+                                        if etype == "BackOff" else "", generation=svc.generation, actor=self.actor))
+            if status_mod.changed(old, new):
+                new.updated_at = now
+                updates.append(new)
+        self.store.record(events, updates)
+
+    def refresh_status(self, only: set[str] | None = None) -> PassResult:
+        """A pass that records status without acting (after actions, or for --wait)."""
+        return self._observe_only(only)
+
+    def _observe_only(self, only: set[str] | None) -> PassResult:
+        now = self.clock()
+        desired = self.desired()
+        observed = self.engine.list_owned(self.instance)
+        statuses = self.store.statuses()
+        plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only)
+        by_service: dict[str, list[Observed]] = {}
+        for c in observed:
+            by_service.setdefault(c.service, []).append(c)
+        self._record_observations(plan, desired, by_service, statuses, now)
+        return PassResult(plan)

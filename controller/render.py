@@ -1,0 +1,97 @@
+"""Desired record -> the container configuration to create. Pure (no Docker, no SQL).
+
+The engine's own restart policy is always ``no``: the controller owns restarts, so it
+can apply backoff, storm limits and dependency order that the engine cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller import labels as L
+from crd_like import units
+from crd_like.hashing import container_hash
+from crd_like.models import ServiceSpec
+
+NANO = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class DesiredService:
+    """A desired record, validated and prepared for planning."""
+
+    name: str
+    kind: str
+    generation: int
+    spec: ServiceSpec
+    container_hash: str
+    suspended: bool = False
+
+    @property
+    def replicas(self) -> int:
+        return int(getattr(self.spec, "replicas", 1) or 1)
+
+
+def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,
+            refs: dict[str, str] | None = None) -> DesiredService:
+    spec = ServiceSpec.model_validate(spec_data)
+    return DesiredService(name, kind, generation, spec, container_hash(spec, refs), suspended)
+
+
+def container_name(service: str, replica: int) -> str:
+    return f"{service}-{replica}"
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    name: str
+    image: str
+    command: list[str] | None
+    env: dict[str, str]
+    labels: dict[str, str]
+    port_bindings: dict[str, list[tuple[str, int | None]]]
+    exposed: list[str]
+    binds: list[str]
+    volumes: list[str]  # named volumes to ensure exist
+    anonymous: list[str]
+    healthcheck: dict[str, Any] | None
+    init: bool
+    stop_signal: str | None
+    stop_timeout: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
+    spec = svc.spec
+    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    for p in spec.ports:
+        for cport, host in units.parse_port(p).bindings():
+            bindings.setdefault(cport, []).append(host)
+    binds, named, anonymous = [], [], []
+    for v in spec.volumes:
+        m = units.parse_volume(v)
+        if m.kind == "anonymous":
+            anonymous.append(m.target)
+            continue
+        binds.append(f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}")
+        if m.kind == "volume":
+            named.append(m.source)
+    health = None
+    if spec.healthcheck is not None:
+        hc = spec.healthcheck
+        health = {
+            "test": list(hc.test), "interval": int(hc.interval * NANO), "timeout": int(hc.timeout * NANO),
+            "retries": hc.retries, "start_period": int(hc.startPeriod * NANO),
+        }
+    labels = dict(spec.labels)
+    labels.update({
+        L.MANAGED: "true", L.INSTANCE: instance, L.SERVICE: svc.name, L.KIND: svc.kind,
+        L.REPLICA: str(replica), L.SPEC_HASH: svc.container_hash, L.GENERATION: str(svc.generation),
+    })
+    return ContainerConfig(
+        name=container_name(svc.name, replica), image=spec.image, command=spec.command,
+        env=dict(spec.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
+        binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
+        stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
+    )

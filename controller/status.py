@@ -1,0 +1,53 @@
+"""Status bookkeeping: from the last recorded status and a fresh plan, the new status
+and the observed transitions worth an audit row (health changes, deaths). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from controller.observed import Observed
+from controller.planner import RUNNING, ServicePlan
+from controller.render import DesiredService
+from store.records import Status
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: str  # HealthChanged | Died
+    reason: str
+    container_id: str
+    wants_probe: bool = False
+
+
+def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers: list[Observed],
+           now: float) -> tuple[Status, list[Transition]]:
+    base = old or Status(name=svc.name)
+    notes: list[Transition] = []
+    main = next((c for c in sorted(containers, key=lambda c: (c.replica, not c.running)) if c.replica == 1), None)
+    cid = main.id if main else ""
+    if main and old and old.container_id == main.id:
+        if old.health != sp.health and svc.spec.healthcheck is not None and sp.health:
+            notes.append(Transition("HealthChanged", f"{old.health or 'none'} -> {sp.health}", main.id,
+                                    wants_probe=sp.health in ("unhealthy", "healthy")))
+        if old.state == RUNNING and not main.running and main.state in ("exited", "dead"):
+            code = "" if main.exit_code is None else f" with code {main.exit_code}"
+            notes.append(Transition("Died", f"container exited{code}", main.id))
+    elif old and old.container_id and old.health and not main:
+        notes.append(Transition("HealthChanged", f"{old.health} -> none (container no longer running)", old.container_id))
+    new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id)
+    if sp.converged:
+        new.observed_generation = svc.generation
+    if sp.reset_backoff:
+        new.failures, new.next_attempt_at = 0, 0.0
+    if sp.retry_at is not None:
+        new.next_attempt_at = max(new.next_attempt_at, sp.retry_at)
+    if (new.state, new.health) != (base.state, base.health):
+        new.last_transition_at = now
+    return new, notes
+
+
+def changed(a: Status | None, b: Status) -> bool:
+    if a is None:
+        return True
+    ignore = {"updated_at"}
+    return any(getattr(a, k) != getattr(b, k) for k in b.__dict__ if k not in ignore)

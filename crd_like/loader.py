@@ -1,0 +1,238 @@
+"""Turns YAML text into validated resources, with file:line for every problem.
+
+The YAML is composed into nodes first so each value's line is known; duplicate
+keys, tabs, bad encodings and alias bombs (billion laughs) are rejected with a
+location. Every document is validated before anything is returned: an apply of
+a file with one bad document writes nothing. The caller reads the file (this
+module does no I/O) and passes its bytes, its display name and its directory
+(relative bind-mount paths are resolved against that directory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from crd_like.errors import InvalidSpec, Issue
+from crd_like.registry import kind_for
+
+MAX_NODES = 200_000  # total values constructed per file, aliases expanded
+MAX_BYTES = 8 * 1024 * 1024
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document: its data and the line of every value in it."""
+
+    file: str
+    index: int
+    data: Any
+    lines: dict[Path, int]
+    start_line: int
+
+    def line_of(self, path: Path) -> int:
+        """The line of ``path``, or of its nearest ancestor that exists."""
+        for cut in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:cut]))
+            if line is not None:
+                return line
+        return self.start_line
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.budget = MAX_NODES
+        self.lines: dict[Path, int] = {}
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise InvalidSpec(
+                [Issue(self.file, node.start_mark.line + 1, _fmt(path),
+                       f"document expands to more than {MAX_NODES} values "
+                       "(an alias bomb?); refusing to load it")]
+            )
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path), str(exc))])
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        explicit: set[Any] = set()
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for src in sources:
+                    val = self.build(src, path)
+                    if not isinstance(val, dict):
+                        raise InvalidSpec([Issue(self.file, src.start_mark.line + 1, _fmt(path),
+                                                 "merge key '<<' expects a mapping or a list of mappings")])
+                    for k, v in val.items():
+                        merged.setdefault(k, v)
+                continue
+            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None or isinstance(key, (dict, list)):
+                raise InvalidSpec([Issue(self.file, key_node.start_mark.line + 1, _fmt(path),
+                                         "mapping keys must be plain scalars")])
+            if key in explicit:
+                raise InvalidSpec([Issue(self.file, key_node.start_mark.line + 1, _fmt((*path, key)),
+                                         f"duplicate key {key!r} (each key may appear once)")])
+            explicit.add(key)
+            self.lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, (*path, key))
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
+
+
+def _fmt(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_documents(raw: bytes, file: str) -> list[Document]:
+    """Parse YAML bytes into documents with line maps. Raises InvalidSpec."""
+    if len(raw) > MAX_BYTES:
+        raise InvalidSpec([Issue(file, None, "", f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidSpec([Issue(file, line, "", f"not valid UTF-8 (byte {exc.start}): {exc.reason}")])
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    docs: list[Document] = []
+    try:
+        for index, node in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
+            if node is None:
+                continue
+            builder = _Builder(file)
+            data = builder.build(node, ())
+            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or str(exc)
+        if "\t" in problem or "tab" in problem.lower():
+            problem += " (YAML does not allow tabs for indentation; use spaces)"
+        raise InvalidSpec([Issue(file, line, "", f"YAML syntax error: {problem}")])
+    except yaml.YAMLError as exc:
+        raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")])
+    if not docs:
+        raise InvalidSpec([Issue(file, 1, "", "no documents found (the file is empty)")])
+    return docs
+
+
+def _resolve_binds(data: dict[str, Any], base_dir: str) -> None:
+    spec = data.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("volumes"), list):
+        return
+    resolved = []
+    for v in spec["volumes"]:
+        if isinstance(v, str) and (v.startswith(("./", "../", "~")) or v.split(":")[0] in (".", "..")):
+            src, _, rest = v.partition(":")
+            src = os.path.expanduser(src) if src.startswith("~") else os.path.join(base_dir, src)
+            v = os.path.normpath(src) + (":" + rest if rest else "")
+        resolved.append(v)
+    spec["volumes"] = resolved
+
+
+def validate_document(doc: Document, base_dir: str) -> Any:
+    """Validate one document against its kind. Returns the model. Raises InvalidSpec."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise InvalidSpec([Issue(doc.file, doc.start_line, "",
+                                 f"expected a mapping with apiVersion, kind, metadata and spec, got {type(data).__name__}")])
+    issues: list[Issue] = []
+    for key in ("apiVersion", "kind"):
+        if not isinstance(data.get(key), str):
+            issues.append(Issue(doc.file, doc.line_of((key,)), key, "required string field is missing"))
+    if issues:
+        raise InvalidSpec(issues)
+    model = kind_for(data["apiVersion"], data["kind"])
+    if model is None:
+        from crd_like.registry import known_kinds
+
+        raise InvalidSpec([Issue(doc.file, doc.line_of(("kind",)), "kind",
+                                 f"unknown kind {data['kind']!r} in {data['apiVersion']!r}; expected one of {known_kinds()}")])
+    if "status" in data:
+        raise InvalidSpec([Issue(doc.file, doc.line_of(("status",)), "status",
+                                 "status is written by the controller and cannot be applied")])
+    data = dict(data)
+    _resolve_binds(data, base_dir)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSpec([_issue_from_error(doc, err) for err in exc.errors()]) from None
+
+
+def _issue_from_error(doc: Document, err: Any) -> Issue:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        msg = "unknown field (not part of the schema; check its spelling and indentation)"
+    elif etype == "missing":
+        msg = "required field is missing"
+    elif etype == "literal_error":
+        msg = f"got {err.get('input')!r}: {msg}"
+    elif etype.endswith("_type") or etype.endswith("_parsing"):
+        msg = f"{msg}, got {type(err.get('input')).__name__} {err.get('input')!r}"[:300]
+    elif etype == "string_pattern_mismatch":
+        msg = f"{err.get('input')!r} is not a valid name: {msg}"
+    return Issue(doc.file, doc.line_of(loc), _fmt(loc), msg)
+
+
+def load_resources(sources: list[tuple[bytes, str, str]]) -> list[Any]:
+    """Parse and validate every document of every source ``(raw, file, base_dir)``.
+
+    Collects the problems of all documents, then raises them together; also rejects
+    the same name twice across the whole set."""
+    issues: list[Issue] = []
+    out: list[Any] = []
+    seen: dict[tuple[str, str], str] = {}
+    for raw, file, base_dir in sources:
+        try:
+            docs = parse_documents(raw, file)
+        except InvalidSpec as exc:
+            issues.extend(exc.issues)
+            continue
+        for doc in docs:
+            try:
+                res = validate_document(doc, base_dir)
+            except InvalidSpec as exc:
+                issues.extend(exc.issues)
+                continue
+            key = (res.kind, res.metadata.name)
+            where = f"{doc.file}:{doc.line_of(('metadata', 'name'))}"
+            if key in seen or any(k[1] == key[1] for k in seen):
+                issues.append(Issue(doc.file, doc.line_of(("metadata", "name")), "metadata.name",
+                                    f"duplicate name {key[1]!r} (first defined at {seen.get(key) or next(v for k, v in seen.items() if k[1] == key[1])})"))
+                continue
+            seen[key] = where
+            out.append(res)
+    if issues:
+        raise InvalidSpec(issues)
+    return out

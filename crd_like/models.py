@@ -1,0 +1,223 @@
+"""The resource kinds as frozen pydantic v2 models: apiVersion/kind/metadata/spec.
+
+Validation is strict (``extra="forbid"``); value notations are normalised here
+(ports, volumes, durations) so that equivalent specs compare and hash equal.
+``status`` is never read from user input: only the controller writes it, into the
+store. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from crd_like import units
+
+API_VERSION = "reconcile/v1alpha1"
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_NAME = re.compile(NAME_PATTERN)
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _duration(v: Any) -> float:
+    return units.parse_duration(v)
+
+
+def _str_scalar(v: Any) -> str:
+    """Env values and label values: YAML scalars become strings (``PORT: 80``)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, str)):
+        return str(v)
+    raise ValueError("expected a string, number or boolean")
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+ScalarStr = Annotated[str, BeforeValidator(_str_scalar)]
+
+
+def _check_labels(v: dict[str, str]) -> dict[str, str]:
+    for key in v:
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"invalid label key {key!r}: expected letters, digits, '.', '_', '-', '/'")
+        if key.startswith("io.reconcile."):
+            raise ValueError(f"label key {key!r} is reserved for the controller")
+    return v
+
+
+class Metadata(Frozen):
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Lowercase letters, digits and '-', at most 63 characters, "
+        "starting and ending with a letter or digit.",
+    )
+    labels: dict[str, ScalarStr] = Field(default_factory=dict)
+    annotations: dict[str, ScalarStr] = Field(default_factory=dict)
+
+    _labels = field_validator("labels")(_check_labels)
+
+
+class Backoff(Frozen):
+    """Delay before restart attempt n (n=1 is the first restart):
+    0 for n=1, then ``initial * factor**(n-2)``, capped at ``max``."""
+
+    initial: Duration = 1.0
+    max: Duration = 300.0
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Backoff:
+        if self.max < self.initial:
+            raise ValueError("backoff.max must be at least backoff.initial")
+        return self
+
+
+RestartCondition = Literal["always", "on-failure", "never"]
+
+
+class RestartPolicy(Frozen):
+    condition: RestartCondition = "always"
+    maxAttempts: int | None = Field(
+        default=None, ge=1, description="Give up (state Failed) after this many restarts within `window`."
+    )
+    window: Duration = Field(default=600.0, description="Window over which maxAttempts is counted.")
+    backoff: Backoff = Field(default_factory=Backoff)
+    resetAfter: Duration = Field(
+        default=60.0, description="Running this long without failing resets the backoff."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"condition": v}
+        return v
+
+
+class HealthCheck(Frozen):
+    test: list[str]
+    interval: Duration = 30.0
+    timeout: Duration = 30.0
+    retries: int = Field(default=3, ge=1)
+    startPeriod: Duration = 0.0
+
+    @field_validator("test", mode="before")
+    @classmethod
+    def _test(cls, v: Any) -> Any:
+        # compose forms: "curl -f ..." (shell), ["CMD", ...], ["CMD-SHELL", "..."]
+        if isinstance(v, str):
+            if not v.strip():
+                raise ValueError("healthcheck test must not be empty")
+            return ["CMD-SHELL", v]
+        if isinstance(v, list) and v and v[0] not in ("CMD", "CMD-SHELL"):
+            return ["CMD", *v]
+        if isinstance(v, list) and len(v) < 2:
+            raise ValueError("healthcheck test needs a command after CMD / CMD-SHELL")
+        return v
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be a positive duration")
+        return v
+
+
+def _command(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return shlex.split(v)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command: {exc}") from None
+    return v
+
+
+Command = Annotated[list[str], BeforeValidator(_command)]
+
+
+def _port(v: Any) -> str:
+    return units.parse_port(v).canonical()
+
+
+def _volume(v: Any) -> str:
+    return units.parse_volume(v).canonical()
+
+
+PortStr = Annotated[str, BeforeValidator(_port)]
+VolumeStr = Annotated[str, BeforeValidator(_volume)]
+
+
+class ServiceSpec(Frozen):
+    image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
+    command: Command | None = Field(default=None, description="Overrides the image's CMD.")
+    env: dict[str, ScalarStr] = Field(default_factory=dict)
+    ports: list[PortStr] = Field(
+        default_factory=list, description="'[IP:][HOST:]CONTAINER[/proto]', e.g. 127.0.0.1:8080:80"
+    )
+    volumes: list[VolumeStr] = Field(
+        default_factory=list,
+        description="'NAME:/path[:ro]' (named volume) or './host/path:/path[:ro]' (bind, relative to the file)",
+    )
+    labels: dict[str, ScalarStr] = Field(default_factory=dict, description="Container labels.")
+    restartPolicy: RestartPolicy = Field(default_factory=RestartPolicy)
+    healthcheck: HealthCheck | None = None
+    onUnhealthy: Literal["restart", "recreate", "ignore"] = Field(
+        default="restart", description="What the controller does when the healthcheck fails."
+    )
+    init: bool = Field(default=False, description="Run an init process (tini) as PID 1.")
+    stopSignal: str | None = Field(default=None, pattern=r"^(SIG[A-Z0-9]+|[0-9]+)$")
+    stopGracePeriod: Duration = Field(default=10.0, description="Time to stop before SIGKILL.")
+
+    _labels = field_validator("labels")(_check_labels)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if any(c.isspace() for c in v) or v != v.strip():
+            raise ValueError("image reference must not contain whitespace")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not key or "=" in key or any(c.isspace() for c in key):
+                raise ValueError(f"invalid environment variable name {key!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> ServiceSpec:
+        targets = [units.parse_volume(v).target for v in self.volumes]
+        dup = {t for t in targets if targets.count(t) > 1}
+        if dup:
+            raise ValueError(f"volumes mount more than once at {sorted(dup)}")
+        host_ports = [b for p in self.ports for b in units.parse_port(p).bindings() if b[1][1]]
+        seen: set[tuple[str, int | None, str]] = set()
+        for container_port, (ip, hp) in host_ports:
+            key = (ip, hp, container_port.split("/")[1])
+            if key in seen:
+                raise ValueError(f"host port {hp} is published twice")
+            seen.add(key)
+        return self
+
+
+class Service(Frozen):
+    apiVersion: Literal["reconcile/v1alpha1"] = API_VERSION
+    kind: Literal["Service"] = "Service"
+    metadata: Metadata
+    spec: ServiceSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+Resource = Service

@@ -1,0 +1,234 @@
+"""Parsers for the value notations users write in specs: durations, memory sizes,
+CPU counts, port mappings and volume mounts.
+
+Each parser returns a canonical form so that equivalent notations hash equal
+(``90s`` == ``1m30s``, ``8080:80`` == ``8080:80/tcp``). Parsers raise
+``ValueError`` with a message saying what was expected; pydantic turns that into
+a field error. No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|s|m|h|d)")
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """``"1m30s"``, ``"500ms"``, ``"2h"``, or a bare number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '10s', '1m30s' or '500ms'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("expected a non-negative duration")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as '10s', '1m30s' or '500ms'")
+    text = value.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(
+            f"invalid duration {value!r}: expected a duration such as '10s', '1m30s' or '500ms'"
+        )
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    if seconds and seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{seconds:g}s"
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
+_MEMORY_POW = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_memory(value: object) -> int:
+    """``512m``, ``4G``, ``1.5GiB``, ``1024`` (bytes) -> bytes.
+
+    Docker's convention: k/m/g are binary multiples (1m = 1024*1024 bytes)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a memory size such as '512m', '4G' or '1.5GiB'")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("expected a positive memory size")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a memory size such as '512m', '4G' or '1.5GiB'")
+    match = _MEMORY.fullmatch(value.strip())
+    if not match or (match.group(3) and not match.group(2) and match.group(3).lower() != "b"):
+        raise ValueError(
+            f"invalid memory size {value!r}: expected a number with an optional unit "
+            "b, k, m, g, t (or KiB, MiB, GiB), e.g. '512m', '4G', '1.5GiB'"
+        )
+    number = float(match.group(1)) * (1024 ** _MEMORY_POW[match.group(2).lower()])
+    if number < 1:
+        raise ValueError(f"invalid memory size {value!r}: must be at least one byte")
+    return int(number)
+
+
+def parse_cpus(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of CPUs such as 0.5 or '1.5'")
+    try:
+        cpus = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid cpus {value!r}: expected a number such as 0.5") from None
+    if cpus <= 0:
+        raise ValueError("cpus must be positive")
+    return cpus
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    host_ip: str
+    host_port_start: int | None
+    host_port_end: int | None
+    container_port_start: int
+    container_port_end: int
+    protocol: str
+
+    @property
+    def is_range(self) -> bool:
+        return self.container_port_end != self.container_port_start
+
+    def canonical(self) -> str:
+        def rng(a: int | None, b: int | None) -> str:
+            if a is None:
+                return ""
+            return str(a) if a == b else f"{a}-{b}"
+
+        host = rng(self.host_port_start, self.host_port_end)
+        cont = rng(self.container_port_start, self.container_port_end)
+        prefix = ""
+        if self.host_ip:
+            prefix = f"{self.host_ip}:{host}:"
+        elif host:
+            prefix = f"{host}:"
+        return f"{prefix}{cont}/{self.protocol}"
+
+    def bindings(self) -> list[tuple[str, tuple[str, int | None]]]:
+        """[(\"80/tcp\", (host_ip, host_port)), ...] for each port of the range."""
+        out = []
+        count = self.container_port_end - self.container_port_start + 1
+        for i in range(count):
+            host_port = None if self.host_port_start is None else self.host_port_start + i
+            out.append(
+                (f"{self.container_port_start + i}/{self.protocol}", (self.host_ip, host_port))
+            )
+        return out
+
+
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+
+def _port_range(text: str, what: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", text)
+    if not m:
+        raise ValueError(f"{what} {text!r} is not a port number or range")
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else a
+    for p in (a, b):
+        if not 1 <= p <= 65535:
+            raise ValueError(f"{what} {p} is out of range 1-65535")
+    if b < a:
+        raise ValueError(f"{what} range {text!r} is reversed")
+    return a, b
+
+
+def parse_port(value: object) -> PortMapping:
+    """``[IP:][HOST:]CONTAINER[/PROTO]`` with optional ranges, compose short syntax."""
+    expected = "expected '[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]', e.g. '127.0.0.1:8080:80'"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"invalid port {value!r}: {expected}")
+    text = str(value).strip()
+    protocol = "tcp"
+    if "/" in text:
+        text, protocol = text.rsplit("/", 1)
+        if protocol not in ("tcp", "udp", "sctp"):
+            raise ValueError(f"invalid port protocol {protocol!r}: expected tcp, udp or sctp")
+    host_ip = ""
+    if text.startswith("["):  # [::1]:8080:80
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"invalid port {value!r}: {expected}")
+        host_ip, text = text[1:end], text[end + 2 :]
+    parts = text.split(":")
+    if len(parts) == 3 and not host_ip:
+        host_ip = parts[0]
+        parts = parts[1:]
+        if not _IPV4.fullmatch(host_ip):
+            raise ValueError(f"invalid host IP {host_ip!r} in port {value!r}: {expected}")
+    if len(parts) > 2 or not all(parts[-1:]):
+        raise ValueError(f"invalid port {value!r}: {expected}")
+    try:
+        cont = _port_range(parts[-1], "container port")
+        host: tuple[int | None, int | None] = (None, None)
+        if len(parts) == 2 and parts[0]:
+            host = _port_range(parts[0], "host port")
+    except ValueError as exc:
+        raise ValueError(f"invalid port {value!r}: {exc}; {expected}") from None
+    if host[0] is not None and host[1] is not None and (host[1] - host[0]) != (cont[1] - cont[0]):
+        raise ValueError(f"invalid port {value!r}: host and container ranges differ in size")
+    return PortMapping(host_ip, host[0], host[1], cont[0], cont[1], protocol)
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    source: str  # volume name, or a host path (absolute, or relative to the spec file)
+    target: str
+    read_only: bool
+    kind: str  # "volume" | "bind" | "anonymous"
+
+    def canonical(self) -> str:
+        mode = ":ro" if self.read_only else ""
+        if self.kind == "anonymous":
+            return f"{self.target}{mode}"
+        return f"{self.source}:{self.target}{mode}"
+
+
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def parse_volume(value: object) -> VolumeMount:
+    """``NAME:/path[:ro|rw]``, ``./rel:/path``, ``/abs:/path``, or ``/path`` (anonymous)."""
+    expected = "expected 'VOLUME:/container/path[:ro]' or './host/path:/container/path[:ro]'"
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"invalid volume {value!r}: {expected}")
+    parts = value.strip().split(":")
+    mode = "rw"
+    if len(parts) == 3:
+        mode = parts.pop()
+        if mode not in ("ro", "rw", "z", "Z"):
+            raise ValueError(f"invalid volume mode {mode!r} in {value!r}: expected ro or rw")
+    if len(parts) == 1:
+        target = parts[0]
+        if not target.startswith("/"):
+            raise ValueError(f"invalid volume {value!r}: {expected}")
+        return VolumeMount("", target, mode == "ro", "anonymous")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"invalid volume {value!r}: {expected}")
+    source, target = parts
+    if not target.startswith("/"):
+        raise ValueError(f"invalid volume {value!r}: container path {target!r} must be absolute")
+    if source.startswith(("/", "./", "../", "~")) or source in (".", ".."):
+        kind = "bind"
+    elif _VOLUME_NAME.fullmatch(source):
+        kind = "volume"
+    else:
+        raise ValueError(
+            f"invalid volume {value!r}: {source!r} is neither a volume name nor a host path "
+            "(host paths start with '/', './' or '../')"
+        )
+    return VolumeMount(source, target, mode == "ro", kind)

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# ensure-docker.sh - make a Docker engine available on this host.
+#
+#   * If `docker info` already answers (DOCKER_HOST is honoured), do nothing.
+#   * Otherwise (root only): install docker.io via apt if dockerd/docker are
+#     missing, clean up leftovers of an earlier session whose processes were
+#     killed (stale pid files, sockets, wedged dockerd, orphaned containerd),
+#     start dockerd in the background and wait until it answers.
+#
+# Does not rely on systemd: it is only used when systemd really is PID 1.
+#
+# Environment knobs (all optional):
+#   RECONCILE_DOCKERD_LOG      dockerd log file   (/var/log/reconcile-dockerd.log)
+#   RECONCILE_DOCKERD_TIMEOUT  seconds to wait for the engine (60)
+#   RECONCILE_DOCKERD_GRACE    seconds to wait for an alive-but-silent dockerd
+#                              before killing it (20)
+#   RECONCILE_DOCKERD_ARGS     extra dockerd arguments (word-split)
+#   VERBOSE=1                  more progress output
+set -euo pipefail
+
+readonly PROG="ensure-docker"
+readonly LOG_FILE="${RECONCILE_DOCKERD_LOG:-/var/log/reconcile-dockerd.log}"
+readonly TIMEOUT="${RECONCILE_DOCKERD_TIMEOUT:-60}"
+readonly GRACE="${RECONCILE_DOCKERD_GRACE:-20}"
+readonly LOCK_FILE="/run/lock/reconcile-ensure-docker.lock"
+
+readonly DOCKER_PIDFILE="/var/run/docker.pid"
+readonly DOCKER_SOCK="/var/run/docker.sock"
+readonly MANAGED_CTRD_DIR="/var/run/docker/containerd"   # containerd started by dockerd
+readonly SYSTEM_CTRD_DIR="/run/containerd"               # system containerd
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+vlog() { if [[ "${VERBOSE:-0}" == 1 ]]; then log "$@"; fi; }
+die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+# docker_ok [timeout]: does `docker info` answer? (a wedged daemon can accept
+# the connection and never reply, hence the timeout)
+docker_ok() {
+    command -v docker >/dev/null 2>&1 || return 1
+    timeout "${1:-5}" docker info >/dev/null 2>&1
+}
+
+# A pid is alive when /proc/<pid> exists and it is not a zombie. (kill -0
+# succeeds on zombies, and dockerd's own pid-file check only stats /proc/<pid>,
+# so a zombie dockerd/containerd left in the process table would block a start.)
+pid_alive() {
+    local pid="$1" state
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/stat" ]] || return 1
+    state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
+
+read_pidfile() {
+    if [[ -f "$1" ]]; then tr -dc '0-9' <"$1" 2>/dev/null || true; fi
+}
+
+# Does something accept connections on a unix socket?
+sock_alive() {
+    local sock="$1"
+    [[ -S "$sock" ]] || return 1
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$sock" <<'PY' >/dev/null 2>&1
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(3)
+s.connect(sys.argv[1])
+PY
+        return
+    fi
+    if command -v ctr >/dev/null 2>&1; then
+        timeout 5 ctr --address "$sock" version >/dev/null 2>&1
+        return
+    fi
+    return 0   # cannot tell: assume alive, never delete a socket we cannot probe
+}
+
+# Terminate one pid: TERM, wait up to $2 seconds, then KILL.
+terminate_pid() {
+    local pid="$1" wait_s="${2:-10}" what="${3:-process}" i
+    pid_alive "$pid" || return 0
+    log "stopping $what (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < wait_s * 4; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.25
+    done
+    log "$what (pid $pid) ignored SIGTERM, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.25
+    done
+    die "could not kill $what (pid $pid)"
+}
+
+# All live dockerd processes owned by root (pid file first).
+dockerd_pids() {
+    local pid
+    {
+        pid="$(read_pidfile "$DOCKER_PIDFILE")"
+        if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == dockerd ]]; then
+            echo "$pid"
+        fi
+        for pid in $(pgrep -x -u 0 dockerd 2>/dev/null || true); do
+            if pid_alive "$pid"; then echo "$pid"; fi
+        done
+    } | sort -un
+}
+
+# containerd processes that dockerd started itself (it passes this config path).
+managed_containerd_pids() {
+    local pid
+    {
+        pid="$(read_pidfile "$MANAGED_CTRD_DIR/containerd.pid")"
+        if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == containerd ]]; then
+            echo "$pid"
+        fi
+        for pid in $(pgrep -u 0 -f "containerd --config $MANAGED_CTRD_DIR/containerd.toml" 2>/dev/null || true); do
+            if pid_alive "$pid" && [[ "$(pid_comm "$pid")" == containerd ]]; then echo "$pid"; fi
+        done
+    } | sort -un
+}
+
+using_default_socket() {
+    case "${DOCKER_HOST:-}" in
+        "" | "unix://$DOCKER_SOCK" | "unix:///run/docker.sock") return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# --------------------------------------------------------------------------
+# steps
+# --------------------------------------------------------------------------
+# Returns 0 if it installed docker.io, 1 if it was already there.
+install_docker() {
+    if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
+        return 1
+    fi
+    log "dockerd/docker not found: installing docker.io via apt (takes a minute)"
+    local apt_log
+    apt_log="$(mktemp /tmp/reconcile-apt.XXXXXX.log)"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io; } >"$apt_log" 2>&1; then
+        tail -n 30 "$apt_log" >&2
+        die "apt-get install docker.io failed (full log: $apt_log)"
+    fi
+    rm -f "$apt_log"
+    command -v dockerd >/dev/null 2>&1 || die "docker.io installed but dockerd still not in PATH"
+    log "installed $(dockerd --version 2>/dev/null || echo docker.io)"
+    return 0
+}
+
+# Wait up to $1 seconds for `docker info` to answer.
+wait_for_engine() {
+    local limit="$1" start=$SECONDS
+    while ((SECONDS - start < limit)); do
+        docker_ok && return 0
+        sleep 1
+    done
+    return 1
+}
+
+try_systemd() {
+    [[ "$(cat /proc/1/comm 2>/dev/null || true)" == systemd ]] || return 1
+    command -v systemctl >/dev/null 2>&1 || return 1
+    log "systemd is PID 1: trying 'systemctl start docker'"
+    systemctl start docker.service >/dev/null 2>&1 || { log "systemctl start docker failed; falling back to a manual dockerd"; return 1; }
+    if wait_for_engine "$TIMEOUT"; then
+        return 0
+    fi
+    log "docker.service started but the engine does not answer; falling back to a manual dockerd"
+    systemctl stop docker.service docker.socket >/dev/null 2>&1 || true
+    return 1
+}
+
+# Handle a dockerd that is alive but not answering: give it a grace period
+# (it may be starting or shutting down), then kill it.
+# Returns 0 only if the engine answers after the grace period.
+handle_silent_dockerd() {
+    local pids pid
+    pids="$(dockerd_pids)"
+    [[ -n "$pids" ]] || return 1
+    log "dockerd is running (pid ${pids//$'\n'/ }) but does not answer; waiting up to ${GRACE}s"
+    if wait_for_engine "$GRACE"; then
+        return 0
+    fi
+    for pid in $(dockerd_pids); do
+        terminate_pid "$pid" 15 dockerd
+    done
+    return 1
+}
+
+cleanup_stale_state() {
+    local pid sock
+
+    # dockerd pid file: dockerd refuses to start while /proc/<pid> exists.
+    if [[ -e "$DOCKER_PIDFILE" ]]; then
+        pid="$(read_pidfile "$DOCKER_PIDFILE")"
+        if [[ -z "$pid" ]] || ! pid_alive "$pid" || [[ "$(pid_comm "$pid")" != dockerd ]]; then
+            vlog "removing stale $DOCKER_PIDFILE (pid '${pid}')"
+            rm -f "$DOCKER_PIDFILE"
+        fi
+    fi
+
+    # No dockerd is alive at this point, so the API socket is stale.
+    if [[ -e "$DOCKER_SOCK" ]]; then
+        vlog "removing stale $DOCKER_SOCK"
+        rm -f "$DOCKER_SOCK"
+    fi
+
+    # containerd that an earlier dockerd started: dockerd re-uses it if its
+    # pid file names a live process; an orphan whose parent is gone may be
+    # wedged, so stop it and let the new dockerd start a fresh one (running
+    # containers' shims survive this).
+    for pid in $(managed_containerd_pids); do
+        terminate_pid "$pid" 10 "orphaned containerd"
+    done
+    if [[ -d "$MANAGED_CTRD_DIR" ]]; then
+        pid="$(read_pidfile "$MANAGED_CTRD_DIR/containerd.pid")"
+        if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == containerd ]]; then
+            : # a live containerd we did not identify as ours: leave it
+        else
+            rm -f "$MANAGED_CTRD_DIR"/*.pid \
+                  "$MANAGED_CTRD_DIR/containerd.sock" \
+                  "$MANAGED_CTRD_DIR/containerd.sock.ttrpc" \
+                  "$MANAGED_CTRD_DIR/containerd-debug.sock"
+        fi
+    fi
+
+    # System containerd: if /run/containerd/containerd.sock exists, dockerd
+    # connects to it instead of starting its own containerd - a dead socket
+    # there makes dockerd hang. Remove it only when nothing answers on it.
+    sock="$SYSTEM_CTRD_DIR/containerd.sock"
+    if [[ -e "$sock" ]] && ! sock_alive "$sock"; then
+        log "removing stale $sock (nothing listening)"
+        rm -f "$sock" "$sock.ttrpc" "$SYSTEM_CTRD_DIR/debug.sock"
+        if [[ -f "$SYSTEM_CTRD_DIR/containerd.pid" ]]; then
+            pid="$(read_pidfile "$SYSTEM_CTRD_DIR/containerd.pid")"
+            if [[ -z "$pid" ]] || ! pid_alive "$pid"; then rm -f "$SYSTEM_CTRD_DIR/containerd.pid"; fi
+        fi
+    fi
+}
+
+# Start dockerd detached; echo its pid.
+launch_dockerd() {
+    local -a args=()
+    if [[ -n "${RECONCILE_DOCKERD_ARGS:-}" ]]; then
+        # shellcheck disable=SC2206  # intentional word splitting
+        args=(${RECONCILE_DOCKERD_ARGS})
+    fi
+    args+=("$@")
+    mkdir -p "$(dirname "$LOG_FILE")"
+    printf '\n===== %s: %s starting dockerd %s =====\n' "$(date -u +%FT%TZ)" "$PROG" "${args[*]}" >>"$LOG_FILE"
+    # setsid: own session, so the engine survives the caller's process group
+    # being killed; nohup: ignore SIGHUP. Both exec, so $! is dockerd's pid.
+    # Close every inherited fd above 2 first: dockerd must not hold our lock
+    # fd, nor a caller's pipe (a CI step would never see EOF).
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd="${fd##*/}"
+            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
+        done
+        exec setsid nohup dockerd "${args[@]}" >>"$LOG_FILE" 2>&1 </dev/null
+    ) &
+    local pid=$!
+    disown "$pid" 2>/dev/null || true
+    echo "$pid"
+}
+
+# Print the interesting tail of the dockerd log written since byte offset $1
+# (without the grpc connectivity chatter).
+show_log_since() {
+    tail -c +"$(($1 + 1))" "$LOG_FILE" 2>/dev/null | grep -v 'module=grpc' | tail -n 15 | sed 's/^/    /' >&2 || true
+}
+
+# Start dockerd and wait for it; returns 1 if it died or timed out.
+start_and_wait() {
+    local log_offset pid start=$SECONDS
+    log_offset=$(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0)
+    pid="$(launch_dockerd "$@")"
+    log "started dockerd (pid $pid, log $LOG_FILE); waiting up to ${TIMEOUT}s"
+    while ((SECONDS - start < TIMEOUT)); do
+        if docker_ok; then
+            log "docker engine ready after $((SECONDS - start))s (server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+            return 0
+        fi
+        if ! pid_alive "$pid"; then
+            log "dockerd (pid $pid) exited during start-up; last log lines:"
+            show_log_since "$log_offset"
+            return 1
+        fi
+        sleep 1
+    done
+    log "docker engine did not answer within ${TIMEOUT}s; last log lines:"
+    show_log_since "$log_offset"
+    terminate_pid "$pid" 10 dockerd || true
+    return 1
+}
+
+iptables_broken_in_last_start() {
+    local last
+    last="$(tail -n 60 "$LOG_FILE" 2>/dev/null || true)"
+    grep -qiE 'iptables|nf_tables|NAT chain' <<<"$last"
+}
+
+# --------------------------------------------------------------------------
+main() {
+    case "${1:-}" in
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    esac
+
+    # Fast path: engine already answers.
+    if docker_ok 10; then
+        vlog "docker engine already answers; nothing to do"
+        exit 0
+    fi
+
+    if ! using_default_socket; then
+        die "DOCKER_HOST=$DOCKER_HOST does not answer; refusing to start a local engine for a non-default DOCKER_HOST (unset it to use the local one)"
+    fi
+    [[ "$(id -u)" == 0 ]] || die "docker engine not reachable and not running as root: run this script as root (e.g. sudo $0) to install/start dockerd"
+
+    # Serialise concurrent callers (e.g. parallel CI steps).
+    mkdir -p "$(dirname "$LOCK_FILE")"
+    exec 9>"$LOCK_FILE"
+    if ! flock -w "$((TIMEOUT + GRACE + 30))" 9; then
+        die "timed out waiting for another ensure-docker.sh run (lock $LOCK_FILE)"
+    fi
+    if docker_ok; then
+        log "docker engine came up (started by a concurrent run)"
+        exit 0
+    fi
+
+    if install_docker; then
+        # The package's postinst may have started the engine itself.
+        if docker_ok || { [[ -n "$(dockerd_pids)" ]] && wait_for_engine 15; }; then
+            log "docker engine is up (started by the package)"
+            exit 0
+        fi
+    fi
+
+    if try_systemd; then
+        log "docker engine ready (systemd)"
+        exit 0
+    fi
+
+    if handle_silent_dockerd; then
+        log "docker engine ready (an already running dockerd finished starting)"
+        exit 0
+    fi
+
+    cleanup_stale_state
+
+    if start_and_wait; then
+        exit 0
+    fi
+
+    # One fallback for kernels/sandboxes where dockerd cannot program iptables:
+    # port publishing still works through docker-proxy.
+    if iptables_broken_in_last_start && [[ " ${RECONCILE_DOCKERD_ARGS:-} " != *"--iptables"* ]]; then
+        log "dockerd failed on iptables; retrying once with --iptables=false --ip-masq=false"
+        for pid in $(dockerd_pids); do terminate_pid "$pid" 10 dockerd; done
+        cleanup_stale_state
+        if start_and_wait --iptables=false --ip-masq=false; then
+            exit 0
+        fi
+    fi
+    die "could not start the docker engine (see $LOG_FILE)"
+}
+
+main "$@"

@@ -1,0 +1,115 @@
+"""Opening a store: URL resolution, SQLite tuning, Alembic migration to head.
+
+The store location is ``--db`` / ``RECONCILE_DB`` (a file path or an SQLAlchemy URL),
+default ``/var/lib/reconcile/reconcile.db`` for root and
+``~/.local/state/reconcile/reconcile.db`` otherwise. SQLite runs in WAL mode with a
+busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers
+queue on the lock instead of failing with "database is locked" on upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def default_url() -> str:
+    env = os.environ.get("RECONCILE_DB")
+    if env:
+        return to_url(env)
+    if os.geteuid() == 0:
+        return to_url("/var/lib/reconcile/reconcile.db")
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return to_url(os.path.join(state, "reconcile", "reconcile.db"))
+
+
+def to_url(location: str) -> str:
+    """A path becomes a SQLite URL; anything with '://' is taken as an SQLAlchemy URL."""
+    if "://" in location:
+        return location
+    return "sqlite:///" + os.path.abspath(os.path.expanduser(location))
+
+
+def sqlite_path(url: str) -> str | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
+
+
+def _prepare_sqlite_file(path: str) -> None:
+    """Create the store owner-only (it may hold secret references) before SQLite does."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def make_engines(url: str) -> tuple[Engine, Engine]:
+    """(read engine, write engine). On SQLite the write engine begins IMMEDIATE."""
+    path = sqlite_path(url)
+    if path is None:
+        engine = create_engine(url, pool_pre_ping=True)
+        return engine, engine
+    _prepare_sqlite_file(path)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
+
+    def build(begin: str) -> Engine:
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
+        return engine
+
+    return build("BEGIN"), build("BEGIN IMMEDIATE")
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+    """Upgrade to head if needed. Returns (before, after)."""
+    before = current_revision(engine)
+    head = head_revision()
+    if before != head:
+        cfg = alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    return before, head

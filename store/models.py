@@ -1,0 +1,104 @@
+"""SQLAlchemy 2.0 typed table models of the store.
+
+Times are UTC epoch seconds (float), which index and compare the same on SQLite and
+PostgreSQL. Every change here needs an Alembic migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Key/value facts about the store itself (its instance id)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ResourceRow(Base):
+    """The desired state of one resource. ``generation`` bumps when its spec changes."""
+
+    __tablename__ = "resources"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    api_version: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)  # canonical JSON of the validated spec
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    spec_hash: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, default="")  # the file set that applied it
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class RevisionRow(Base):
+    """Every applied spec, kept per generation (rollback, changed-field reports)."""
+
+    __tablename__ = "revisions"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(32))
+    applied_at: Mapped[float] = mapped_column(Float)
+
+
+class StatusRow(Base):
+    """What the controller last observed and decided for a resource."""
+
+    __tablename__ = "statuses"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(32), default="Pending")
+    health: Mapped[str] = mapped_column(String(16), default="")
+    container_id: Mapped[str] = mapped_column(String(64), default="")
+    restart_count: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    last_transition_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # Crash-loop backoff state: consecutive failed attempts, when the next one may run,
+    # and recent restart times (JSON list) for maxAttempts within a window.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    restart_times: Mapped[str] = mapped_column(Text, default="[]")
+    last_started_at: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class EventRow(Base):
+    """The audit history: every action and every observed change, with its reason."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    service: Mapped[str] = mapped_column(String(63), default="")
+    container_id: Mapped[str] = mapped_column(String(64), default="")
+    type: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(32), default="")
+
+    __table_args__ = (
+        Index("ix_events_service_ts", "service", "ts"),
+        Index("ix_events_ts", "ts"),
+        Index("ix_events_type_ts", "type", "ts"),
+    )
+
+
+class LeaseRow(Base):
+    """One actor per host: the controller that holds this row acts on containers."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[float] = mapped_column(Float)
+    renewed_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,105 @@
+"""Plain records the store hands out and takes in (no SQLAlchemy objects leak out)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ResourceInput:
+    """A validated resource, ready to store."""
+
+    name: str
+    kind: str
+    api_version: str
+    spec: dict[str, Any]
+    metadata: dict[str, Any]
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    name: str
+    kind: str
+    api_version: str
+    spec: dict[str, Any]
+    metadata: dict[str, Any]
+    spec_hash: str
+    generation: int
+    source: str
+    suspended: bool
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Revision:
+    name: str
+    generation: int
+    kind: str
+    spec: dict[str, Any]
+    spec_hash: str
+    applied_at: float
+
+
+@dataclass
+class Status:
+    name: str
+    observed_generation: int = 0
+    state: str = "Pending"
+    health: str = ""
+    container_id: str = ""
+    restart_count: int = 0
+    message: str = ""
+    last_transition_at: float = 0.0
+    failures: int = 0
+    next_attempt_at: float = 0.0
+    restart_times: list[float] = field(default_factory=list)
+    last_started_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["restart_times"] = json.dumps(self.restart_times)
+        return data
+
+    @classmethod
+    def from_row(cls, row: Any) -> Status:
+        return cls(
+            name=row.name, observed_generation=row.observed_generation, state=row.state,
+            health=row.health, container_id=row.container_id, restart_count=row.restart_count,
+            message=row.message, last_transition_at=row.last_transition_at, failures=row.failures,
+            next_attempt_at=row.next_attempt_at, restart_times=json.loads(row.restart_times or "[]"),
+            last_started_at=row.last_started_at, updated_at=row.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    ts: float
+    service: str
+    type: str
+    reason: str = ""
+    message: str = ""
+    container_id: str = ""
+    generation: int = 0
+    actor: str = "controller"
+    id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "ts": self.ts, "service": self.service, "container_id": self.container_id,
+            "type": self.type, "reason": self.reason, "message": self.message,
+            "generation": self.generation, "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class AppliedChange:
+    name: str
+    kind: str
+    change: str  # created | updated | unchanged | pruned
+    generation: int
+    old_spec: dict[str, Any] | None = None
+    new_spec: dict[str, Any] | None = None

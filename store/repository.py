@@ -1,0 +1,330 @@
+"""The store's repository API: desired records, revisions, statuses, audit events, lease.
+
+Every public method is one transaction. Writes use the IMMEDIATE write engine on
+SQLite, so concurrent writers wait on the lock (busy timeout) instead of failing.
+Time always comes in as a parameter (``now``); nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from store import db
+from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
+from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
+
+LEASE_NAME = "controller"
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _desired(row: ResourceRow) -> Desired:
+    return Desired(
+        name=row.name, kind=row.kind, api_version=row.api_version, spec=json.loads(row.spec),
+        metadata=json.loads(row.metadata_json), spec_hash=row.spec_hash,
+        generation=row.generation, source=row.source, suspended=row.suspended,
+        updated_at=row.updated_at,
+    )
+
+
+def _event(row: EventRow) -> Event:
+    return Event(
+        id=row.id, ts=row.ts, service=row.service, container_id=row.container_id, type=row.type,
+        reason=row.reason, message=row.message, generation=row.generation, actor=row.actor,
+    )
+
+
+class StoreError(Exception):
+    """The store cannot be read or written (disk full, read-only, corrupt)."""
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self._read, self._write = db.make_engines(url)
+        self._instance_id: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+        store = cls(db.to_url(url) if url else db.default_url())
+        if migrate:
+            try:
+                db.upgrade(store._write)
+            except Exception as exc:  # noqa: BLE001 - translated for the CLI
+                raise StoreError(f"cannot open store {store.url}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self._read.dispose()
+        if self._write is not self._read:
+            self._write.dispose()
+
+    def reading(self) -> Session:
+        return Session(self._read, expire_on_commit=False)
+
+    def writing(self) -> Session:
+        return Session(self._write, expire_on_commit=False)
+
+    @property
+    def instance_id(self) -> str:
+        """A random id fixed at first use: containers carry it, so two stores on one
+        host never touch each other's containers."""
+        if self._instance_id is None:
+            with self.reading() as s:
+                row = s.get(Meta, "instance_id")
+            if row is None:
+                with self.writing() as s, s.begin():
+                    row = s.get(Meta, "instance_id")
+                    if row is None:
+                        row = Meta(key="instance_id", value=uuid.uuid4().hex[:12])
+                        s.add(row)
+            self._instance_id = row.value
+        return self._instance_id
+
+    # -- desired state -----------------------------------------------------
+    def apply(
+        self, resources: list[ResourceInput], *, source: str, actor: str, now: float,
+        prune: bool = False, dry_run: bool = False,
+    ) -> list[AppliedChange]:
+        """Store resources in one transaction; bump generations of changed specs,
+        keep revisions, record an ``Applied`` event per change. With ``prune``, remove
+        the records of the same source that this set no longer names."""
+        self.instance_id  # noqa: B018 - fix the id before a long write
+        changes: list[AppliedChange] = []
+        with self.writing() as s, s.begin():
+            names = {r.name for r in resources}
+            for res in resources:
+                row = s.get(ResourceRow, res.name)
+                spec_json = _dumps(res.spec)
+                if row is None:
+                    gen = 1
+                    last = s.scalar(select(func.max(RevisionRow.generation)).where(RevisionRow.name == res.name))
+                    if last:  # re-created after a delete: generations keep increasing
+                        gen = last + 1
+                    row = ResourceRow(
+                        name=res.name, kind=res.kind, api_version=res.api_version, spec=spec_json,
+                        metadata_json=_dumps(res.metadata), spec_hash=res.spec_hash, generation=gen,
+                        source=source, suspended=False, created_at=now, updated_at=now,
+                    )
+                    s.add(row)
+                    changes.append(AppliedChange(res.name, res.kind, "created", gen, None, res.spec))
+                elif row.spec_hash != res.spec_hash or row.kind != res.kind:
+                    old = json.loads(row.spec)
+                    row.generation += 1
+                    row.kind, row.api_version, row.spec = res.kind, res.api_version, spec_json
+                    row.spec_hash, row.updated_at, row.source = res.spec_hash, now, source
+                    row.metadata_json = _dumps(res.metadata)
+                    changes.append(AppliedChange(res.name, res.kind, "updated", row.generation, old, res.spec))
+                else:
+                    row.metadata_json = _dumps(res.metadata)
+                    row.source = source
+                    changes.append(AppliedChange(res.name, res.kind, "unchanged", row.generation))
+                    continue
+                s.add(RevisionRow(name=res.name, generation=row.generation, kind=res.kind,
+                                  spec=spec_json, spec_hash=res.spec_hash, applied_at=now))
+            if prune:
+                stale = s.scalars(select(ResourceRow).where(ResourceRow.source == source)).all()
+                for row in stale:
+                    if row.name not in names:
+                        changes.append(AppliedChange(row.name, row.kind, "pruned", row.generation, json.loads(row.spec), None))
+                        s.delete(row)
+            for ch in changes:
+                if ch.change == "unchanged":
+                    continue
+                etype = "Deleted" if ch.change == "pruned" else "Applied"
+                reason = {"created": "new resource", "updated": "spec changed", "pruned": "pruned: no longer in the applied files"}[ch.change]
+                s.add(EventRow(ts=now, service=ch.name, container_id="", type=etype, reason=reason,
+                               message=f"{ch.kind} generation {ch.generation}", generation=ch.generation, actor=actor))
+            if dry_run:
+                s.rollback()
+        return changes
+
+    def desired(self) -> dict[str, Desired]:
+        with self.reading() as s:
+            return {row.name: _desired(row) for row in s.scalars(select(ResourceRow))}
+
+    def get(self, name: str) -> Desired | None:
+        with self.reading() as s:
+            row = s.get(ResourceRow, name)
+            return _desired(row) if row else None
+
+    def delete(self, name: str, *, actor: str, now: float, reason: str = "deleted by user") -> Desired | None:
+        with self.writing() as s, s.begin():
+            row = s.get(ResourceRow, name)
+            if row is None:
+                return None
+            gone = _desired(row)
+            s.delete(row)
+            s.add(EventRow(ts=now, service=name, container_id="", type="Deleted", reason=reason,
+                           message=f"{row.kind} generation {row.generation}", generation=row.generation, actor=actor))
+            return gone
+
+    def set_suspended(self, name: str, suspended: bool, *, actor: str, now: float, reason: str) -> bool:
+        with self.writing() as s, s.begin():
+            row = s.get(ResourceRow, name)
+            if row is None:
+                return False
+            row.suspended = suspended
+            s.add(EventRow(ts=now, service=name, container_id="", type="Suspended" if suspended else "Resumed",
+                           reason=reason, message="", generation=row.generation, actor=actor))
+            return True
+
+    def revision(self, name: str, generation: int) -> Revision | None:
+        with self.reading() as s:
+            row = s.get(RevisionRow, (name, generation))
+            if row is None:
+                return None
+            return Revision(row.name, row.generation, row.kind, json.loads(row.spec), row.spec_hash, row.applied_at)
+
+    def revisions(self, name: str) -> list[Revision]:
+        with self.reading() as s:
+            rows = s.scalars(select(RevisionRow).where(RevisionRow.name == name).order_by(RevisionRow.generation))
+            return [Revision(r.name, r.generation, r.kind, json.loads(r.spec), r.spec_hash, r.applied_at) for r in rows]
+
+    # -- status and audit --------------------------------------------------
+    def statuses(self) -> dict[str, Status]:
+        with self.reading() as s:
+            return {row.name: Status.from_row(row) for row in s.scalars(select(StatusRow))}
+
+    def status(self, name: str) -> Status | None:
+        with self.reading() as s:
+            row = s.get(StatusRow, name)
+            return Status.from_row(row) if row else None
+
+    def record(self, events: Iterable[Event] = (), statuses: Iterable[Status] = (),
+               drop_statuses: Iterable[str] = ()) -> None:
+        """Write events and status updates together, in one transaction."""
+        events, statuses, drop = list(events), list(statuses), list(drop_statuses)
+        if not (events or statuses or drop):
+            return
+        with self.writing() as s, s.begin():
+            for st in statuses:
+                s.merge(StatusRow(**st.to_row()))
+            if drop:
+                s.execute(delete(StatusRow).where(StatusRow.name.in_(drop)))
+            s.add_all(
+                EventRow(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type,
+                         reason=e.reason, message=e.message, generation=e.generation, actor=e.actor)
+                for e in events
+            )
+
+    def history(self, service: str | None = None, *, since: float | None = None,
+                types: list[str] | None = None, limit: int | None = None) -> list[Event]:
+        """Events oldest first; with ``limit`` the newest ``limit`` of them."""
+        with self.reading() as s:
+            q = select(EventRow)
+            if service:
+                q = q.where(EventRow.service == service)
+            if since is not None:
+                q = q.where(EventRow.ts >= since)
+            if types:
+                q = q.where(EventRow.type.in_(types))
+            q = q.order_by(EventRow.ts.desc(), EventRow.id.desc())
+            if limit:
+                q = q.limit(limit)
+            rows = [_event(r) for r in s.scalars(q)]
+        rows.reverse()
+        return rows
+
+    def last_events(self, names: Iterable[str]) -> dict[str, Event]:
+        """The newest event of each service (one indexed lookup per service)."""
+        out: dict[str, Event] = {}
+        with self.reading() as s:
+            for name in names:
+                row = s.scalars(select(EventRow).where(EventRow.service == name)
+                                .order_by(EventRow.ts.desc(), EventRow.id.desc()).limit(1)).first()
+                if row is not None:
+                    out[name] = _event(row)
+        return out
+
+    def prune_history(self, *, before: float | None = None, keep_rows: int | None = None,
+                      batch: int = 5000) -> int:
+        """Delete audit rows older than ``before`` and beyond the newest ``keep_rows``,
+        in small batches so a running loop is never blocked for long."""
+        removed = 0
+        with self.writing() as s, s.begin():
+            cutoff_id = None
+            if keep_rows is not None:
+                cutoff_id = s.scalar(select(EventRow.id).order_by(EventRow.id.desc()).offset(keep_rows).limit(1))
+            cond = []
+            if before is not None:
+                cond.append(EventRow.ts < before)
+            if cutoff_id is not None:
+                cond.append(EventRow.id <= cutoff_id)
+            if not cond:
+                return 0
+            from sqlalchemy import or_
+
+            ids = s.scalars(select(EventRow.id).where(or_(*cond)).order_by(EventRow.id).limit(batch)).all()
+            if ids:
+                s.execute(delete(EventRow).where(EventRow.id.in_(ids)))
+                removed = len(ids)
+        return removed
+
+    # -- lease -------------------------------------------------------------
+    def acquire_lease(self, holder: str, *, ttl: float, now: float) -> bool:
+        """Take or renew the controller lease. True if ``holder`` holds it afterwards."""
+        with self.writing() as s, s.begin():
+            row = s.get(LeaseRow, LEASE_NAME)
+            if row is None:
+                s.add(LeaseRow(name=LEASE_NAME, holder=holder, acquired_at=now, renewed_at=now, expires_at=now + ttl))
+                return True
+            if row.holder == holder or row.expires_at < now:
+                if row.holder != holder:
+                    row.acquired_at = now
+                row.holder, row.renewed_at, row.expires_at = holder, now, now + ttl
+                return True
+            return False
+
+    def release_lease(self, holder: str) -> None:
+        with self.writing() as s, s.begin():
+            s.execute(delete(LeaseRow).where(LeaseRow.name == LEASE_NAME, LeaseRow.holder == holder))
+
+    def lease(self, *, now: float) -> tuple[str, float] | None:
+        """(holder, expires_at) of a live lease, or None."""
+        with self.reading() as s:
+            row = s.get(LeaseRow, LEASE_NAME)
+            if row is None or row.expires_at < now:
+                return None
+            return row.holder, row.expires_at
+
+    # -- maintenance ---------------------------------------------------------
+    def integrity_check(self) -> list[str]:
+        """SQLite's integrity_check plus the store's own invariants. [] when sound."""
+        problems: list[str] = []
+        with self.reading() as s:
+            if self._read.dialect.name == "sqlite":
+                res = [r[0] for r in s.execute(text("PRAGMA integrity_check"))]
+                if res != ["ok"]:
+                    problems.extend(res)
+            for row in s.scalars(select(ResourceRow)):
+                rev = s.get(RevisionRow, (row.name, row.generation))
+                if rev is None or rev.spec_hash != row.spec_hash:
+                    problems.append(f"{row.name}: no revision for generation {row.generation}")
+        return problems
+
+    def backup(self, path: str) -> None:
+        """A consistent online copy (SQLite backup API) while others keep writing."""
+        src_path = db.sqlite_path(self.url)
+        if src_path is None:
+            raise StoreError("backup is supported for SQLite stores; use your database's tools otherwise")
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.close(fd)
+        src = sqlite3.connect(src_path, timeout=db.BUSY_TIMEOUT_MS / 1000)
+        dst = sqlite3.connect(path)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()

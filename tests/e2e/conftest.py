@@ -1,0 +1,168 @@
+"""End-to-end fixtures: a real Docker engine, never a mock.
+
+Each test gets its own store (so its own instance id, which every container the
+controller creates carries) and service names prefixed with the run id. Teardown
+removes every container, volume and network of that instance. When no engine
+answers, the tests fail (they never skip): CI must not go green without Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+RUN_ID = os.environ.get("RECONCILE_TEST_RUN") or uuid.uuid4().hex[:6]
+TEST_LABEL = "reconcile.test-run"
+WEB_IMAGE = "reconcile/demo-web:1"
+WEB_IMAGE_2 = "reconcile/demo-web:2"
+WORKER_IMAGE = "reconcile/demo-worker:1"
+JOB_IMAGE = "reconcile/demo-job:1"
+BASE_IMAGE = "reconcile/busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def dclient() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"no Docker engine answers ({exc}); run scripts/ensure-docker.sh first", pytrace=False)
+    missing = [i for i in (WEB_IMAGE, WEB_IMAGE_2, WORKER_IMAGE, JOB_IMAGE, BASE_IMAGE) if not client.images.list(name=i)]
+    if missing:
+        pytest.fail(f"test images missing: {missing}; run scripts/build-images.sh", pytrace=False)
+    yield client
+    # session sweep: anything labelled with this run that a test failed to remove
+    for c in client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
+        c.remove(force=True)
+    client.close()
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``pred`` until truthy; bounded in time. Returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Harness:
+    def __init__(self, tmp: Path, client: docker.DockerClient, prefix: str):
+        self.tmp = tmp
+        self.client = client
+        self.db = str(tmp / "store.db")
+        self.prefix = prefix
+        self.procs: list[subprocess.Popen[str]] = []
+        self._instance: str | None = None
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}-{base}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "RECONCILE_DB": self.db, "RECONCILE_LOG_LEVEL": "INFO"}
+
+    def run(self, *args: str, expect: int | None = 0, timeout: float = 180, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "controller.cli", *args], capture_output=True, text=True,
+                              env=self.env, timeout=timeout, input=stdin)
+        if expect is not None and proc.returncode != expect:
+            raise AssertionError(f"reconcile {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def daemon(self, *args: str) -> subprocess.Popen[str]:
+        log = open(self.tmp / f"daemon-{len(self.procs)}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", *args], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def daemon_log(self, index: int = -1) -> str:
+        idx = index if index >= 0 else len(self.procs) + index
+        return (self.tmp / f"daemon-{idx}.log").read_text()
+
+    def write(self, docs: list[dict[str, Any]] | str, name: str = "stack.yaml") -> str:
+        path = self.tmp / name
+        text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs, sort_keys=False)
+        path.write_text(text)
+        return str(path)
+
+    def service(self, base: str, image: str = WEB_IMAGE, **spec: Any) -> dict[str, Any]:
+        labels = {TEST_LABEL: RUN_ID, **spec.pop("labels", {})}
+        body: dict[str, Any] = {"image": image, "labels": labels, **spec}
+        if image.startswith("reconcile/demo-web") and "init" not in spec:
+            body["init"] = True
+        return {"apiVersion": "reconcile/v1alpha1", "kind": "Service", "metadata": {"name": self.name(base)}, "spec": body}
+
+    @property
+    def instance(self) -> str:
+        if self._instance is None:
+            from store import Store
+
+            s = Store.open(self.db)
+            self._instance = s.instance_id
+            s.close()
+        return self._instance
+
+    def containers(self, service: str | None = None) -> list[Any]:
+        label = [f"io.reconcile.instance={self.instance}"]
+        if service:
+            label.append(f"io.reconcile.service={service}")
+        return self.client.containers.list(all=True, filters={"label": label})
+
+    def history(self, name: str | None = None, *types: str) -> list[dict[str, Any]]:
+        import json
+
+        args = ["history", "--json"] + ([name] if name else [])
+        for t in types:
+            args += ["--type", t]
+        return json.loads(self.run(*args).stdout)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        import json
+
+        return {r["name"]: r for r in json.loads(self.run("status", "--json").stdout)}
+
+    def cleanup(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        if not os.path.exists(self.db):
+            return
+        label = f"io.reconcile.instance={self.instance}"
+        for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
+            c.remove(force=True)
+        for c in self.client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}-{self.prefix}"}):
+            c.remove(force=True)
+        for n in self.client.networks.list(filters={"label": label}):
+            n.remove()
+        for v in self.client.volumes.list(filters={"label": label}):
+            v.remove(force=True)
+
+
+@pytest.fixture
+def rc(tmp_path: Path, dclient: docker.DockerClient, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    prefix = f"t{RUN_ID}{uuid.uuid4().hex[:4]}"
+    h = Harness(tmp_path, dclient, prefix)
+    try:
+        yield h
+    finally:
+        h.cleanup()
