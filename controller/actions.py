@@ -25,12 +25,13 @@ class Start:
 
 @dataclass(frozen=True)
 class Restart:
-    """Restart a running container (e.g. it turned unhealthy)."""
+    """Restart a running container (it turned unhealthy, or a user asked)."""
 
     service: str
     replica: int
     container_id: str
     reason: str
+    requested: bool = False  # asked for by a user: not a failure, no backoff
 
 
 @dataclass(frozen=True)

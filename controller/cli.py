@@ -331,6 +331,88 @@ def delete(obj: Ctx, name: str) -> None:
 
 
 @cli.command()
+@click.option("--resync-interval", default="5s", show_default=True, help="Full resync period.")
+@click.option("--lease-ttl", default="15s", show_default=True, help="Lease expiry; a dead holder's lease is taken over after it.")
+@click.option("--workers", default=4, show_default=True, help="Concurrent engine actions (cap).")
+@click.option("--max-restarts-per-minute", default=30, show_default=True, help="Host-wide restart limit (storm control).")
+@click.option("--metrics-addr", default=None, help="Serve /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9310.")
+@click.option("--history-retention", default="90d", show_default=True, help="Prune audit rows older than this ('0' keeps all).")
+@click.option("--history-max-rows", default=2_000_000, show_default=True, help="Keep at most this many audit rows (0 = no cap).")
+@click.pass_obj
+@handled
+def run(obj: Ctx, resync_interval: str, lease_ttl: str, workers: int, max_restarts_per_minute: int,
+        metrics_addr: str | None, history_retention: str, history_max_rows: int) -> None:
+    """Run the controller: converge continuously and heal what breaks.
+
+    Holds a lease in the store so only one controller acts on this host; a second
+    `run` waits for the lease. Stops cleanly on SIGTERM/SIGINT (containers keep running).
+    """
+    from controller.loop import Controller, LoopOptions
+
+    retention = parse_duration(history_retention)
+    opts = LoopOptions(resync_interval=parse_duration(resync_interval), lease_ttl=parse_duration(lease_ttl),
+                       workers=workers, restarts_per_minute=max_restarts_per_minute, metrics_addr=metrics_addr,
+                       history_retention=retention or None, history_max_rows=history_max_rows or None)
+    sys.exit(Controller(obj.store, obj.engine, opts).run())
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--reason", default="requested by operator", show_default=True, help="Why (kept in the audit).")
+@click.pass_obj
+@handled
+def restart(obj: Ctx, name: str, reason: str) -> None:
+    """Restart exactly one service's containers, audited with actor `cli`."""
+    if not obj.store.request_restart(name, reason=reason, actor="cli", now=time.time()):
+        err.print(f"no resource named {name!r}", markup=False)
+        sys.exit(EXIT_INVALID)
+    report = ops.ApplyReport([])
+    ops.converge(obj.store, obj.engine, report, names={name}, wait=True, timeout=120)
+    for line in report.done:
+        out.print(line, markup=False)
+    if report.delegated_to:
+        out.print(f"restart requested; the running controller {report.delegated_to} performs it", markup=False)
+    for e in report.errors:
+        err.print(f"[red]failed:[/red] {escape(e)}")
+    if report.errors or report.converged is False:
+        sys.exit(EXIT_FAILED)
+
+
+def _suspend(obj: Ctx, name: str, flag: bool, reason: str) -> None:
+    if not obj.store.set_suspended(name, flag, actor="cli", now=time.time(), reason=reason):
+        err.print(f"no resource named {name!r}", markup=False)
+        sys.exit(EXIT_INVALID)
+    out.print(f"{name} {'suspended: the controller leaves it alone' if flag else 'resumed'}", markup=False)
+    if not flag:
+        report = ops.ApplyReport([])
+        ops.converge(obj.store, obj.engine, report, names={name}, wait=False, timeout=60)
+        for line in report.done:
+            out.print(line, markup=False)
+    else:
+        ops.refresh(obj.store, obj.engine, {name})
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--reason", default="maintenance", show_default=True)
+@click.pass_obj
+@handled
+def suspend(obj: Ctx, name: str, reason: str) -> None:
+    """Maintenance mode: the controller leaves NAME alone (no healing, no recreate)."""
+    _suspend(obj, name, True, reason)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--reason", default="maintenance over", show_default=True)
+@click.pass_obj
+@handled
+def resume(obj: Ctx, name: str, reason: str) -> None:
+    """End maintenance mode for NAME; the controller converges it again."""
+    _suspend(obj, name, False, reason)
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of the resource kinds (for editor completion)."""
     from crd_like.schema import json_schema

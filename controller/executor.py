@@ -103,13 +103,16 @@ class Executor:
                     self._done(out, f"started {svc.name}#{action.replica}: {action.reason}")
             case Restart():
                 assert svc is not None
-                if not self.admit_restart(svc.name):
+                if not action.requested and not self.admit_restart(svc.name):
                     out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
                     return
-                probe = self.probe_output(action.container_id)
+                probe = "" if action.requested else self.probe_output(action.container_id)
                 self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
                 st = self._status(out, svc.name)
-                out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
+                if action.requested:
+                    out.status = replace(st, restart_count=st.restart_count + 1, last_started_at=self.clock())
+                else:
+                    out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
                 reason = action.reason + (f"; last probe: {probe}" if probe else "")
                 out.events.append(self._event(svc.name, "Restarted", reason,
                                               f"restart #{out.status.restart_count}", action.container_id, gen))

@@ -169,6 +169,17 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         store.release_lease(holder)
 
 
+def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
+    """Record current status without acting (when no controller runs)."""
+    if store.lease(now=time.time()) is not None:
+        return
+    rec = Reconciler(store, engine, actor="cli")
+    try:
+        rec.refresh_status(only=names)
+    finally:
+        rec.close()
+
+
 def _all_converged(store: Store, names: set[str] | None) -> bool:
     desired = store.desired()
     statuses = store.statuses()

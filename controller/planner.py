@@ -135,6 +135,12 @@ def plan_service(
         if c.state in ("running", "restarting", "paused", "removing"):
             if c.state == "running" and backoff.stable(status, policy, now):
                 reset = True
+            if c.state == "running" and status.restart_requested_at > status.last_started_at:
+                actions.append(Restart(svc.name, replica, c.id, status.restart_reason or "restart requested",
+                                       requested=True))
+                states.append(PENDING)
+                converged = False
+                continue
             hc = svc.spec.healthcheck
             in_start_period = hc is not None and now - status.last_started_at < hc.startPeriod
             if (c.state == "running" and c.health == "unhealthy" and hc is not None

@@ -69,6 +69,9 @@ class StatusRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     restart_times: Mapped[str] = mapped_column(Text, default="[]")
     last_started_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # `reconcile restart NAME`: the controller restarts containers started before this.
+    restart_requested_at: Mapped[float] = mapped_column(Float, default=0.0)
+    restart_reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 

@@ -57,6 +57,8 @@ class Status:
     next_attempt_at: float = 0.0
     restart_times: list[float] = field(default_factory=list)
     last_started_at: float = 0.0
+    restart_requested_at: float = 0.0
+    restart_reason: str = ""
     updated_at: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
@@ -71,7 +73,8 @@ class Status:
             health=row.health, container_id=row.container_id, restart_count=row.restart_count,
             message=row.message, last_transition_at=row.last_transition_at, failures=row.failures,
             next_attempt_at=row.next_attempt_at, restart_times=json.loads(row.restart_times or "[]"),
-            last_started_at=row.last_started_at, updated_at=row.updated_at,
+            last_started_at=row.last_started_at, restart_requested_at=row.restart_requested_at,
+            restart_reason=row.restart_reason, updated_at=row.updated_at,
         )
 
 

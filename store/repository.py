@@ -22,6 +22,7 @@ from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, Sta
 from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
 
 LEASE_NAME = "controller"
+_REQUEST_FIELDS = frozenset({"name", "restart_requested_at", "restart_reason"})
 
 
 def _dumps(data: Any) -> str:
@@ -93,6 +94,20 @@ class Store:
         return self._instance_id
 
     # -- desired state -----------------------------------------------------
+    @staticmethod
+    def _bump(s: Session) -> None:
+        """Every write to the desired state bumps a counter the loop polls cheaply."""
+        row = s.get(Meta, "desired_rev")
+        if row is None:
+            s.add(Meta(key="desired_rev", value="1"))
+        else:
+            row.value = str(int(row.value) + 1)
+
+    def desired_revision(self) -> int:
+        with self.reading() as s:
+            row = s.get(Meta, "desired_rev")
+            return int(row.value) if row else 0
+
     def apply(
         self, resources: list[ResourceInput], *, source: str, actor: str, now: float,
         prune: bool = False, dry_run: bool = False,
@@ -146,6 +161,8 @@ class Store:
                 reason = {"created": "new resource", "updated": "spec changed", "pruned": "pruned: no longer in the applied files"}[ch.change]
                 s.add(EventRow(ts=now, service=ch.name, container_id="", type=etype, reason=reason,
                                message=f"{ch.kind} generation {ch.generation}", generation=ch.generation, actor=actor))
+            if any(ch.change != "unchanged" for ch in changes):
+                self._bump(s)
             if dry_run:
                 s.rollback()
         return changes
@@ -166,6 +183,7 @@ class Store:
                 return None
             gone = _desired(row)
             s.delete(row)
+            self._bump(s)
             s.add(EventRow(ts=now, service=name, container_id="", type="Deleted", reason=reason,
                            message=f"{row.kind} generation {row.generation}", generation=row.generation, actor=actor))
             return gone
@@ -176,8 +194,25 @@ class Store:
             if row is None:
                 return False
             row.suspended = suspended
+            self._bump(s)
             s.add(EventRow(ts=now, service=name, container_id="", type="Suspended" if suspended else "Resumed",
                            reason=reason, message="", generation=row.generation, actor=actor))
+            return True
+
+    def request_restart(self, name: str, *, reason: str, actor: str, now: float) -> bool:
+        """Ask the controller to restart NAME's containers (those started before ``now``)."""
+        with self.writing() as s, s.begin():
+            row = s.get(ResourceRow, name)
+            if row is None:
+                return False
+            st = s.get(StatusRow, name)
+            if st is None:
+                st = StatusRow(**Status(name=name).to_row())
+                s.add(st)
+            st.restart_requested_at, st.restart_reason = now, f"{reason} (requested by {actor})"
+            s.add(EventRow(ts=now, service=name, container_id="", type="RestartRequested", reason=reason,
+                           message="", generation=row.generation, actor=actor))
+            self._bump(s)
             return True
 
     def revision(self, name: str, generation: int) -> Revision | None:
@@ -210,7 +245,16 @@ class Store:
             return
         with self.writing() as s, s.begin():
             for st in statuses:
-                s.merge(StatusRow(**st.to_row()))
+                data = st.to_row()
+                row = s.get(StatusRow, st.name)
+                if row is None:
+                    s.add(StatusRow(**data))
+                    continue
+                for key, value in data.items():
+                    # restart requests are written only by request_restart(); a status
+                    # computed from an older read must not wipe one that arrived since
+                    if key not in _REQUEST_FIELDS:
+                        setattr(row, key, value)
             if drop:
                 s.execute(delete(StatusRow).where(StatusRow.name.in_(drop)))
             s.add_all(

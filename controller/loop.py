@@ -1,0 +1,339 @@
+"""The long-running controller behind ``reconcile run``.
+
+- A lease in the store makes it the one actor on this host; it waits for the lease
+  while another controller holds it and takes a stale one over after its expiry.
+- APScheduler drives a periodic full resync (level-triggered), lease renewal, a cheap
+  poll of the store's desired-state counter (so applies are picked up within a
+  second), image-id refresh and audit-history pruning.
+- The engine's event stream wakes an immediate reconcile of just the affected
+  service. Events only decide *when* a name is reconciled: the work queue merges
+  duplicate wake-ups, and ``Reconciler.reconcile`` re-reads everything itself.
+- When the engine goes away the controller keeps running, records
+  ``EngineUnavailable``, retries with backoff and, on return, records
+  ``EngineRestored`` and resyncs everything.
+"""
+
+from __future__ import annotations
+
+import heapq
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from loguru import logger
+
+from controller.engine import Engine
+from controller.errors import EngineUnavailable, ReconcileError
+from controller.metrics import Metrics, serve
+from controller.operations import holder_id
+from controller.reconciler import Reconciler
+from controller.storm import RestartLimiter
+from store import Event, Store
+
+WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create"})
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    resync_interval: float = 5.0
+    lease_ttl: float = 15.0
+    workers: int = 4
+    restarts_per_minute: int = 30
+    metrics_addr: str | None = None
+    history_retention: float | None = 90 * 86400.0
+    history_max_rows: int | None = 2_000_000
+    store_poll: float = 0.5
+
+
+class WorkQueue:
+    """Names to reconcile, merged; ``ALL`` means a full resync. Delayed items wait in a heap."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._cond = threading.Condition()
+        self._names: set[str] = set()
+        self._all = False
+        self._delayed: list[tuple[float, str]] = []
+        self.clock = clock
+
+    def add(self, name: str) -> None:
+        with self._cond:
+            self._names.add(name)
+            self._cond.notify()
+
+    def add_all(self) -> None:
+        with self._cond:
+            self._all = True
+            self._cond.notify()
+
+    def add_after(self, name: str, when: float) -> None:
+        with self._cond:
+            heapq.heappush(self._delayed, (when, name))
+            self._cond.notify()
+
+    def get(self, timeout: float) -> tuple[bool, set[str]] | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = self.clock()
+                while self._delayed and self._delayed[0][0] <= now:
+                    self._names.add(heapq.heappop(self._delayed)[1])
+                if self._all or self._names:
+                    item = (self._all, self._names)
+                    self._all, self._names = False, set()
+                    return item
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = remaining
+                if self._delayed:
+                    wait = min(wait, max(0.01, self._delayed[0][0] - now))
+                self._cond.wait(wait)
+
+
+class Controller:
+    def __init__(self, store: Store, engine: Engine, opts: LoopOptions, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.engine = engine
+        self.opts = opts
+        self.clock = clock
+        self.holder = holder_id("controller")
+        self.queue = WorkQueue(clock)
+        self.metrics = Metrics()
+        self.limiter = RestartLimiter(opts.restarts_per_minute)
+        self.reconciler = Reconciler(store, engine, actor="controller", clock=clock, workers=opts.workers,
+                                     admit_restart=self._admit_restart, on_service_done=self.queue.add)
+        self.stopping = threading.Event()
+        self.leader = threading.Event()
+        self.engine_down_since: float | None = None
+        self._engine_lock = threading.Lock()
+        self.last_pass_at = 0.0
+        self._desired_rev = -1
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._server: Any = None
+
+    # -- recording -------------------------------------------------------------
+    def _record(self, etype: str, reason: str, message: str = "", service: str = "") -> None:
+        try:
+            self.store.record([Event(ts=self.clock(), service=service, type=etype, reason=reason,
+                                     message=message, actor="controller")])
+        except Exception as exc:  # noqa: BLE001 - the store may be full or read-only
+            logger.error(f"cannot record {etype} in the store ({exc}); containers are left running")
+
+    def _admit_restart(self, name: str) -> bool:
+        now = self.clock()
+        ok, storm = self.limiter.admit(now)
+        if not ok:
+            when = self.limiter.next_free(now)
+            self.queue.add_after(name, when)
+            if storm:
+                msg = (f"more than {self.limiter.per_minute} restarts within a minute; "
+                       "deferring further restarts to stay within the limit")
+                logger.warning(f"StormDetected: {msg}")
+                self._record("StormDetected", msg, f"first deferred: {name}")
+        return ok
+
+    # -- engine availability -----------------------------------------------------
+    def engine_down(self, exc: Exception) -> None:
+        with self._engine_lock:
+            if self.engine_down_since is not None:
+                return
+            self.engine_down_since = self.clock()
+        self.metrics.engine_up.set(0)
+        self.metrics.engine_errors.inc()
+        logger.error(f"Docker engine unavailable: {exc}; will keep retrying")
+        self._record("EngineUnavailable", str(exc)[:300])
+
+    def engine_up(self) -> None:
+        with self._engine_lock:
+            since, self.engine_down_since = self.engine_down_since, None
+        self.metrics.engine_up.set(1)
+        if since is not None:
+            downtime = self.clock() - since
+            logger.info(f"Docker engine is back after {downtime:.1f}s; resyncing everything")
+            self._record("EngineRestored", f"engine answered again after {downtime:.1f}s", "full resync")
+        self.reconciler.invalidate_images()
+        self.queue.add_all()
+
+    def _wait_for_engine(self) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.engine.ping()
+                self.engine_up()
+                return
+            except ReconcileError:
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- threads -------------------------------------------------------------
+    def _watch_events(self) -> None:
+        """Turn engine events into names on the queue; survive engine restarts."""
+        since: float | None = None
+        while not self.stopping.is_set():
+            if not self.leader.is_set():
+                self.stopping.wait(0.5)
+                continue
+            if self.engine_down_since is not None:
+                self._wait_for_engine()
+                continue
+            try:
+                for ev in self.engine.events(self.reconciler.instance, since=since):
+                    if self.stopping.is_set():
+                        return
+                    action = str(ev.get("Action") or ev.get("status") or "")
+                    base = action.split(":")[0].strip()
+                    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                    name = attrs.get("io.reconcile.service")
+                    since = ev.get("time") or since
+                    if name and base in WATCHED_EVENTS:
+                        logger.debug(f"event {action} for {name}")
+                        self.queue.add(name)
+                raise EngineUnavailable("event stream ended")
+            except ReconcileError as exc:
+                if self.stopping.is_set():
+                    return
+                try:
+                    self.engine.ping()
+                    self.stopping.wait(0.5)  # stream hiccup; engine still answers: resubscribe
+                except ReconcileError:
+                    self.engine_down(exc)
+                    since = None
+
+    def _dispatch(self) -> None:
+        while not self.stopping.is_set():
+            item = self.queue.get(timeout=0.5)
+            if item is None or not self.leader.is_set() or self.engine_down_since is not None:
+                continue
+            full, names = item
+            started = time.perf_counter()
+            try:
+                result = self.reconciler.reconcile(None if full else names, wait=False)
+            except EngineUnavailable as exc:
+                self.engine_down(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - the loop must not die
+                logger.exception(f"reconcile pass failed: {exc}")
+                self.stopping.wait(1.0)
+                continue
+            self.last_pass_at = self.clock()
+            self.metrics.passes.inc()
+            self.metrics.pass_seconds.observe(time.perf_counter() - started)
+            not_converged = 0
+            for sp in result.plan.services.values():
+                if sp.retry_at is not None:
+                    self.queue.add_after(sp.name, sp.retry_at + 0.01)
+                if not sp.converged:
+                    not_converged += 1
+                for a in sp.actions:
+                    self.metrics.actions.labels(type(a).__name__).inc()
+                    if type(a).__name__ in ("Restart", "Start"):
+                        self.metrics.restarts.labels(sp.name).inc()
+            for a in result.plan.orphans:
+                self.metrics.actions.labels("Remove").inc()
+            if full:
+                self.metrics.not_converged.set(not_converged)
+
+    # -- scheduled jobs --------------------------------------------------------
+    def _lease_job(self) -> None:
+        try:
+            held = self.store.acquire_lease(self.holder, ttl=self.opts.lease_ttl, now=self.clock())
+        except Exception as exc:  # noqa: BLE001
+            logger.error(f"cannot renew the lease in the store ({exc}); keeping the containers running")
+            return
+        if held and not self.leader.is_set():
+            logger.info(f"acquired the controller lease as {self.holder}")
+            self.leader.set()
+            self.metrics.leader.set(1)
+            self._record("ControllerStarted", f"{self.holder} holds the lease", "adopting labelled containers")
+            self.queue.add_all()
+        elif not held and self.leader.is_set():
+            logger.warning("lost the controller lease; another controller acts now")
+            self.leader.clear()
+            self.metrics.leader.set(0)
+
+    def _resync_job(self) -> None:
+        self.queue.add_all()
+
+    def _store_poll_job(self) -> None:
+        try:
+            rev = self.store.desired_revision()
+        except Exception:  # noqa: BLE001
+            return
+        if rev != self._desired_rev:
+            self._desired_rev = rev
+            self.queue.add_all()
+
+    def _images_job(self) -> None:
+        self.reconciler.invalidate_images()
+
+    def _prune_job(self) -> None:
+        before = None if self.opts.history_retention is None else self.clock() - self.opts.history_retention
+        total = 0
+        for _ in range(200):  # bounded: at most 200 small batches per run
+            try:
+                n = self.store.prune_history(before=before, keep_rows=self.opts.history_max_rows)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning(f"history pruning failed: {exc}")
+                return
+            total += n
+            if n == 0 or self.stopping.is_set():
+                break
+            time.sleep(0.05)  # let the loop's writes in between batches
+        if total:
+            logger.info(f"pruned {total} audit rows (retention)")
+
+    def health(self) -> dict[str, Any]:
+        ticking = self.clock() - self.last_pass_at < max(3 * self.opts.resync_interval, 15)
+        engine_ok = self.engine_down_since is None
+        leader = self.leader.is_set()
+        return {"ok": engine_ok and (ticking or not leader), "loopTicking": ticking, "engineReachable": engine_ok,
+                "leader": leader, "holder": self.holder, "lastPassAt": self.last_pass_at}
+
+    # -- run -------------------------------------------------------------------
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        if self.opts.metrics_addr:
+            self._server = serve(self.opts.metrics_addr, self.metrics, self.health)
+            logger.info(f"serving /metrics and /healthz on http://{self.opts.metrics_addr}")
+        try:
+            self.engine.ping()
+            self.metrics.engine_up.set(1)
+        except ReconcileError as exc:
+            self.engine_down(exc)
+        s = self.scheduler
+        s.add_job(self._lease_job, "interval", seconds=max(1.0, self.opts.lease_ttl / 3), id="lease",
+                  max_instances=1, coalesce=True)
+        s.add_job(self._resync_job, "interval", seconds=self.opts.resync_interval, id="resync",
+                  max_instances=1, coalesce=True)
+        s.add_job(self._store_poll_job, "interval", seconds=self.opts.store_poll, id="store-poll",
+                  max_instances=1, coalesce=True)
+        s.add_job(self._images_job, "interval", seconds=60, id="images", max_instances=1, coalesce=True)
+        s.add_job(self._prune_job, "interval", seconds=3600, id="prune-history", max_instances=1, coalesce=True)
+        threads = [threading.Thread(target=self._dispatch, name="dispatch", daemon=True),
+                   threading.Thread(target=self._watch_events, name="events", daemon=True)]
+        for t in threads:
+            t.start()
+        s.start()
+        self._lease_job()
+        if not self.leader.is_set():
+            lease = self.store.lease(now=self.clock())
+            logger.info(f"waiting for the controller lease held by {lease[0] if lease else 'another controller'}")
+        threading.Thread(target=self._prune_job, name="prune", daemon=True).start()
+        while not self.stopping.wait(1.0):
+            if not self.leader.is_set():
+                self._lease_job()
+        logger.info("stopping: finishing in-flight actions; containers keep running")
+        s.shutdown(wait=False)
+        threads[0].join(timeout=5)
+        self.reconciler.close()
+        if self.leader.is_set():
+            self._record("ControllerStopped", f"{self.holder} stopped (signal)", "containers left running")
+            self.store.release_lease(self.holder)
+        if self._server is not None:
+            self._server.shutdown()
+        return 0
