@@ -124,7 +124,7 @@ class Engine:
     def create(self, cfg: ContainerConfig) -> str:
         api = self.api
         host_config = api.create_host_config(
-            binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None,
+            binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None, **cfg.host,
         )
         if cfg.port_bindings:
             host_config["PortBindings"] = {
@@ -139,8 +139,47 @@ class Engine:
         )
         if cfg.stop_timeout != 10:
             kwargs["stop_timeout"] = cfg.stop_timeout
+        kwargs.update(cfg.create)
+        if cfg.networks:
+            # the first network at create time (with the service name as alias); others are connected after
+            first = cfg.networks[0]
+            host_config["NetworkMode"] = first
+            kwargs["networking_config"] = api.create_networking_config(
+                {first: api.create_endpoint_config(aliases=[cfg.labels.get(L.SERVICE, "")])})
         result = self._call("containers.create", lambda: api.create_container(**kwargs))
         return str(result["Id"])
+
+    def connect(self, container_id: str, network: str, alias: str) -> None:
+        self._call("networks.connect", lambda: self.api.connect_container_to_network(container_id, network, aliases=[alias]))
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+        """Create a bridge network if missing. True if created."""
+        try:
+            self._call("networks.inspect", lambda: self.api.inspect_network(name))
+            return False
+        except NotFound:
+            self._call("networks.create", lambda: self.api.create_network(name, driver="bridge", labels=labels))
+            return True
+
+    def owned_networks(self, instance: str) -> list[dict[str, Any]]:
+        return self._call("networks.list", lambda: self.api.networks(filters={"label": [f"{L.INSTANCE}={instance}"]}))
+
+    def remove_network(self, name: str) -> None:
+        try:
+            self._call("networks.remove", lambda: self.api.remove_network(name))
+        except NotFound:
+            pass
+
+    def owned_volumes(self, instance: str, service: str | None = None) -> list[str]:
+        label = [f"{L.INSTANCE}={instance}"] + ([f"{L.SERVICE}={service}"] if service else [])
+        res = self._call("volumes.list", lambda: self.api.volumes(filters={"label": label}))
+        return [v["Name"] for v in (res or {}).get("Volumes") or []]
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._call("volumes.remove", lambda: self.api.remove_volume(name))
+        except NotFound:
+            pass
 
     def start(self, container_id: str) -> None:
         self._call("containers.start", lambda: self.api.start(container_id))

@@ -20,7 +20,8 @@ from controller.engine import Engine
 from controller.planner import Plan
 from controller.reconciler import Reconciler
 from controller.render import DesiredService, prepare
-from crd_like import InvalidSpec, Issue, load_resources, spec_hash
+from crd_like import InvalidSpec, Issue, spec_hash
+from crd_like.formats import LoadOptions, load_any
 from crd_like.hashing import changed_fields
 from store import AppliedChange, ResourceInput, Status, Store
 
@@ -48,8 +49,8 @@ def read_sources(files: list[str]) -> list[tuple[bytes, str, str]]:
     return out
 
 
-def load_inputs(files: list[str]) -> list[ResourceInput]:
-    resources = load_resources(read_sources(files))
+def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
+    resources = load_any(read_sources(files), opts)
     return [
         ResourceInput(
             name=r.metadata.name, kind=r.kind, api_version=r.apiVersion,

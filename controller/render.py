@@ -12,7 +12,7 @@ from typing import Any
 from controller import labels as L
 from crd_like import units
 from crd_like.hashing import container_hash
-from crd_like.models import ServiceSpec
+from crd_like.models import SPEC_MODELS, ServiceSpec
 
 NANO = 1_000_000_000
 
@@ -35,7 +35,7 @@ class DesiredService:
 
 def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,
             refs: dict[str, str] | None = None) -> DesiredService:
-    spec = ServiceSpec.model_validate(spec_data)
+    spec = SPEC_MODELS.get(kind, ServiceSpec).model_validate(spec_data)
     return DesiredService(name, kind, generation, spec, container_hash(spec, refs), suspended)
 
 
@@ -59,7 +59,9 @@ class ContainerConfig:
     init: bool
     stop_signal: str | None
     stop_timeout: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
+    create: dict[str, Any] = field(default_factory=dict)  # extra create_container arguments
+    networks: list[str] = field(default_factory=list)
 
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
@@ -84,6 +86,37 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
             "test": list(hc.test), "interval": int(hc.interval * NANO), "timeout": int(hc.timeout * NANO),
             "retries": hc.retries, "start_period": int(hc.startPeriod * NANO),
         }
+    host: dict[str, Any] = {}
+    lim, res = spec.resources.limits, spec.resources.reservations
+    if lim.memory:
+        host["mem_limit"] = lim.memory
+    if lim.cpus:
+        host["nano_cpus"] = int(lim.cpus * NANO)
+    if res.memory:
+        host["mem_reservation"] = res.memory
+    if res.cpus:  # the engine has no CPU reservation; relative shares are the nearest thing
+        host["cpu_shares"] = max(2, int(res.cpus * 1024))
+    if spec.extraHosts:
+        host["extra_hosts"] = {h.split(":", 1)[0]: h.split(":", 1)[1] for h in spec.extraHosts}
+    if spec.readOnly:
+        host["read_only"] = True
+    if spec.capAdd:
+        host["cap_add"] = list(spec.capAdd)
+    if spec.capDrop:
+        host["cap_drop"] = list(spec.capDrop)
+    if spec.tmpfs:
+        host["tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in spec.tmpfs}
+    if spec.logging:
+        host["log_config"] = {"Type": spec.logging.driver, "Config": dict(spec.logging.options)}
+    create: dict[str, Any] = {}
+    if spec.user:
+        create["user"] = spec.user
+    if spec.workingDir:
+        create["working_dir"] = spec.workingDir
+    if spec.entrypoint is not None:
+        create["entrypoint"] = list(spec.entrypoint)
+    if spec.hostname:
+        create["hostname"] = spec.hostname
     labels = dict(spec.labels)
     labels.update({
         L.MANAGED: "true", L.INSTANCE: instance, L.SERVICE: svc.name, L.KIND: svc.kind,
@@ -94,4 +127,5 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         env=dict(spec.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
         binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
+        host=host, create=create, networks=list(spec.networks),
     )

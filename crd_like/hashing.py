@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 # Fields of a spec that the controller acts on but the container does not carry.
-POLICY_FIELDS = frozenset({"restartPolicy", "onUnhealthy"})
+POLICY_FIELDS = frozenset({"restartPolicy", "onUnhealthy", "dependsOn", "replicas", "update", "backoffLimit"})
 
 
 def canonical(spec: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:

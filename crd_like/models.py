@@ -131,6 +131,47 @@ class HealthCheck(Frozen):
         return v
 
 
+class Dependency(Frozen):
+    condition: Literal["started", "healthy", "completed"] = Field(
+        default="started",
+        description="started: its container runs; healthy: its healthcheck passes; completed: a Job exited 0.")
+    restart: bool = Field(default=False, description="Restart this service when the dependency is restarted or recreated.")
+
+
+def _memory(v: Any) -> int:
+    return units.parse_memory(v)
+
+
+def _cpus(v: Any) -> float:
+    return units.parse_cpus(v)
+
+
+Memory = Annotated[int, BeforeValidator(_memory)]
+Cpus = Annotated[float, BeforeValidator(_cpus)]
+
+
+class ResourceAmounts(Frozen):
+    cpus: Cpus | None = None
+    memory: Memory | None = Field(default=None, description="Bytes, or '512m', '4G', '1.5GiB'.")
+
+
+class Resources(Frozen):
+    limits: ResourceAmounts = Field(default_factory=ResourceAmounts)
+    reservations: ResourceAmounts = Field(default_factory=ResourceAmounts)
+
+
+class Logging(Frozen):
+    driver: str = Field(default="json-file", min_length=1)
+    options: dict[str, ScalarStr] = Field(default_factory=dict)
+
+
+class UpdatePolicy(Frozen):
+    parallelism: int = Field(default=1, ge=1, description="Replicas replaced at a time.")
+    order: Literal["stop-first", "start-first"] = "stop-first"
+    monitor: Duration = Field(default=30.0, description="How long a new container has to run (and be healthy).")
+    failureAction: Literal["rollback", "pause"] = "rollback"
+
+
 def _command(v: Any) -> Any:
     if isinstance(v, str):
         try:
@@ -175,6 +216,21 @@ class ServiceSpec(Frozen):
     init: bool = Field(default=False, description="Run an init process (tini) as PID 1.")
     stopSignal: str | None = Field(default=None, pattern=r"^(SIG[A-Z0-9]+|[0-9]+)$")
     stopGracePeriod: Duration = Field(default=10.0, description="Time to stop before SIGKILL.")
+    dependsOn: dict[str, Dependency] = Field(default_factory=dict)
+    networks: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")]] = Field(default_factory=list)
+    replicas: int = Field(default=1, ge=0, le=100)
+    update: UpdatePolicy = Field(default_factory=UpdatePolicy)
+    resources: Resources = Field(default_factory=Resources)
+    user: str | None = None
+    workingDir: str | None = None
+    entrypoint: Command | None = None
+    hostname: str | None = None
+    extraHosts: list[Annotated[str, Field(pattern=r"^[^:\s]+:[0-9a-fA-F.:]+$")]] = Field(default_factory=list)
+    readOnly: bool = False
+    capAdd: list[str] = Field(default_factory=list)
+    capDrop: list[str] = Field(default_factory=list)
+    tmpfs: list[Annotated[str, Field(pattern=r"^/\S*$")]] = Field(default_factory=list)
+    logging: Logging | None = None
 
     _labels = field_validator("labels")(_check_labels)
 
@@ -193,6 +249,15 @@ class ServiceSpec(Frozen):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return v
 
+    @field_validator("dependsOn", mode="before")
+    @classmethod
+    def _deps(cls, v: Any) -> Any:
+        if isinstance(v, list):  # [db, cache] == {db: {condition: started}, ...}
+            return {str(name): {} for name in v}
+        if isinstance(v, dict):
+            return {k: ({"condition": c} if isinstance(c, str) else ({} if c is None else c)) for k, c in v.items()}
+        return v
+
     @model_validator(mode="after")
     def _unique(self) -> ServiceSpec:
         targets = [units.parse_volume(v).target for v in self.volumes]
@@ -206,7 +271,36 @@ class ServiceSpec(Frozen):
             if key in seen:
                 raise ValueError(f"host port {hp} is published twice")
             seen.add(key)
+        if self.replicas > 1 and host_ports and not all(units.parse_port(p).is_range for p in self.ports if units.parse_port(p).host_port_start):
+            raise ValueError("replicas > 1 cannot publish a fixed host port (each replica would need it); "
+                             "publish a host port range as wide as the replicas or drop the host port")
         return self
+
+
+class JobSpec(ServiceSpec):
+    """A one-shot container: runs to completion once per generation (migrations)."""
+
+    backoffLimit: int = Field(default=3, ge=0, description="Retries after a non-zero exit before Failed.")
+    restartPolicy: RestartPolicy = Field(default_factory=lambda: RestartPolicy(condition="on-failure"))
+
+    @model_validator(mode="after")
+    def _job(self) -> JobSpec:
+        if self.replicas != 1:
+            raise ValueError("a Job runs one container (replicas must be 1)")
+        if self.healthcheck is not None:
+            raise ValueError("a Job cannot have a healthcheck")
+        return self
+
+
+class Job(Frozen):
+    apiVersion: Literal["reconcile/v1alpha1"] = API_VERSION
+    kind: Literal["Job"] = "Job"
+    metadata: Metadata
+    spec: JobSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
 
 
 class Service(Frozen):
@@ -220,4 +314,5 @@ class Service(Frozen):
         return self.metadata.name
 
 
-Resource = Service
+Resource = Service | Job
+SPEC_MODELS: dict[str, type[ServiceSpec]] = {"Service": ServiceSpec, "Job": JobSpec}

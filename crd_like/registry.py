@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crd_like.models import API_VERSION, Service
+from crd_like.models import API_VERSION, Job, Service
 
 KINDS: dict[tuple[str, str], type[Any]] = {
     (API_VERSION, "Service"): Service,
+    (API_VERSION, "Job"): Job,
 }
 
 
