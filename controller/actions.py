@@ -41,6 +41,7 @@ class Recreate:
     container_id: str
     reason: str
     changed_fields: tuple[str, ...] = ()
+    rollout: bool = False  # replacing a converged earlier generation (rollback-able)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,16 @@ class Remove:
     reason: str
 
 
-Action = Create | Start | Restart | Recreate | Remove
+@dataclass(frozen=True)
+class Rollback:
+    """Store the earlier revision ``to_generation`` as the desired spec again."""
+
+    service: str
+    to_generation: int
+    reason: str
+
+
+Action = Create | Start | Restart | Recreate | Remove | Rollback
 
 
 def describe(action: Action) -> str:
@@ -68,3 +78,5 @@ def describe(action: Action) -> str:
             return f"recreate {action.service}#{action.replica} ({action.container_id[:12]}): {action.reason}"
         case Remove():
             return f"remove {action.name} ({action.container_id[:12]}): {action.reason}"
+        case Rollback():
+            return f"roll back {action.service} to revision {action.to_generation}: {action.reason}"

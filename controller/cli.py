@@ -129,11 +129,14 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
               "and these files no longer name.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; write nothing, touch nothing.")
 @click.option("--wait", is_flag=True, help="Return only when converged (healthy where a healthcheck exists).")
-@click.option("--timeout", default="5m", show_default=True, help="How long --wait waits.")
+@click.option("--volumes", is_flag=True, help="With --prune: also remove the named volumes of pruned services "
+              "(their data is lost). Never done otherwise.")
+@click.option("--timeout", default="5m", show_default=True, help="How long to wait for convergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @handled
-def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, timeout: str, as_json: bool) -> None:
+def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: str,
+          as_json: bool) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
     A changed spec bumps its generation; an unchanged one performs no engine action.
@@ -141,7 +144,10 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
     and (with --wait) waits for the controller to converge it.
     """
     seconds = parse_duration(timeout)
-    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait, timeout=seconds)
+    if volumes and not prune:
+        raise click.UsageError("--volumes only applies with --prune")
+    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait,
+                       volumes=volumes, timeout=seconds)
     if as_json:
         _dump({
             "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
@@ -293,11 +299,26 @@ def describe(obj: Ctx, name: str, as_json: bool) -> None:
 @click.option("--since", help="Only events newer than this (e.g. 1h, 30m, 2d).")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
 @click.option("--limit", type=int, default=None, help="At most this many (the newest).")
+@click.option("--revisions", is_flag=True, help="List NAME's stored revisions (every applied spec) instead.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handled
-def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...], limit: int | None,
+            revisions: bool, as_json: bool) -> None:
     """The audit history (newest last): what happened to NAME (or all) and why."""
+    if revisions:
+        if not name:
+            raise click.UsageError("--revisions needs a NAME")
+        revs = obj.store.revisions(name)
+        current = obj.store.get(name)
+        if as_json:
+            _dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at,
+                    "current": bool(current and current.generation == r.generation), "spec": r.spec} for r in revs])
+            return
+        for r in revs:
+            mark = "*" if current and current.generation == r.generation else " "
+            out.print(f"{mark} {r.generation:>4}  {_ts(r.applied_at)}  {r.spec_hash}  image={r.spec.get('image')}", markup=False)
+        return
     since_ts = time.time() - parse_duration(since) if since else None
     events = obj.store.history(name, since=since_ts, types=list(types) or None, limit=limit)
     if as_json:
@@ -311,11 +332,12 @@ def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...
 
 @cli.command()
 @click.argument("name")
+@click.option("--volumes", is_flag=True, help="Also remove the named volumes reconcile created for NAME (data is lost).")
 @click.pass_obj
 @handled
-def delete(obj: Ctx, name: str) -> None:
-    """Remove NAME's desired record and its containers (named volumes are kept)."""
-    report = ops.delete(obj.store, obj.engine, name)
+def delete(obj: Ctx, name: str, volumes: bool) -> None:
+    """Remove NAME's desired record and its containers (named volumes are kept unless --volumes)."""
+    report = ops.delete(obj.store, obj.engine, name, volumes=volumes)
     if report is None:
         err.print(f"no resource named {name!r}", markup=False)
         sys.exit(EXIT_INVALID)
@@ -359,15 +381,26 @@ def run(obj: Ctx, resync_interval: str, lease_ttl: str, workers: int, max_restar
 @cli.command()
 @click.argument("name")
 @click.option("--reason", default="requested by operator", show_default=True, help="Why (kept in the audit).")
+@click.option("--with-dependents", is_flag=True, help="Also restart what depends on NAME, after it, in dependency order.")
 @click.pass_obj
 @handled
-def restart(obj: Ctx, name: str, reason: str) -> None:
-    """Restart exactly one service's containers, audited with actor `cli`."""
-    if not obj.store.request_restart(name, reason=reason, actor="cli", now=time.time()):
+def restart(obj: Ctx, name: str, reason: str, with_dependents: bool) -> None:
+    """Restart exactly one service's containers (others untouched), audited with actor `cli`."""
+    now = time.time()
+    if not obj.store.request_restart(name, reason=reason, actor="cli", now=now):
         err.print(f"no resource named {name!r}", markup=False)
         sys.exit(EXIT_INVALID)
+    names = {name}
+    if with_dependents:
+        from controller.planner import dependents
+        from controller.render import prepare
+
+        desired = {n: prepare(n, r.kind, r.generation, r.spec) for n, r in obj.store.desired().items()}
+        for dep in sorted(dependents(desired, name)):
+            obj.store.request_restart(dep, reason=f"cascade: {name} restarted ({reason})", actor="cli", now=now)
+            names.add(dep)
     report = ops.ApplyReport([])
-    ops.converge(obj.store, obj.engine, report, names={name}, wait=True, timeout=120)
+    ops.converge(obj.store, obj.engine, report, names=names, wait=True, timeout=120)
     for line in report.done:
         out.print(line, markup=False)
     if report.delegated_to:
@@ -375,6 +408,29 @@ def restart(obj: Ctx, name: str, reason: str) -> None:
     for e in report.errors:
         err.print(f"[red]failed:[/red] {escape(e)}")
     if report.errors or report.converged is False:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--to-revision", type=int, default=None, help="Generation to return to (default: the previous spec).")
+@click.option("--reason", default="rollback requested by operator", show_default=True)
+@click.pass_obj
+@handled
+def rollback(obj: Ctx, name: str, to_revision: int | None, reason: str) -> None:
+    """Return NAME to an earlier revision (stored as a new generation) and converge."""
+    gen = obj.store.rollback(name, to_generation=to_revision, actor="cli", now=time.time(), reason=reason)
+    if gen is None:
+        err.print(f"no revision to roll {name!r} back to (see `reconcile history {name} --revisions`)", markup=False)
+        sys.exit(EXIT_INVALID)
+    out.print(f"{name}: generation {gen} restores revision {to_revision or 'previous'}", markup=False)
+    report = ops.ApplyReport([])
+    ops.converge(obj.store, obj.engine, report, names={name}, wait=False, timeout=300)
+    for line in report.done:
+        out.print(line, markup=False)
+    for e in report.errors:
+        err.print(f"[red]failed:[/red] {escape(e)}")
+    if report.errors:
         sys.exit(EXIT_FAILED)
 
 

@@ -13,7 +13,7 @@ from loguru import logger
 
 from controller import backoff
 from controller import labels as L
-from controller.actions import Action, Create, Recreate, Remove, Restart, Start, describe
+from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start, describe
 from controller.engine import Engine
 from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import DesiredService, render
@@ -33,6 +33,7 @@ class Result:
     status: Status | None = None
     errors: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)  # human lines: what was done and why
+    rollback: Rollback | None = None  # for the reconciler to write into the store
 
 
 class Executor:
@@ -122,6 +123,9 @@ class Executor:
                 cid = self._recreate(svc, action)
                 st = self._status(out, svc.name)
                 out.status = replace(st, container_id=cid, last_started_at=self.clock(), failures=0, next_attempt_at=0.0)
+                if action.rollout and not st.rollout_from_generation:
+                    out.status.rollout_from_generation = st.observed_generation
+                    out.status.rollout_started_at = self.clock()
                 out.events.append(self._event(svc.name, "Recreated", action.reason,
                                               f"changed: {', '.join(action.changed_fields)}; "
                                               f"old {action.container_id[:12]} -> new {cid[:12]}", cid, gen))
@@ -133,6 +137,9 @@ class Executor:
                 out.events.append(self._event(action.service, "Removed", action.reason,
                                               f"container {action.name} removed (named volumes kept)", action.container_id, gen))
                 self._done(out, f"removed {action.name} ({action.container_id[:12]}): {action.reason}")
+            case Rollback():
+                out.rollback = action
+                self._done(out, f"rolling back {action.service} to revision {action.to_generation}: {action.reason}")
             case _:
                 assert_never(action)
 
@@ -153,6 +160,7 @@ class Executor:
         for vol in cfg.volumes:
             if self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name}):
                 logger.info(f"created volume {vol} for {svc.name}")
+        self._ensure_networks(svc, cfg.networks)
         try:
             cid = self.engine.create(cfg)
         except NameConflict:
@@ -161,8 +169,18 @@ class Executor:
         except ImageMissing as exc:
             raise ImageMissing(f"image {svc.spec.image!r} is not present on this host and is never pulled; "
                                f"build or load it first ({exc})") from exc
+        self._connect_rest(cid, cfg.networks, svc.name)
         self.engine.start(cid)
         return cid
+
+    def _ensure_networks(self, svc: DesiredService, networks: list[str]) -> None:
+        for net in networks:
+            if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance}):
+                logger.info(f"created network {net} for {svc.name}")
+
+    def _connect_rest(self, cid: str, networks: list[str], alias: str) -> None:
+        for net in networks[1:]:
+            self.engine.connect(cid, net, alias)
 
     def _explain_conflict(self, name: str, service: str, replica: int) -> None:
         other = self.engine.find_by_name(name)
@@ -187,11 +205,22 @@ class Executor:
         try:
             for vol in cfg.volumes:
                 self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name})
+            self._ensure_networks(svc, cfg.networks)
             new = self.engine.create(cfg)
+            self._connect_rest(new, cfg.networks, svc.name)
         except ReconcileError:
             self.engine.rename(old, real_name)
             raise
-        self._stop_quietly(old, int(svc.spec.stopGracePeriod))
+        grace = int(svc.spec.stopGracePeriod)
+        if svc.spec.update.order == "start-first":
+            try:  # the new one first; it may need the old one's host ports, then stop-first it is
+                self.engine.start(new)
+                self._stop_quietly(old, grace)
+                self.engine.remove(old)
+                return new
+            except ReconcileError as exc:
+                logger.info(f"{svc.name}: start-first not possible ({exc}); stopping the old container first")
+        self._stop_quietly(old, grace)
         try:
             self.engine.start(new)
         except ReconcileError:

@@ -30,6 +30,7 @@ from controller.engine import Engine
 from controller.errors import EngineUnavailable, ReconcileError
 from controller.metrics import Metrics, serve
 from controller.operations import holder_id
+from controller.planner import dependents
 from controller.reconciler import Reconciler
 from controller.storm import RestartLimiter
 from store import Event, Store
@@ -211,6 +212,10 @@ class Controller:
             full, names = item
             started = time.perf_counter()
             try:
+                if not full:  # a dependency's change may release (or cascade to) its dependents
+                    desired = self.reconciler.desired()
+                    for n in list(names):
+                        names |= dependents(desired, n)
                 result = self.reconciler.reconcile(None if full else names, wait=False)
             except EngineUnavailable as exc:
                 self.engine_down(exc)
@@ -269,6 +274,11 @@ class Controller:
 
     def _images_job(self) -> None:
         self.reconciler.invalidate_images()
+        if self.leader.is_set() and self.engine_down_since is None:
+            try:
+                self.reconciler.gc_networks()
+            except ReconcileError as exc:
+                logger.debug(f"network cleanup skipped: {exc}")
 
     def _prune_job(self) -> None:
         before = None if self.opts.history_retention is None else self.clock() - self.opts.history_retention

@@ -17,7 +17,7 @@ from loguru import logger
 
 from controller.actions import Action, describe
 from controller.engine import Engine
-from controller.planner import Plan
+from controller.planner import PENDING, UPDATING, WAITING, Plan
 from controller.reconciler import Reconciler
 from controller.render import DesiredService, prepare
 from crd_like import InvalidSpec, Issue, spec_hash
@@ -62,6 +62,41 @@ def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[Resou
     ]
 
 
+def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
+    """Unknown dependencies and cycles are invalid input: raise before anything is written."""
+    from crd_like.graph import problems
+    from crd_like.loader import parse_documents
+
+    graph: dict[str, list[str]] = {}
+    for name, rec in store.desired().items():
+        if prune and rec.source == source:
+            continue
+        graph[name] = list((rec.spec.get("dependsOn") or {}).keys())
+    for res in inputs:
+        graph[res.name] = list((res.spec.get("dependsOn") or {}).keys())
+    found = problems(graph, set(graph))
+    applied = {r.name for r in inputs}
+    found = [p for p in found if p[0] in applied or p[1] in applied]
+    if not found:
+        return
+    locations: dict[str, tuple[str, int | None]] = {}
+    for raw, fname, _base in read_sources(files):
+        try:
+            for doc in parse_documents(raw, fname):
+                name = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
+                if isinstance(name, str):
+                    for dep in (doc.data.get("spec") or {}).get("dependsOn") or {}:
+                        locations[f"{name}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
+                    locations.setdefault(name, (fname, doc.line_of(("metadata", "name"))))
+        except InvalidSpec:
+            continue
+    issues = []
+    for name, dep, message in found:
+        fname, line = locations.get(f"{name}/{dep}") or locations.get(name) or ("<store>", None)
+        issues.append(Issue(fname, line, f"{name}: spec.dependsOn.{dep}", message))
+    raise InvalidSpec(issues)
+
+
 def source_key(files: list[str]) -> str:
     return ",".join(sorted("-" if f == "-" else os.path.abspath(f) for f in files))
 
@@ -104,9 +139,10 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
 
 
 def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
-          wait: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time) -> ApplyReport:
+          wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time) -> ApplyReport:
     inputs = load_inputs(files)  # raises InvalidSpec before anything is touched
     source = source_key(files)
+    check_graph(store, inputs, files, prune=prune, source=source)
     if dry_run:
         changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)
         rec = Reconciler(store, engine, actor="cli", clock=clock)
@@ -120,8 +156,11 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
     for ch in changes:
         if ch.change != "unchanged":
             logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
-    names = {i.name for i in inputs} | {c.name for c in changes if c.change == "pruned"}
+    pruned = {c.name for c in changes if c.change == "pruned"}
+    names = {i.name for i in inputs} | pruned
     converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock)
+    if volumes and pruned:
+        remove_volumes(store, engine, pruned, report, clock)
     return report
 
 
@@ -144,27 +183,30 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         return
     rec = Reconciler(store, engine, actor="cli", clock=clock)
     try:
-        result = rec.reconcile(only=names)
-        report.plan = result.plan
-        report.done.extend(result.done)
-        report.errors.extend(result.errors)
-        # a second look records what the actions led to (and heals what they revealed)
-        for _ in range(3):
-            if not result.actions or result.errors:
-                break
+        while True:
             result = rec.reconcile(only=names)
+            report.plan = report.plan or result.plan
             report.done.extend(result.done)
             report.errors.extend(result.errors)
-        if wait and not report.errors:
-            while clock() < deadline:
-                rec.refresh_status(only=names)
-                if _all_converged(store, names):
-                    report.converged = True
+            if result.errors:
+                break
+            unsettled = [sp.name for sp in result.plan.services.values()
+                         if sp.state in (WAITING, UPDATING, PENDING)
+                         and not any(": it failed" in w or "does not exist" in w for w in sp.waiting_for)]
+            if not result.actions and not unsettled:
+                if not wait or _all_converged(store, names):
+                    report.converged = True if wait else None
                     break
-                time.sleep(0.5)
-                rec.reconcile(only=names)
-            else:
+            if clock() > deadline:
                 report.converged = False
+                if unsettled:
+                    report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
+                break
+            if not result.actions:
+                time.sleep(0.3)
+        rec.refresh_status(only=names)
+        removed = rec.gc_networks()
+        report.done.extend(f"removed network {n}: no desired service names it" for n in removed)
     finally:
         rec.close()
         store.release_lease(holder)
@@ -205,13 +247,45 @@ def wait_converged(store: Store, names: set[str] | None, deadline: float, clock:
     return _all_converged(store, names)
 
 
-def delete(store: Store, engine: Engine, name: str, *, clock: Callable[[], float] = time.time) -> ApplyReport | None:
+def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
+           clock: Callable[[], float] = time.time) -> ApplyReport | None:
     gone = store.delete(name, actor="cli", now=clock())
     if gone is None:
         return None
     report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
     converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
+    if volumes:
+        remove_volumes(store, engine, {name}, report, clock)
     return report
+
+
+def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyReport,
+                   clock: Callable[[], float] = time.time) -> None:
+    """Remove the named volumes the controller created for these (deleted) services.
+    Only with an explicit --volumes; says what it removes; audited."""
+    from store import Event
+
+    if report.delegated_to:
+        deadline = clock() + 60
+        while clock() < deadline and any(engine.list_owned(store.instance_id, n) for n in names):
+            time.sleep(0.3)
+    desired = store.desired()
+    still_used = {v.split(":")[0] for rec in desired.values() for v in rec.spec.get("volumes") or []}
+    events = []
+    for name in sorted(names):
+        for vol in engine.owned_volumes(store.instance_id, name):
+            if vol in still_used:
+                report.done.append(f"kept volume {vol}: still used by another service")
+                continue
+            try:
+                engine.remove_volume(vol)
+            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                report.errors.append(f"cannot remove volume {vol}: {exc}")
+                continue
+            report.done.append(f"removed volume {vol} (--volumes)")
+            events.append(Event(ts=clock(), service=name, type="VolumeRemoved", reason="--volumes given",
+                                message=f"named volume {vol} and its data removed", actor="cli"))
+    store.record(events)
 
 
 def status_rows(store: Store) -> list[dict[str, Any]]:

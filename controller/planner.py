@@ -3,6 +3,12 @@
 No Docker, no SQL, no clock, no logging. Everything it needs comes in as arguments;
 everything it decides comes out as data (``actions.Action``s plus the state to report).
 Observed containers passed in are already known to be owned by this store.
+
+Ordering is expressed as gating, not as a sequence: a service whose dependencies do
+not meet their conditions gets no Create/Start and reports ``Waiting``; the next pass
+(woken by the dependency's events) lets it go. That keeps each pass a pure function of
+the world and makes "after an engine restart, come back in dependency order" the same
+code path as a first apply.
 """
 
 from __future__ import annotations
@@ -13,15 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import backoff
-from controller.actions import Action, Create, Recreate, Remove, Restart, Start
+from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
 from controller.render import DesiredService
-from crd_like.hashing import POLICY_FIELDS, changed_fields, canonical
+from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
 from store.records import Status
 
 # States a service can be reported in.
 RUNNING, PENDING, EXITED, CRASHLOOP, FAILED, SUSPENDED = (
     "Running", "Pending", "Exited", "CrashLoopBackOff", "Failed", "Suspended")
+WAITING, COMPLETED, UPDATING, PAUSED = "Waiting", "Completed", "Updating", "RolloutPaused"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class ServicePlan:
     converged: bool = False
     retry_at: float | None = None  # when a waiting service should be looked at again
     reset_backoff: bool = False
+    waiting_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,48 +57,106 @@ class Plan:
         return out
 
 
+@dataclass(frozen=True)
+class DepInfo:
+    """What dependents need to know about a service."""
+
+    exists: bool
+    started: bool  # at least one replica runs
+    healthy: bool  # every replica runs, and is healthy where a healthcheck exists
+    completed: bool  # a Job whose current generation exited 0
+    failed: bool  # a Job that gave up
+    last_started_at: float
+    restart_pending: bool
+
+
 def _exit_reason(c: Observed) -> str:
     code = c.exit_code
     if code is None:
         return f"container is {c.state}"
     meaning = {0: "exited normally", 137: "killed (SIGKILL or out of memory)", 143: "terminated (SIGTERM)",
-               139: "segmentation fault", 1: "failed"}.get(code, "failed")
+               139: "segmentation fault", 255: "engine stopped or failed"}.get(code, "failed")
     return f"container exited with code {code} ({meaning})"
 
 
 def diff_fields(old_spec: dict[str, Any] | None, svc: DesiredService) -> tuple[str, ...]:
     if old_spec is None:
         return ("spec (previous revision unknown)",)
-    from crd_like.models import ServiceSpec
-
     try:
-        old = canonical(ServiceSpec.model_validate(old_spec), exclude=POLICY_FIELDS)
+        old = canonical(type(svc.spec).model_validate(old_spec), exclude=POLICY_FIELDS)
     except Exception:  # noqa: BLE001 - an old revision from an older schema
         return ("spec",)
     new = canonical(svc.spec, exclude=POLICY_FIELDS)
     fields = changed_fields(old, new)
-    return tuple(fields) or ("referenced files",)
+    if fields:
+        return tuple(fields)
+    return ("generation (a Job runs once per generation)",) if svc.kind == "Job" else ("referenced files",)
 
 
 def _pick(containers: list[Observed], svc: DesiredService) -> tuple[Observed, list[Observed]]:
     """Keep the best container of a replica; the rest are duplicates to remove."""
-    ranked = sorted(
-        containers,
-        key=lambda c: (c.spec_hash == svc.container_hash, c.running, c.created),
-        reverse=True,
-    )
+    ranked = sorted(containers, key=lambda c: (c.spec_hash == svc.container_hash, c.running, c.created), reverse=True)
     return ranked[0], ranked[1:]
+
+
+def _ready(c: Observed, svc: DesiredService) -> bool:
+    return c.running and (svc.spec.healthcheck is None or c.health == "healthy")
+
+
+def dep_info(svc: DesiredService, containers: Sequence[Observed], status: Status | None) -> DepInfo:
+    current = [c for c in containers if c.spec_hash == svc.container_hash and 1 <= c.replica <= svc.replicas]
+    st = status or Status(name=svc.name)
+    started = any(c.running for c in current)
+    healthy = len({c.replica for c in current if _ready(c, svc)}) >= svc.replicas
+    completed = svc.kind == "Job" and any(c.state == "exited" and c.exit_code == 0 for c in current)
+    return DepInfo(True, started, healthy, completed, st.state == FAILED, st.last_started_at,
+                   st.restart_requested_at > st.last_started_at)
+
+
+def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
+    out = []
+    for name, dep in svc.spec.dependsOn.items():
+        info = deps.get(name)
+        if info is None or not info.exists:
+            out.append(f"{name} ({dep.condition}: it does not exist)")
+            continue
+        ok = {"started": info.started or info.completed, "healthy": info.healthy,
+              "completed": info.completed}[dep.condition]
+        if info.restart_pending:
+            ok = False
+        if not ok:
+            why = ": it failed" if info.failed else ""
+            out.append(f"{name} ({dep.condition}{why})")
+    return out
+
+
+def _rollout_failure(svc: DesiredService, current: list[Observed], status: Status, now: float) -> str | None:
+    """Why the rollout of the current generation failed, or None."""
+    monitor = svc.spec.update.monitor
+    for c in current:
+        if c.state in ("exited", "dead"):
+            return f"new container {c.short_id} exited ({_exit_reason(c)})"
+        if c.health == "unhealthy":
+            return f"new container {c.short_id} is unhealthy"
+        if now - max(c.created, status.rollout_started_at) > monitor and not _ready(c, svc):
+            return f"new container {c.short_id} not ready within monitor {monitor:g}s"
+    return None
 
 
 def plan_service(
     svc: DesiredService, containers: Sequence[Observed], status: Status | None,
     revisions: Mapping[tuple[str, int], dict[str, Any]], image_ids: Mapping[str, str], now: float,
+    deps: Mapping[str, DepInfo] | None = None,
 ) -> ServicePlan:
     status = status or Status(name=svc.name)
+    deps = deps or {}
     if svc.suspended:
         return ServicePlan(svc.name, state=SUSPENDED, message="suspended: the controller leaves it alone",
                            health=status.health)
     policy = svc.spec.restartPolicy
+    is_job = svc.kind == "Job"
+    unmet = _unmet(svc, deps)
+    gate_msg = "waiting for " + ", ".join(unmet) if unmet else ""
     by_replica: dict[int, list[Observed]] = defaultdict(list)
     for c in containers:
         by_replica[c.replica].append(c)
@@ -99,6 +165,28 @@ def plan_service(
         if replica < 1 or replica > svc.replicas:
             for c in by_replica[replica]:
                 actions.append(Remove(svc.name, replica, c.id, c.name, f"scaled down to {svc.replicas} replicas"))
+    current = [c for r in range(1, svc.replicas + 1) for c in by_replica.get(r, []) if c.spec_hash == svc.container_hash]
+
+    # A rollout in progress that went wrong: roll back (or pause) before anything else.
+    if status.rollout_from_generation and status.rollout_from_generation != svc.generation and not is_job:
+        failure = _rollout_failure(svc, current, status, now)
+        if failure:
+            target = revisions.get((svc.name, status.rollout_from_generation))
+            same = target is not None and canonical(type(svc.spec).model_validate(target)) == canonical(svc.spec)
+            if svc.spec.update.failureAction == "rollback" and target is not None and not same:
+                return ServicePlan(svc.name, (*actions, Rollback(svc.name, status.rollout_from_generation,
+                                                                  f"rollout of generation {svc.generation} failed: {failure}")),
+                                   UPDATING, message=failure)
+            if svc.spec.update.failureAction == "pause":
+                return ServicePlan(svc.name, tuple(actions), PAUSED, message=f"rollout paused: {failure}")
+
+    # how many replicas may be replaced now (rolling update)
+    in_transition = sum(1 for r in range(1, svc.replicas + 1)
+                        if not any(c.spec_hash == svc.container_hash and _ready(c, svc) for c in by_replica.get(r, [])))
+    outdated = sum(1 for r in range(1, svc.replicas + 1)
+                   if by_replica.get(r) and not any(c.spec_hash == svc.container_hash for c in by_replica[r]))
+    budget = max(0, svc.spec.update.parallelism - (in_transition - outdated)) if svc.replicas > 1 else 1
+
     states: list[str] = []
     healths: list[str] = []
     messages: list[str] = []
@@ -108,35 +196,60 @@ def plan_service(
     for replica in range(1, svc.replicas + 1):
         group = by_replica.get(replica, [])
         if not group:
+            converged = False
+            if unmet:
+                states.append(WAITING)
+                continue
             reason = "container missing"
-            if status.container_id:
+            if status.container_id and replica == 1:
                 reason = f"container missing (previous container {status.container_id[:12]} is gone)"
             actions.append(Create(svc.name, replica, reason))
             states.append(PENDING)
-            converged = False
             continue
         c, dups = _pick(group, svc)
         for d in dups:
             actions.append(Remove(svc.name, replica, d.id, d.name, f"duplicate of {c.short_id}"))
         want_image = image_ids.get(svc.spec.image)
+        drift: tuple[str, tuple[str, ...]] | None = None
         if c.spec_hash != svc.container_hash:
             fields = diff_fields(revisions.get((svc.name, c.generation)), svc)
-            actions.append(Recreate(svc.name, replica, c.id, "spec changed: " + ", ".join(fields), fields))
-            states.append(PENDING)
+            drift = ("spec changed: " + ", ".join(fields), fields)
+        elif want_image and c.image_id and want_image != c.image_id and not (is_job and c.state == "exited"):
+            drift = (f"image {svc.spec.image} now points to a new image",
+                     (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",))
+        if drift:
             converged = False
-            continue
-        if want_image and c.image_id and want_image != c.image_id:
-            fields = (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",)
-            actions.append(Recreate(svc.name, replica, c.id, f"image {svc.spec.image} now points to a new image", fields))
-            states.append(PENDING)
-            converged = False
+            if unmet:
+                states.append(WAITING)
+                continue
+            if budget <= 0:
+                states.append(UPDATING)
+                messages.append(f"rolling update: replica {replica} waits for earlier replicas to be ready")
+                continue
+            budget -= 1
+            rollout = status.observed_generation > 0 and status.observed_generation != svc.generation
+            actions.append(Recreate(svc.name, replica, c.id, drift[0], drift[1], rollout=rollout))
+            states.append(UPDATING if rollout else PENDING)
             continue
         healths.append(c.health)
         if c.state in ("running", "restarting", "paused", "removing"):
             if c.state == "running" and backoff.stable(status, policy, now):
                 reset = True
             if c.state == "running" and status.restart_requested_at > status.last_started_at:
+                if unmet:
+                    states.append(WAITING)
+                    converged = False
+                    continue
                 actions.append(Restart(svc.name, replica, c.id, status.restart_reason or "restart requested",
+                                       requested=True))
+                states.append(PENDING)
+                converged = False
+                continue
+            cascade = [n for n, d in svc.spec.dependsOn.items() if d.restart and n in deps
+                       and status.last_started_at > 0 and deps[n].last_started_at > status.last_started_at]
+            if c.state == "running" and cascade and not unmet:
+                actions.append(Restart(svc.name, replica, c.id,
+                                       f"dependency {', '.join(cascade)} was restarted (cascade: dependsOn.restart)",
                                        requested=True))
                 states.append(PENDING)
                 converged = False
@@ -166,18 +279,33 @@ def plan_service(
             states.append(RUNNING)
             continue
         # created, exited or dead
+        if unmet:
+            states.append(WAITING)
+            converged = False
+            continue
         if c.state == "created":
             actions.append(Start(svc.name, replica, c.id, "created but never started", restart=False))
             states.append(PENDING)
             converged = False
             continue
-        wants_restart = policy.condition == "always" or (
-            policy.condition == "on-failure" and (c.exit_code or 0) != 0)
+        if is_job:
+            if c.exit_code == 0:
+                states.append(COMPLETED)
+                continue
+            spec_limit = getattr(svc.spec, "backoffLimit", 0)
+            if status.failures >= spec_limit:
+                states.append(FAILED)
+                messages.append(f"job failed: {_exit_reason(c)}; gave up after {status.failures} retries (backoffLimit {spec_limit})")
+                continue
+            wants_restart = True
+        else:
+            wants_restart = policy.condition == "always" or (
+                policy.condition == "on-failure" and (c.exit_code or 0) != 0)
         if not wants_restart:
             states.append(EXITED)
             messages.append(_exit_reason(c) + f"; restartPolicy {policy.condition}")
             continue
-        if backoff.gave_up(status, policy, now):
+        if not is_job and backoff.gave_up(status, policy, now):
             states.append(FAILED)
             messages.append(f"gave up after {policy.maxAttempts} restarts within {policy.window:g}s; {_exit_reason(c)}")
             continue
@@ -187,22 +315,29 @@ def plan_service(
             messages.append(f"{_exit_reason(c)}; back-off until next attempt")
             converged = False
             continue
-        actions.append(Start(svc.name, replica, c.id, _exit_reason(c), restart=True))
+        reason = _exit_reason(c)
+        if is_job:
+            reason = f"job {reason}; retry {status.failures + 1} of {getattr(svc.spec, 'backoffLimit', 0)}"
+        actions.append(Start(svc.name, replica, c.id, reason, restart=True))
         states.append(PENDING)
         converged = False
     state = _worst(states)
     health = _worst_health(healths) if svc.spec.healthcheck else ""
     if svc.spec.healthcheck and health != "healthy":
         converged = False
+    if unmet:
+        messages.insert(0, gate_msg)
+    if svc.replicas == 0:
+        state = RUNNING
     return ServicePlan(svc.name, tuple(actions), state, health, "; ".join(messages), converged and not actions,
-                       retry_at, reset)
+                       retry_at, reset, tuple(unmet))
 
 
 def _min(a: float | None, b: float) -> float:
     return b if a is None else min(a, b)
 
 
-_ORDER = [FAILED, CRASHLOOP, EXITED, PENDING, RUNNING]
+_ORDER = [FAILED, PAUSED, CRASHLOOP, EXITED, WAITING, UPDATING, PENDING, RUNNING, COMPLETED]
 
 
 def _worst(states: list[str]) -> str:
@@ -228,12 +363,13 @@ def plan(
     by_service: dict[str, list[Observed]] = defaultdict(list)
     for c in observed:
         by_service[c.service].append(c)
+    deps = {name: dep_info(svc, by_service.get(name, []), statuses.get(name)) for name, svc in desired.items()}
     services = {}
     for name, svc in desired.items():
         if only is not None and name not in only:
             continue
         services[name] = plan_service(svc, by_service.get(name, []), statuses.get(name),
-                                      revisions or {}, image_ids or {}, now)
+                                      revisions or {}, image_ids or {}, now, deps)
     orphans = tuple(
         Remove(c.service, c.replica, c.id, c.name, "no longer desired (its record was deleted)")
         for name, cs in sorted(by_service.items())
@@ -241,3 +377,34 @@ def plan(
         for c in cs
     )
     return Plan(services, orphans)
+
+
+def dependents(desired: Mapping[str, DesiredService], name: str) -> set[str]:
+    """Services that depend on ``name``, directly or transitively."""
+    out: set[str] = set()
+    frontier = [name]
+    while frontier:
+        cur = frontier.pop()
+        for other, svc in desired.items():
+            if cur in svc.spec.dependsOn and other not in out:
+                out.add(other)
+                frontier.append(other)
+    return out
+
+
+def topological_order(desired: Mapping[str, DesiredService]) -> list[str]:
+    """Dependencies first; ties by name. Assumes the graph was checked for cycles."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen or n not in desired:
+            return
+        seen.add(n)
+        for d in sorted(desired[n].spec.dependsOn):
+            visit(d)
+        order.append(n)
+
+    for n in sorted(desired):
+        visit(n)
+    return order

@@ -134,6 +134,9 @@ class Reconciler:
                 st.updated_at = self.clock()
                 statuses.append(st)
             self.store.record(res.events, statuses, drop)
+            if res.rollback is not None:
+                self.store.rollback(name, to_generation=res.rollback.to_generation, actor=self.actor,
+                                    now=self.clock(), reason=res.rollback.reason)
             result.done.extend(res.done)
             result.errors.extend(res.errors)
         except Exception as exc:  # noqa: BLE001 - one service's failure must not stop others
@@ -171,6 +174,11 @@ class Reconciler:
                 msg = ""
                 if note.wants_probe:
                     msg = self.executor.probe_output(note.container_id)
+                if note.wants_logs:
+                    try:
+                        msg = "output tail: " + truncate(self.engine.logs_tail(note.container_id, 10), 1000)
+                    except Exception:  # noqa: BLE001 - the audit row matters more than its detail
+                        msg = ""
                 events.append(Event(ts=now, service=name, type=note.type, reason=note.reason,
                                     message=msg, container_id=note.container_id,
                                     generation=svc.generation, actor=self.actor))
@@ -185,6 +193,22 @@ class Reconciler:
                 new.updated_at = now
                 updates.append(new)
         self.store.record(events, updates)
+
+    def gc_networks(self) -> list[str]:
+        """Remove this store's networks that no desired service names (and nothing uses)."""
+        wanted = {n for svc in self.desired().values() for n in svc.spec.networks}
+        removed = []
+        for net in self.engine.owned_networks(self.instance):
+            name = net.get("Name", "")
+            if name in wanted or net.get("Containers"):
+                continue
+            try:
+                self.engine.remove_network(name)
+                removed.append(name)
+                logger.info(f"removed network {name}: no desired service names it")
+            except Exception as exc:  # noqa: BLE001 - in use by something: leave it
+                logger.debug(f"network {name} kept: {exc}")
+        return removed
 
     def refresh_status(self, only: set[str] | None = None) -> PassResult:
         """A pass that records status without acting (after actions, or for --wait)."""

@@ -36,6 +36,8 @@ class DesiredService:
 def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,
             refs: dict[str, str] | None = None) -> DesiredService:
     spec = SPEC_MODELS.get(kind, ServiceSpec).model_validate(spec_data)
+    if kind == "Job":  # a Job runs once per generation: a new generation is a new container
+        refs = {**(refs or {}), "generation": str(generation)}
     return DesiredService(name, kind, generation, spec, container_hash(spec, refs), suspended)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from controller.observed import Observed
-from controller.planner import RUNNING, ServicePlan
+from controller.planner import COMPLETED, FAILED, RUNNING, ServicePlan
 from controller.render import DesiredService
 from store.records import Status
 
@@ -17,6 +17,7 @@ class Transition:
     reason: str
     container_id: str
     wants_probe: bool = False
+    wants_logs: bool = False
 
 
 def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers: list[Observed],
@@ -34,9 +35,16 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
             notes.append(Transition("Died", f"container exited{code}", main.id))
     elif old and old.container_id and old.health and not main:
         notes.append(Transition("HealthChanged", f"{old.health} -> none (container no longer running)", old.container_id))
+    if svc.kind == "Job" and main is not None and (old is None or old.state != sp.state or old.container_id != main.id):
+        if sp.state == COMPLETED:
+            notes.append(Transition("Completed", f"job exited with code {main.exit_code}", main.id, wants_logs=True))
+        elif main.state == "exited" and main.exit_code not in (None, 0) and (
+                old is None or old.container_id != main.id or old.state not in (FAILED,)):
+            notes.append(Transition("JobFailed", f"job exited with code {main.exit_code}", main.id, wants_logs=True))
     new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id)
     if sp.converged:
         new.observed_generation = svc.generation
+        new.rollout_from_generation, new.rollout_started_at = 0, 0.0
     if sp.reset_backoff:
         new.failures, new.next_attempt_at = 0, 0.0
     if sp.retry_at is not None:

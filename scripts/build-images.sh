@@ -48,7 +48,7 @@ for arg in "$@"; do
     case "$arg" in
         --force | -f) FORCE=1 ;;
         --no-verify) VERIFY=0 ;;
-        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown argument: $arg (usage: $0 [--force] [--no-verify])" ;;
     esac
 done
@@ -187,7 +187,9 @@ build_derived() {
     log "building $img (images/$ctx_name, VERSION=$version)"
     remember_old "$img"
     local out="$WORK_DIR/build-${ctx_name}-${version}.log"
-    if ! docker build --pull=false --rm --force-rm \
+    local -a extra=()
+    if [[ "$FORCE" == 1 ]]; then extra+=(--no-cache); fi
+    if ! docker build --pull=false --rm --force-rm "${extra[@]}" \
             --build-arg "VERSION=$version" \
             --label "$TEST_LABEL" --label "$HASH_LABEL=$want" \
             -t "$img" "$ctx" >"$out" 2>&1; then
@@ -286,8 +288,11 @@ main() {
         log "built ${#BUILT[@]} image(s) in $((SECONDS - start))s$([[ "$VERIFY" == 1 ]] && echo ', smoke tests passed')"
         # Drop images that were replaced, if nothing else uses them.
         local i
+        # Only ids that ended up untagged: a cached rebuild can yield the same id.
         for ((i = ${#OLD_IDS[@]} - 1; i >= 0; i--)); do
-            docker rmi "${OLD_IDS[i]}" >/dev/null 2>&1 || true
+            if [[ "$(docker image inspect -f '{{len .RepoTags}}' "${OLD_IDS[i]}" 2>/dev/null || echo x)" == 0 ]]; then
+                docker rmi "${OLD_IDS[i]}" >/dev/null 2>&1 || true
+            fi
         done
     else
         log "all images up to date"

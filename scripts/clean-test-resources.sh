@@ -17,7 +17,7 @@ log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 case "${1:-}" in
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 esac
 (($# <= 1)) || die "usage: $0 [RUN_ID]"
 

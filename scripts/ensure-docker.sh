@@ -58,6 +58,22 @@ pid_alive() {
 
 pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
 
+# procs_named COMM [CMDLINE_SUBSTRING]: live root-owned pids with that command
+# name (pure /proc scan: minimal images have no pgrep/procps).
+procs_named() {
+    local comm="$1" want="${2:-}" dir pid cmdline
+    for dir in /proc/[0-9]*; do
+        pid="${dir#/proc/}"
+        [[ "$(cat "$dir/comm" 2>/dev/null)" == "$comm" ]] || continue
+        [[ "$(stat -c %u "$dir" 2>/dev/null)" == 0 ]] || continue
+        if [[ -n "$want" ]]; then
+            cmdline="$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null || true)"
+            [[ "$cmdline" == *"$want"* ]] || continue
+        fi
+        if pid_alive "$pid"; then echo "$pid"; fi
+    done
+}
+
 read_pidfile() {
     if [[ -f "$1" ]]; then tr -dc '0-9' <"$1" 2>/dev/null || true; fi
 }
@@ -109,9 +125,7 @@ dockerd_pids() {
         if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == dockerd ]]; then
             echo "$pid"
         fi
-        for pid in $(pgrep -x -u 0 dockerd 2>/dev/null || true); do
-            if pid_alive "$pid"; then echo "$pid"; fi
-        done
+        procs_named dockerd
     } | sort -un
 }
 
@@ -123,9 +137,7 @@ managed_containerd_pids() {
         if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == containerd ]]; then
             echo "$pid"
         fi
-        for pid in $(pgrep -u 0 -f "containerd --config $MANAGED_CTRD_DIR/containerd.toml" 2>/dev/null || true); do
-            if pid_alive "$pid" && [[ "$(pid_comm "$pid")" == containerd ]]; then echo "$pid"; fi
-        done
+        procs_named containerd "--config $MANAGED_CTRD_DIR/containerd.toml"
     } | sort -un
 }
 
@@ -313,7 +325,7 @@ iptables_broken_in_last_start() {
 # --------------------------------------------------------------------------
 main() {
     case "${1:-}" in
-        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     esac
 
     # Fast path: engine already answers.

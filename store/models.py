@@ -72,6 +72,9 @@ class StatusRow(Base):
     # `reconcile restart NAME`: the controller restarts containers started before this.
     restart_requested_at: Mapped[float] = mapped_column(Float, default=0.0)
     restart_reason: Mapped[str] = mapped_column(Text, default="")
+    # A rollout in progress: the generation that ran before it (rollback target).
+    rollout_from_generation: Mapped[int] = mapped_column(Integer, default=0)
+    rollout_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 

@@ -59,6 +59,8 @@ class Status:
     last_started_at: float = 0.0
     restart_requested_at: float = 0.0
     restart_reason: str = ""
+    rollout_from_generation: int = 0
+    rollout_started_at: float = 0.0
     updated_at: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
@@ -74,7 +76,8 @@ class Status:
             message=row.message, last_transition_at=row.last_transition_at, failures=row.failures,
             next_attempt_at=row.next_attempt_at, restart_times=json.loads(row.restart_times or "[]"),
             last_started_at=row.last_started_at, restart_requested_at=row.restart_requested_at,
-            restart_reason=row.restart_reason, updated_at=row.updated_at,
+            restart_reason=row.restart_reason, rollout_from_generation=row.rollout_from_generation,
+            rollout_started_at=row.rollout_started_at, updated_at=row.updated_at,
         )
 
 

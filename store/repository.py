@@ -215,6 +215,33 @@ class Store:
             self._bump(s)
             return True
 
+    def rollback(self, name: str, *, to_generation: int | None, actor: str, now: float, reason: str) -> int | None:
+        """Store an earlier revision's spec as a new generation (the default target is the
+        revision before the current one). Returns the new generation, or None."""
+        with self.writing() as s, s.begin():
+            row = s.get(ResourceRow, name)
+            if row is None:
+                return None
+            if to_generation is None:
+                to_generation = s.scalar(select(func.max(RevisionRow.generation)).where(
+                    RevisionRow.name == name, RevisionRow.generation < row.generation,
+                    RevisionRow.spec_hash != row.spec_hash))
+            rev = s.get(RevisionRow, (name, to_generation)) if to_generation else None
+            if rev is None:
+                return None
+            row.generation += 1
+            row.spec, row.spec_hash, row.kind, row.updated_at = rev.spec, rev.spec_hash, rev.kind, now
+            s.add(RevisionRow(name=name, generation=row.generation, kind=rev.kind, spec=rev.spec,
+                              spec_hash=rev.spec_hash, applied_at=now))
+            st = s.get(StatusRow, name)
+            if st is not None:
+                st.rollout_from_generation, st.rollout_started_at = 0, 0.0
+            s.add(EventRow(ts=now, service=name, container_id="", type="RolledBack", reason=reason,
+                           message=f"generation {row.generation} = revision {to_generation}",
+                           generation=row.generation, actor=actor))
+            self._bump(s)
+            return row.generation
+
     def revision(self, name: str, generation: int) -> Revision | None:
         with self.reading() as s:
             row = s.get(RevisionRow, (name, generation))

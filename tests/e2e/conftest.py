@@ -8,7 +8,10 @@ answers, the tests fail (they never skip): CI must not go green without Docker.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +62,23 @@ def wait_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0
         time.sleep(interval)
 
 
+def parse_docker_time(value: str) -> float:
+    """Epoch seconds of an engine timestamp ('2024-05-01T15:32:11.123456789Z'; ns cut to µs)."""
+    head, _, frac = value.rstrip("Z").partition(".")
+    return dt.datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LEASE_ACQUIRED = "acquired the controller lease"
+LEASE_WAITING = "waiting for the controller lease"
+
+
 class Harness:
     def __init__(self, tmp: Path, client: docker.DockerClient, prefix: str):
         self.tmp = tmp
@@ -67,6 +87,7 @@ class Harness:
         self.prefix = prefix
         self.procs: list[subprocess.Popen[str]] = []
         self._instance: str | None = None
+        self._reader: Any = None
 
     def name(self, base: str) -> str:
         return f"{self.prefix}-{base}"
@@ -93,6 +114,34 @@ class Harness:
     def daemon_log(self, index: int = -1) -> str:
         idx = index if index >= 0 else len(self.procs) + index
         return (self.tmp / f"daemon-{idx}.log").read_text()
+
+    def start_daemon(self, *args: str, timeout: float = 30.0) -> subprocess.Popen[str]:
+        """``reconcile run ARGS`` on an already-migrated store; returns once it holds the lease."""
+        self.instance  # noqa: B018 - create and migrate the store before the daemon opens it
+        proc = self.daemon(*args)
+        self.wait_leader(len(self.procs) - 1, timeout)
+        return proc
+
+    def wait_leader(self, index: int = -1, timeout: float = 30.0) -> None:
+        idx = index if index >= 0 else len(self.procs) + index
+
+        def acquired() -> bool:
+            if self.procs[idx].poll() is not None:
+                pytest.fail(f"daemon {idx} exited {self.procs[idx].returncode}:\n{self.daemon_log(idx)}")
+            return LEASE_ACQUIRED in self.daemon_log(idx)
+
+        wait_for(acquired, timeout, what=f"daemon {idx} to acquire the lease")
+
+    def stop_daemon(self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        proc.send_signal(sig)
+        return proc.wait(timeout)
+
+    def cname(self, base: str, replica: int = 1) -> str:
+        """The container name the controller gives replica ``replica`` of service ``base``."""
+        return f"{self.name(base)}-{replica}"
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        return self.client.api.inspect_container(container)
 
     def write(self, docs: list[dict[str, Any]] | str, name: str = "stack.yaml") -> str:
         path = self.tmp / name
@@ -136,7 +185,29 @@ class Harness:
 
         return {r["name"]: r for r in json.loads(self.run("status", "--json").stdout)}
 
+    # Fast, read-only views of the same data for polling loops: the CLI costs a second per
+    # call (interpreter start), too slow to catch a short-lived state. Same shapes as
+    # `history --json` and `status --json`.
+    @property
+    def reader(self) -> Any:
+        if self._reader is None:
+            from store import Store
+
+            self.instance  # noqa: B018 - the store exists and is migrated
+            self._reader = Store.open(self.db, migrate=False)
+        return self._reader
+
+    def events(self, name: str | None = None, *types: str) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.reader.history(name, types=list(types) or None)]
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        from controller.operations import status_rows
+
+        return {r["name"]: r for r in status_rows(self.reader)}
+
     def cleanup(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()

@@ -110,6 +110,7 @@ POLICY_ONLY: list[tuple[str, dict[str, Any], list[str]]] = [
     ("restartPolicy backoff", {"restartPolicy": {"backoff": {"max": "1m"}}}, ["restartPolicy"]),
     ("onUnhealthy recreate", {"onUnhealthy": "recreate"}, ["onUnhealthy"]),
     ("onUnhealthy ignore", {"onUnhealthy": "ignore"}, ["onUnhealthy"]),
+    ("replicas", {"replicas": 0}, ["replicas"]),
 ]
 
 

@@ -110,6 +110,8 @@ INVALID: list[tuple[str, str | bytes, int, str, str]] = [
      BASE + "  healthcheck:\n    test: curl x\n    retries: three\n", 9, "spec.healthcheck.retries", "valid integer"),
     ("healthcheck retries is zero",
      BASE + "  healthcheck:\n    test: curl x\n    retries: 0\n", 9, "spec.healthcheck.retries", "greater than or equal to 1"),
+    ("replicas is text", BASE + "  replicas: three\n", 7, "spec.replicas", "valid integer"),
+    ("replicas above the limit", BASE + "  env: {}\n  replicas: 101\n", 8, "spec.replicas", "less than or equal to 100"),
     ("init is not a boolean", BASE + "  init: maybe\n", 7, "spec.init", "valid boolean"),
     ("bad healthcheck interval",
      BASE + "  healthcheck:\n    test: curl x\n    interval: 10x\n", 9, "spec.healthcheck.interval", "invalid duration"),
