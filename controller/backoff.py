@@ -19,7 +19,8 @@ def delay(policy: RestartPolicy, attempt: int) -> float:
     if attempt <= 1:
         return 0.0
     b = policy.backoff
-    return float(min(b.max, b.initial * b.factor ** (attempt - 2)))
+    exponent = min(attempt - 2, 64)  # capped: a long crash loop must not overflow a float
+    return float(min(b.max, b.initial * b.factor ** exponent))
 
 
 def attempts_in_window(status: Status, policy: RestartPolicy, now: float) -> int:
@@ -33,7 +34,8 @@ def gave_up(status: Status, policy: RestartPolicy, now: float) -> bool:
 def after_restart(status: Status, policy: RestartPolicy, now: float) -> Status:
     """The status after restart attempt ``failures + 1`` is made at ``now``."""
     failures = status.failures + 1
-    times = [t for t in status.restart_times if t > now - policy.window][-50:] + [now]
+    keep = max(50, (policy.maxAttempts or 0) + 1)
+    times = [t for t in status.restart_times if t > now - policy.window][-keep:] + [now]
     return replace(
         status, failures=failures, next_attempt_at=now + delay(policy, failures + 1),
         restart_times=times, restart_count=status.restart_count + 1, last_started_at=now,

@@ -158,7 +158,8 @@ class Engine:
             self._call("networks.inspect", lambda: self.api.inspect_network(name))
             return False
         except NotFound:
-            self._call("networks.create", lambda: self.api.create_network(name, driver="bridge", labels=labels))
+            self._call("networks.create", lambda: self.api.create_network(name, driver="bridge", labels=labels,
+                                                                          check_duplicate=True))
             return True
 
     def owned_networks(self, instance: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ records what it returns.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, assert_never
@@ -20,6 +21,11 @@ from controller.render import DesiredService, render
 from store.records import Event, Status
 
 OUTPUT_LIMIT = 500
+
+
+def _network_gone(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "network" in text and "not found" in text
 
 
 def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -45,6 +51,7 @@ class Executor:
         self.clock = clock
         # Storm control hook: asked before each restart; False defers it to a later pass.
         self.admit_restart = admit_restart or (lambda _name: True)
+        self._create_lock = threading.Lock()
 
     def _event(self, svc: str, etype: str, reason: str, message: str = "", container_id: str = "",
                generation: int = 0) -> Event:
@@ -89,7 +96,16 @@ class Executor:
                     out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
                     return
                 detail = self._death_detail(action.container_id)
-                self.engine.start(action.container_id)
+                try:
+                    self.engine.start(action.container_id)
+                except ReconcileError as exc:
+                    if not _network_gone(exc):
+                        raise
+                    # someone removed a network this container was attached to: the
+                    # container cannot start again, so it is recreated (networks ensured)
+                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
+                                            f"{action.reason}; its network was removed ({exc})", ("networks",)), out)
+                    return
                 st = self._status(out, svc.name)
                 if action.restart:
                     out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
@@ -174,9 +190,12 @@ class Executor:
         return cid
 
     def _ensure_networks(self, svc: DesiredService, networks: list[str]) -> None:
-        for net in networks:
-            if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance}):
-                logger.info(f"created network {net} for {svc.name}")
+        # the engine allows two networks with one name; services created in parallel
+        # must not race to make the same one
+        with self._create_lock:
+            for net in networks:
+                if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance}):
+                    logger.info(f"created network {net} for {svc.name}")
 
     def _connect_rest(self, cid: str, networks: list[str], alias: str) -> None:
         for net in networks[1:]:

@@ -30,7 +30,7 @@ class DesiredService:
 
     @property
     def replicas(self) -> int:
-        return int(getattr(self.spec, "replicas", 1) or 1)
+        return int(self.spec.replicas)
 
 
 def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,

@@ -35,6 +35,7 @@ class Document:
     data: Any
     lines: dict[Path, int]
     start_line: int
+    raw: dict[Path, str] | None = None
 
     def line_of(self, path: Path) -> int:
         """The line of ``path``, or of its nearest ancestor that exists."""
@@ -51,6 +52,7 @@ class _Builder:
         self.budget = MAX_NODES
         self.lines: dict[Path, int] = {}
         self.constructor = yaml.SafeLoader("")
+        self.raw: dict[Path, str] = {}  # text of plain scalars that YAML 1.1 would reinterpret
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.budget -= 1
@@ -68,6 +70,8 @@ class _Builder:
         return self._scalar(node, path)
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        if node.style is None and node.tag != "tag:yaml.org,2002:str":
+            self.raw[path] = node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
@@ -124,16 +128,16 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
     docs: list[Document] = []
     try:
         for index, node in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
-            if node is None:
-                continue
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
+                continue  # an empty document (e.g. a trailing '---')
             builder = _Builder(file)
             data = builder.build(node, ())
-            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1))
+            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1, builder.raw))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or str(exc)
-        if "\t" in problem or "tab" in problem.lower():
+        if "\t" in problem or "\\t" in problem or "tab" in problem.lower():
             problem += " (YAML does not allow tabs for indentation; use spaces)"
         raise InvalidSpec([Issue(file, line, "", f"YAML syntax error: {problem}")])
     except yaml.YAMLError as exc:
@@ -155,6 +159,26 @@ def _resolve_binds(data: dict[str, Any], base_dir: str) -> None:
             v = os.path.normpath(src) + (":" + rest if rest else "")
         resolved.append(v)
     spec["volumes"] = resolved
+
+
+_TEXT_MAPS = (("spec", "env"), ("spec", "labels"), ("metadata", "labels"), ("metadata", "annotations"))
+
+
+def _as_written(data: dict[str, Any], doc: Document) -> None:
+    """Env and label values are strings as written: YAML 1.1 would turn ``0755`` into 493,
+    ``1.10`` into 1.1 and ``12:30`` into 750. Booleans and plain numbers keep their text too."""
+    if not doc.raw:
+        return
+    for outer, inner in _TEXT_MAPS:
+        section = data.get(outer)
+        if not isinstance(section, dict) or not isinstance(section.get(inner), dict):
+            continue
+        values = dict(section[inner])
+        for key, value in values.items():
+            text = doc.raw.get((outer, inner, key))
+            if text is not None and not isinstance(value, (dict, list)) and value is not None:
+                values[key] = text
+        data[outer] = {**section, inner: values}
 
 
 def validate_document(doc: Document, base_dir: str) -> Any:
@@ -179,6 +203,7 @@ def validate_document(doc: Document, base_dir: str) -> Any:
         raise InvalidSpec([Issue(doc.file, doc.line_of(("status",)), "status",
                                  "status is written by the controller and cannot be applied")])
     data = dict(data)
+    _as_written(data, doc)
     _resolve_binds(data, base_dir)
     try:
         return model.model_validate(data)

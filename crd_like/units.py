@@ -113,7 +113,8 @@ class PortMapping:
         cont = rng(self.container_port_start, self.container_port_end)
         prefix = ""
         if self.host_ip:
-            prefix = f"{self.host_ip}:{host}:"
+            ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+            prefix = f"{ip}:{host}:"
         elif host:
             prefix = f"{host}:"
         return f"{prefix}{cont}/{self.protocol}"
@@ -170,6 +171,8 @@ def parse_port(value: object) -> PortMapping:
         parts = parts[1:]
         if not _IPV4.fullmatch(host_ip):
             raise ValueError(f"invalid host IP {host_ip!r} in port {value!r}: {expected}")
+    if len(parts) == 2 and not parts[0] and not host_ip:
+        raise ValueError(f"invalid port {value!r}: empty host port; {expected}")
     if len(parts) > 2 or not all(parts[-1:]):
         raise ValueError(f"invalid port {value!r}: {expected}")
     try:

@@ -7,5 +7,5 @@ bash scripts/setup.sh
 export RECONCILE_TEST_RUN="${RECONCILE_TEST_RUN:-$(date +%s | tail -c 7)}"
 status=0
 python3 -m pytest -q -p no:cacheprovider "$@" || status=$?
-bash scripts/clean-test-resources.sh "$RECONCILE_TEST_RUN" >/dev/null 2>&1 || true
+bash scripts/clean-test-resources.sh "$RECONCILE_TEST_RUN*" >/dev/null 2>&1 || true
 exit $status

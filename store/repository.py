@@ -115,7 +115,8 @@ class Store:
         """Store resources in one transaction; bump generations of changed specs,
         keep revisions, record an ``Applied`` event per change. With ``prune``, remove
         the records of the same source that this set no longer names."""
-        self.instance_id  # noqa: B018 - fix the id before a long write
+        if not dry_run:
+            self.instance_id  # noqa: B018 - fix the id before a long write
         changes: list[AppliedChange] = []
         with self.writing() as s, s.begin():
             names = {r.name for r in resources}

@@ -219,8 +219,6 @@ def test_dry_run_writes_nothing(store: Store, path: str, batch: list[ResourceInp
     assert store.history() == history
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Store.apply reads self.instance_id before it looks at dry_run, "
-                   "which commits a new meta 'instance_id' row on a store that has none yet")
 def test_dry_run_on_a_fresh_store_writes_nothing(store: Store, path: str) -> None:
     rows = counts(path)
     store.apply([res("web")], source="f", actor="t", now=1.0, dry_run=True)

@@ -238,8 +238,6 @@ def test_each_replica_is_planned_on_its_own() -> None:
     assert sp.state == PENDING and not sp.converged
 
 
-@pytest.mark.xfail(strict=True, reason="bug: DesiredService.replicas is `int(spec.replicas or 1)`, so the "
-                   "valid spec replicas: 0 (ge=0) plans one replica instead of none")
 def test_scaled_to_zero_removes_every_replica() -> None:
     s = svc(replicas=0)
     c = ctr(s, 1)

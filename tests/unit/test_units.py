@@ -116,14 +116,7 @@ def test_parse_port_canonical(text: object, canonical: str) -> None:
         "127.0.0.1:8080:80/udp",
         "127.0.0.1::80",
         "8000-8002:80-82",
-        pytest.param(
-            "[::1]:8080:80",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: PortMapping.canonical() drops the brackets of an IPv6 host IP "
-                "('[::1]:8080:80' -> '::1:8080:80/tcp'), which parse_port then rejects",
-            ),
-        ),
+        "[::1]:8080:80",
     ],
 )
 def test_parse_port_canonical_form_parses_back_to_itself(text: str) -> None:
@@ -162,15 +155,7 @@ def test_port_bindings(text: str, bindings: list[tuple[str, tuple[str, int | Non
         ("1:2:3:4", "invalid port"),
         (True, "invalid port"),
         (80.5, "invalid port"),
-        pytest.param(
-            ":80",
-            "invalid port",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: parse_port(':80') accepts an empty host port without an IP and "
-                "returns '80/tcp' instead of raising",
-            ),
-        ),
+        (":80", "invalid port"),
     ],
 )
 def test_parse_port_rejects(text: object, message: str) -> None:
