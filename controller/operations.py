@@ -192,7 +192,8 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
                 break
             unsettled = [sp.name for sp in result.plan.services.values()
                          if sp.state in (WAITING, UPDATING, PENDING)
-                         and not any(": it failed" in w or "does not exist" in w for w in sp.waiting_for)]
+                         and not any(m in w for w in sp.waiting_for
+                                     for m in (": it failed", "does not exist", "crash-looping"))]
             if not result.actions and not unsettled:
                 if not wait or _all_converged(store, names):
                     report.converged = True if wait else None

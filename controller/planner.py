@@ -65,7 +65,8 @@ class DepInfo:
     started: bool  # at least one replica runs
     healthy: bool  # every replica runs, and is healthy where a healthcheck exists
     completed: bool  # a Job whose current generation exited 0
-    failed: bool  # a Job that gave up
+    failed: bool  # gave up (Failed)
+    crashlooping: bool
     last_started_at: float
     restart_pending: bool
 
@@ -109,8 +110,8 @@ def dep_info(svc: DesiredService, containers: Sequence[Observed], status: Status
     started = any(c.running for c in current)
     healthy = len({c.replica for c in current if _ready(c, svc)}) >= svc.replicas
     completed = svc.kind == "Job" and any(c.state == "exited" and c.exit_code == 0 for c in current)
-    return DepInfo(True, started, healthy, completed, st.state == FAILED, st.last_started_at,
-                   st.restart_requested_at > st.last_started_at)
+    return DepInfo(True, started, healthy, completed, st.state == FAILED, st.state == CRASHLOOP,
+                   st.last_started_at, st.restart_requested_at > st.last_started_at)
 
 
 def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
@@ -125,7 +126,7 @@ def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
         if info.restart_pending:
             ok = False
         if not ok:
-            why = ": it failed" if info.failed else ""
+            why = ": it failed" if info.failed else (": it is crash-looping" if info.crashlooping else "")
             out.append(f"{name} ({dep.condition}{why})")
     return out
 

@@ -1,0 +1,815 @@
+"""Compose files -> native ``Service`` / ``Job`` documents (as location-tracking Node trees).
+
+Each compose service becomes one native document named ``<project>-<service>``; the
+caller (``crd_like.formats``) validates it with the normal models, and every error
+points back at the compose file, line and key the value came from. What this module
+does not convert is reported by key name and file:line: an error, or with
+``LoadOptions.allow_unsupported`` a warning. Nothing is dropped silently.
+
+Compose semantics emulated (differences are spelled out where they happen):
+- project name: ``LoadOptions.project``, else ``COMPOSE_PROJECT_NAME`` from the
+  environment (or ``.env``), else top-level ``name:``, else the first file's
+  directory name normalised as compose does (lowercase, only ``[a-z0-9_-]``);
+- every service that names no network joins ``<project>_default``; top-level
+  networks and named volumes are namespaced ``<project>_<name>`` unless ``external:
+  true`` or an explicit ``name:``;
+- relative paths (binds, env_file, secret and config files) are relative to the
+  directory of the first compose file, as compose does with several ``-f`` files;
+- services with ``profiles:`` are only included when one of their profiles is active;
+- a service another service waits on with ``condition:
+  service_completed_successfully`` becomes a native ``Job`` (it runs to completion).
+
+No I/O: files (``.env``, ``env_file:``) are read through ``LoadOptions.read_file``,
+which the caller supplies. Must not import ``store`` or ``controller``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crd_like import units
+from crd_like.errors import InvalidSpec, Issue
+from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
+from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
+from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain
+
+TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs"})
+KNOWN_UNSUPPORTED_TOP = frozenset({"include", "models"})
+# compose service keys this converter does not handle (anything else unknown is probably a typo)
+KNOWN_UNSUPPORTED_SERVICE = frozenset({
+    "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "cpu_count", "cpu_percent",
+    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset", "credential_spec",
+    "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "expose",
+    "extends", "external_links", "gpus", "group_add", "ipc", "isolation", "label_file", "links",
+    "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable",
+    "oom_score_adj", "pid", "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider",
+    "pull_policy", "runtime", "security_opt", "shm_size", "stdin_open", "storage_opt", "sysctls", "tty",
+    "ulimits", "use_api_socket", "userns_mode", "uts", "volumes_from",
+})
+_WHY = {
+    "container_name": "container names are deterministic (<project>-<service>-<replica>)",
+    "build": "reconcile runs existing images; build the image first and give `image:`",
+    "expose": "containers on a shared network reach each other's ports without it",
+    "links": "services on the same network resolve each other by name",
+    "network_mode": "services join the project's networks",
+}
+_NAME = re.compile(NAME_PATTERN)
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+Reader = Callable[[str], bytes]
+
+
+def is_compose(data: Any) -> bool:
+    """Compose by shape: a mapping without apiVersion/kind, with a ``services:`` mapping
+    (or, for an overlay holding no services, only compose top-level keys)."""
+    if not isinstance(data, dict) or not data or "apiVersion" in data or "kind" in data:
+        return False
+    if isinstance(data.get("services"), dict):
+        return True
+    return all(isinstance(k, str) and (k in TOP_KEYS or k.startswith("x-")) for k in data)
+
+
+def normalize_project_name(text: str) -> str:
+    """compose's normalisation of a directory name: lowercase, keep ``[a-z0-9_-]``,
+    no leading ``_`` or ``-``."""
+    return re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
+
+
+@dataclass
+class ComposeSource:
+    node: Node  # the file's single document
+    file: str  # display name
+    base_dir: str
+
+
+@dataclass
+class Converted:
+    kind: str
+    name: str
+    doc: Node  # the native document, located at the compose keys
+
+
+@dataclass
+class _Ctx:
+    project: str
+    project_dir: str
+    display_dir: str
+    env: dict[str, str]
+    allow_unsupported: bool
+    read_file: Reader | None
+    warnings: list[str]
+    issues: list[Issue] = field(default_factory=list)
+    volumes: dict[str, str] = field(default_factory=dict)  # compose name -> engine name
+    networks: dict[str, str] = field(default_factory=dict)
+    files: dict[str, dict[str, str]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
+
+    def error(self, node: Node, message: str, field_: str | None = None) -> None:
+        self.issues.append(Issue(node.file, node.line, node.field if field_ is None else field_, message))
+
+    def unsupported(self, node: Node, key: str, known: bool = True) -> None:
+        what = (f"compose key '{key}' is not supported by reconcile" if known
+                else f"unknown compose key '{key}' (a typo, or a key newer than reconcile knows)")
+        why = _WHY.get(key)
+        if why:
+            what += f" ({why})"
+        if self.allow_unsupported:
+            self.warnings.append(str(Issue(node.file, node.line, node.field, what + "; ignored")))
+        else:
+            self.issues.append(Issue(node.file, node.line, node.field,
+                                     what + "; remove it, or pass --allow-unsupported to ignore it with a warning"))
+
+    def path(self, text: str) -> str:
+        """A host path from the compose file, absolute (relative to the project directory)."""
+        if text.startswith("~"):
+            return os.path.normpath(os.path.expanduser(text))
+        return os.path.normpath(os.path.join(self.project_dir, text))
+
+    def display(self, text: str) -> str:
+        return text if os.path.isabs(text) else os.path.normpath(os.path.join(self.display_dir, text))
+
+    def read(self, node: Node, rel: str, what: str, required: bool = True) -> bytes | None:
+        if self.read_file is None:
+            self.error(node, f"cannot read {what} {rel!r}: no file reader was given to the loader")
+            return None
+        try:
+            return self.read_file(self.path(rel))
+        except FileNotFoundError:
+            if required:
+                self.error(node, f"{what} {self.display(rel)!r} does not exist")
+        except OSError as exc:
+            self.error(node, f"cannot read {what} {self.display(rel)!r}: {exc.strerror or exc}")
+        return None
+
+
+def _bool(node: Node | None) -> bool:
+    v = None if node is None else node.value
+    return v is True or (isinstance(v, str) and v.lower() in ("true", "yes", "1"))
+
+
+def _strs(node: Node) -> Node:
+    """A command-like list with scalars made strings (``[sleep, 30]``)."""
+    if isinstance(node.value, list):
+        return node.at([i.at(str(i.value)) if isinstance(i.value, (int, float)) else i for i in node.value])
+    return node
+
+
+def read_dotenv(first: ComposeSource, environ: Mapping[str, str], read_file: Reader | None) -> dict[str, str]:
+    """The ``.env`` file beside the first compose file, or {} (also with no reader)."""
+    if read_file is None:
+        return {}
+    try:
+        raw = read_file(os.path.join(first.base_dir, ".env"))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidSpec([Issue(_display_env(first), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_env_file(raw, _display_env(first), environ)
+
+
+def _display_env(first: ComposeSource) -> str:
+    return os.path.join(os.path.dirname(first.file), ".env")
+
+
+def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project: str | None,
+            profiles: tuple[str, ...], allow_unsupported: bool, read_file: Reader | None,
+            warnings: list[str]) -> list[Converted]:
+    """Merge the compose files in order and convert every active service. Raises InvalidSpec."""
+    first = sources[0]
+    env = {**read_dotenv(first, environ, read_file), **environ}
+    issues: list[Issue] = []
+    name, name_node = _project_name(sources, env, project, issues)
+    env.setdefault("COMPOSE_PROJECT_NAME", name)
+    for src in sources:
+        interpolate_tree(src.node, env, issues, warnings)
+    if issues:
+        raise InvalidSpec(issues)
+    merged = sources[0].node
+    for src in sources[1:]:
+        merged = merge_compose(merged, src.node)
+    ctx = _Ctx(name, first.base_dir, os.path.dirname(first.file), env, allow_unsupported, read_file, warnings)
+    if not _PROJECT.match(name) or not _NAME.match(name.replace("_", "x")[:1] + "a"):
+        pass
+    if "_" in name or not _NAME.match(name):
+        ctx.error(name_node, f"compose project name {name!r} cannot prefix reconcile names, which allow only "
+                             "lowercase letters, digits and '-' (at most 63 characters): set a top-level `name:` "
+                             "or pass a project name", "name")
+        raise InvalidSpec(ctx.issues)
+    services = _top_level(merged, ctx)
+    active = _active(services, profiles or _env_profiles(env))
+    jobs = {dep for svc in active.values() for dep, cond in _dep_conditions(svc)
+            if cond == "service_completed_successfully"}
+    out = [_Service(ctx, key, node, services, active, key in jobs).convert() for key, node in active.items()]
+    if ctx.issues:
+        raise InvalidSpec(ctx.issues)
+    return out
+
+
+def _project_name(sources: list[ComposeSource], env: dict[str, str], explicit: str | None,
+                  issues: list[Issue]) -> tuple[str, Node]:
+    first = sources[0]
+    where = Node(None, first.file, None, "name")
+    candidates: list[tuple[str, Node]] = []
+    if explicit:
+        candidates.append((explicit, where))
+    elif env.get("COMPOSE_PROJECT_NAME"):
+        candidates.append((env["COMPOSE_PROJECT_NAME"], where))
+    else:
+        for src in sources:
+            node = src.node.get("name")
+            if node is not None:
+                candidates = [(str(node.value), node)]
+    if candidates:
+        text, node = candidates[-1]
+        try:
+            text = substitute(text, env.get)
+        except InterpolationError as exc:
+            issues.append(Issue(node.file, node.line, node.field, str(exc)))
+            raise InvalidSpec(issues) from None
+        if not _PROJECT.match(text):
+            issues.append(Issue(node.file, node.line, node.field,
+                                f"invalid compose project name {text!r}: it must consist only of lowercase letters, "
+                                "digits, '_' and '-', and start with a letter or digit"))
+            raise InvalidSpec(issues)
+        return text, node
+    text = normalize_project_name(os.path.basename(os.path.normpath(first.base_dir)))
+    if not text:
+        issues.append(Issue(first.file, None, "name", "cannot derive a compose project name from the directory "
+                                                      f"{first.base_dir!r}: set a top-level `name:`"))
+        raise InvalidSpec(issues)
+    return text, where
+
+
+def _env_profiles(env: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip())
+
+
+def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
+    if not isinstance(merged.value, dict):
+        ctx.error(merged, "a compose file must be a mapping with a `services:` key")
+        raise InvalidSpec(ctx.issues)
+    for key, node in merged.value.items():
+        if isinstance(key, str) and key.startswith("x-") or key in TOP_KEYS:
+            continue
+        ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_TOP)
+    services = merged.get("services")
+    if services is None or not isinstance(services.value, dict) or not services.value:
+        ctx.error(services or merged, "a compose project needs a non-empty `services:` mapping", "services")
+        raise InvalidSpec(ctx.issues)
+    _resources(merged.get("volumes"), ctx, "volumes", ctx.volumes, {"local"})
+    _resources(merged.get("networks"), ctx, "networks", ctx.networks, {"bridge"})
+    ctx.networks.setdefault("default", f"{ctx.project}_default")
+    for kind in ("secrets", "configs"):
+        _files(merged.get(kind), ctx, kind)
+    out: dict[str, Node] = {}
+    for key, node in services.value.items():
+        if not isinstance(node.value, dict):
+            if node.value is not None:
+                ctx.error(node, "a service must be a mapping of compose keys")
+                continue
+            node = node.at({})
+        out[str(key)] = node
+    return out
+
+
+def _resources(top: Node | None, ctx: _Ctx, kind: str, names: dict[str, str], drivers: set[str]) -> None:
+    """Top-level volumes / networks: compose name -> engine name."""
+    if top is None or top.value is None:
+        return
+    if not isinstance(top.value, dict):
+        ctx.error(top, f"top-level `{kind}` must be a mapping of names")
+        return
+    for key, node in top.value.items():
+        cfg = node.value if isinstance(node.value, dict) else {}
+        if node.value is not None and not isinstance(node.value, dict):
+            ctx.error(node, f"a {kind[:-1]} definition must be a mapping (or empty)")
+        explicit = cfg.get("name")
+        names[str(key)] = str(explicit.value) if explicit is not None else (
+            str(key) if _bool(cfg.get("external")) else f"{ctx.project}_{key}")
+        for sub, sub_node in cfg.items():
+            if sub in ("name", "external") or str(sub).startswith("x-"):
+                continue
+            if sub == "driver" and sub_node.value in drivers:
+                continue
+            ctx.unsupported(sub_node, f"{kind}.{sub}" if sub != "driver" else f"{kind}.driver: {sub_node.value}")
+
+
+def _files(top: Node | None, ctx: _Ctx, kind: str) -> None:
+    if top is None or top.value is None:
+        return
+    if not isinstance(top.value, dict):
+        ctx.error(top, f"top-level `{kind}` must be a mapping of names")
+        return
+    for key, node in top.value.items():
+        cfg = node.value if isinstance(node.value, dict) else {}
+        for sub, sub_node in cfg.items():
+            if sub != "file" and not str(sub).startswith("x-"):
+                ctx.unsupported(sub_node, f"{kind}.{sub}")
+        file_node = cfg.get("file")
+        if file_node is None or not isinstance(file_node.value, str):
+            if not ctx.allow_unsupported:
+                ctx.error(node, f"only file-based {kind} are supported: give `file: ./path`")
+            continue
+        ctx.read(file_node, file_node.value, f"{kind[:-1]} file")  # must exist: the engine would mount a directory
+        ctx.files[kind][str(key)] = ctx.path(file_node.value)
+
+
+def _active(services: dict[str, Node], profiles: tuple[str, ...]) -> dict[str, Node]:
+    out = {}
+    for key, node in services.items():
+        wanted = plain(node.get("profiles")) or []
+        if not wanted or "*" in profiles or any(p in profiles for p in wanted):
+            out[key] = node
+    return out
+
+
+def _dep_conditions(svc: Node) -> list[tuple[str, Any]]:
+    deps = svc.get("depends_on")
+    pairs = names_map(deps) if deps is not None else None
+    out = []
+    for dep, cfg in pairs or []:
+        cond = cfg.get("condition") if isinstance(cfg.value, dict) else None
+        out.append((dep, None if cond is None else cond.value))
+    return out
+
+
+_RESTART = {"no": "never", "always": "always", "unless-stopped": "always", "on-failure": "on-failure"}
+_DEPLOY_CONDITION = {"none": "never", "on-failure": "on-failure", "any": "always"}
+_DEP_CONDITION = {"service_started": "started", "service_healthy": "healthy",
+                  "service_completed_successfully": "completed"}
+_RENAMED = {"stop_signal": "stopSignal", "stop_grace_period": "stopGracePeriod", "working_dir": "workingDir",
+            "read_only": "readOnly", "cap_add": "capAdd", "cap_drop": "capDrop", "user": "user",
+            "hostname": "hostname", "init": "init", "image": "image"}
+
+
+class _Service:
+    """One compose service -> one native document."""
+
+    def __init__(self, ctx: _Ctx, key: str, node: Node, services: dict[str, Node], active: dict[str, Node],
+                 is_job: bool):
+        self.ctx, self.key, self.node, self.services, self.active = ctx, key, node, services, active
+        self.is_job = is_job
+        self.spec: dict[str, Node] = {}
+        self.env: dict[str, Node] = {}
+        self.volumes: list[Node] = []
+        self.tmpfs: list[Node] = []
+        self.resources: dict[str, dict[str, Node]] = {"limits": {}, "reservations": {}}
+
+    def native(self, name: str) -> str:
+        return f"{self.ctx.project}-{name}"
+
+    def convert(self) -> Converted:
+        handlers: dict[str, Callable[[Node], None]] = {
+            "command": lambda n: self._set("command", _strs(n)),
+            "entrypoint": lambda n: self._set("entrypoint", _strs(n)),
+            "environment": self._environment, "env_file": self._env_file, "ports": self._ports,
+            "volumes": self._volumes, "networks": self._networks, "healthcheck": self._healthcheck,
+            "depends_on": self._depends_on, "deploy": self._deploy, "labels": self._labels,
+            "extra_hosts": self._extra_hosts, "tmpfs": self._tmpfs, "logging": self._logging,
+            "secrets": lambda n: self._files(n, "secrets"), "configs": lambda n: self._files(n, "configs"),
+            "scale": lambda n: self.spec.setdefault("replicas", n),
+            "cpus": lambda n: self.resources["limits"].setdefault("cpus", n),
+            "mem_limit": lambda n: self.resources["limits"].setdefault("memory", n),
+            "mem_reservation": lambda n: self.resources["reservations"].setdefault("memory", n),
+            "profiles": lambda n: None, "restart": lambda n: None,
+        }
+        if "build" in ServiceSpec.model_fields:
+            handlers["build"] = lambda n: self._set("build", n)
+        for key, node in self.node.value.items():
+            if key in _RENAMED:
+                self._set(_RENAMED[key], node.at(str(node.value)) if key == "user" and node.value is not None else node)
+            elif key in handlers:
+                handlers[key](node)
+            elif not str(key).startswith("x-"):
+                self.ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_SERVICE or key in _WHY)
+        if "networks" not in self.node.value:
+            self._set("networks", self.node.at([self.ctx.networks["default"]]))
+        if self.env:
+            self._set("env", self.node.at(self.env))
+        if self.volumes:
+            self._set("volumes", self.node.at(self.volumes))
+        if self.tmpfs:
+            self._set("tmpfs", self.node.at(self.tmpfs))
+        res = {k: self.node.at(v) for k, v in self.resources.items() if v}
+        if res:
+            self._set("resources", self.node.at(res))
+        self._restart()
+        name = self.native(self.key)
+        if not _NAME.match(name):
+            self.ctx.error(self.node, f"service {self.key!r} gives the reconcile name {name!r}, which is not valid "
+                                      "(lowercase letters, digits and '-', at most 63 characters, starting and "
+                                      "ending with a letter or digit): rename the service or shorten the project name")
+        kind = "Job" if self.is_job else "Service"
+        meta = {"name": name, "labels": {"compose.project": self.ctx.project, "compose.service": self.key}}
+        doc = self.node.at({"apiVersion": API_VERSION, "kind": kind, "metadata": meta})
+        doc.value["spec"] = Node(self.spec, self.node.file, self.node.line, self.node.field, False)
+        return Converted(kind, name, doc)
+
+    def _set(self, key: str, node: Node) -> None:
+        self.spec[key] = node
+
+    # ------------------------------------------------------------------ environment
+    def _env_file(self, node: Node) -> None:
+        items = node.value if isinstance(node.value, list) else [node]
+        for item in items:
+            path, required = item.value, True
+            if isinstance(item.value, dict):
+                path = plain(item.get("path"))
+                required = plain(item.get("required")) is not False and plain(item.get("required")) != "false"
+                for sub, sub_node in item.value.items():
+                    if sub not in ("path", "required"):
+                        self.ctx.unsupported(sub_node, f"env_file.{sub}")
+            if not isinstance(path, str) or not path:
+                self.ctx.error(item, "env_file entries are paths (or {path: ..., required: ...})")
+                continue
+            raw = self.ctx.read(item, path, "env_file", required)
+            if raw is None:
+                continue
+            try:
+                values = parse_env_file(raw, self.ctx.display(path), self.ctx.env)
+            except InvalidSpec as exc:
+                self.ctx.issues.extend(exc.issues)
+                continue
+            for k, v in values.items():
+                self.env[k] = item.at(v)
+
+    def _environment(self, node: Node) -> None:
+        pairs = kv_pairs(node)
+        if pairs is None:
+            self.ctx.error(node, "environment must be a list of KEY=VALUE strings or a mapping")
+            return
+        for k, v in pairs:
+            if v.value is None:  # `- KEY` / `KEY:` take the value from the environment, or stay unset
+                if k in self.ctx.env:
+                    self.env[k] = v.at(self.ctx.env[k])
+                else:
+                    self.env.pop(k, None)
+            else:
+                self.env[k] = v
+
+    def _labels(self, node: Node) -> None:
+        pairs = kv_pairs(node)
+        if pairs is None:
+            self.ctx.error(node, "labels must be a list of KEY=VALUE strings or a mapping")
+            return
+        self._set("labels", node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs}))
+
+    def _extra_hosts(self, node: Node) -> None:
+        pairs = kv_pairs(node, "host")
+        if pairs is None:
+            self.ctx.error(node, "extra_hosts must be a list of 'HOST:IP' strings or a mapping")
+            return
+        out = []
+        for host, ip in pairs:
+            for one in (ip.value if isinstance(ip.value, list) else [ip]):
+                one = one if isinstance(one, Node) else ip.at(one)
+                out.append(one.at(f"{host}:{one.value}"))
+        self._set("extraHosts", node.at(out))
+
+    # ------------------------------------------------------------------ ports and mounts
+    def _ports(self, node: Node) -> None:
+        if not isinstance(node.value, list):
+            self.ctx.error(node, "ports must be a list")
+            return
+        out = []
+        for item in node.value:
+            if not isinstance(item.value, dict):
+                out.append(item)
+                continue
+            cfg = {k: plain(v) for k, v in item.value.items()}
+            for sub, sub_node in item.value.items():
+                if sub not in ("target", "published", "host_ip", "protocol", "mode"):
+                    self.ctx.unsupported(sub_node, f"ports.{sub}")
+            if cfg.get("mode") not in (None, "host", "ingress"):
+                self.ctx.error(item.value["mode"], "ports mode must be host or ingress (both publish on this host)")
+            if cfg.get("target") is None:
+                self.ctx.error(item, "a long-syntax port needs `target:`")
+                continue
+            ip = str(cfg.get("host_ip") or "")
+            published = "" if cfg.get("published") in (None, "") else str(cfg["published"])
+            text = f"{cfg['target']}/{cfg.get('protocol') or 'tcp'}"
+            if ip:
+                text = f"{'[' + ip + ']' if ':' in ip else ip}:{published}:{text}"
+            elif published:
+                text = f"{published}:{text}"
+            out.append(item.at(text))
+        self._set("ports", node.at(out))
+
+    def _volumes(self, node: Node) -> None:
+        if not isinstance(node.value, list):
+            self.ctx.error(node, "volumes must be a list")
+            return
+        for item in node.value:
+            if isinstance(item.value, str):
+                self._short_volume(item)
+            elif isinstance(item.value, dict):
+                self._long_volume(item)
+            else:
+                self.ctx.error(item, "a volume is 'SOURCE:TARGET[:MODE]' or a mapping with type/source/target")
+
+    def _mount(self, item: Node, source: str | None, target: str, read_only: bool) -> None:
+        if source is None:
+            if read_only:
+                self.ctx.error(item, "a read-only anonymous volume is not supported: give it a name")
+                return
+            self.volumes.append(item.at(target))
+            return
+        if source.startswith((".", "/", "~")):
+            source = self.ctx.path(source)
+        elif source in self.ctx.volumes:
+            source = self.ctx.volumes[source]
+        else:
+            self.ctx.error(item, f"service {self.key!r} refers to undefined volume {source!r}: "
+                                 "declare it under the top-level `volumes:`")
+            return
+        self.volumes.append(item.at(f"{source}:{target}" + (":ro" if read_only else "")))
+
+    def _short_volume(self, item: Node) -> None:
+        parts = item.value.split(":")
+        if len(parts) == 1:
+            self._mount(item, None, parts[0], False)
+            return
+        if len(parts) > 3 or not parts[0] or not parts[1]:
+            self.ctx.error(item, f"invalid volume {item.value!r}: expected 'SOURCE:TARGET[:MODE]'")
+            return
+        modes = set(parts[2].split(",")) if len(parts) == 3 else set()
+        for mode in sorted(modes - {"ro", "rw"}):
+            self.ctx.unsupported(item, f"volumes mode '{mode}'")
+        self._mount(item, parts[0], parts[1], "ro" in modes)
+
+    def _long_volume(self, item: Node) -> None:
+        cfg = item.value
+        kind, source, target = plain(cfg.get("type")) or "volume", plain(cfg.get("source")), plain(cfg.get("target"))
+        if not isinstance(target, str) or not target:
+            self.ctx.error(item, "a long-syntax volume needs `target:`")
+            return
+        for sub, sub_node in cfg.items():
+            if sub in ("type", "source", "target", "read_only") or (sub == kind and kind in ("bind", "volume", "tmpfs")):
+                continue
+            self.ctx.unsupported(sub_node, f"volumes.{sub}")
+        options = cfg.get(kind)
+        for sub, sub_node in (options.value.items() if options is not None and isinstance(options.value, dict) else []):
+            ok = (kind == "bind" and sub == "create_host_path" and _bool(sub_node)) or (
+                kind == "tmpfs" and sub in ("size", "mode"))
+            if not ok:
+                self.ctx.unsupported(sub_node, f"volumes.{kind}.{sub}")
+        read_only = _bool(cfg.get("read_only"))
+        if kind == "tmpfs":
+            opts = []
+            size, mode = plain(options.get("size")) if options else None, plain(options.get("mode")) if options else None
+            if size is not None:
+                try:
+                    opts.append(f"size={units.parse_memory(size)}")
+                except ValueError as exc:
+                    self.ctx.error(options.get("size") or item, str(exc))  # type: ignore[union-attr]
+            if mode is not None:
+                opts.append(f"mode={mode}")
+            if read_only:
+                opts.append("ro")
+            self.tmpfs.append(item.at(target + (":" + ",".join(opts) if opts else "")))
+        elif kind == "bind":
+            if not isinstance(source, str) or not source:
+                self.ctx.error(item, "a bind mount needs `source:`")
+                return
+            if not source.startswith((".", "/", "~")):
+                source = "./" + source
+            self._mount(item, source, target, read_only)
+        elif kind == "volume":
+            self._mount(item, source if source else None, target, read_only)
+        else:
+            self.ctx.unsupported(cfg.get("type") or item, f"volumes type '{kind}'")
+
+    def _tmpfs(self, node: Node) -> None:
+        items = node.value if isinstance(node.value, list) else [node]
+        self.tmpfs.extend(items)
+
+    def _files(self, node: Node, kind: str) -> None:
+        if not isinstance(node.value, list):
+            self.ctx.error(node, f"{kind} must be a list")
+            return
+        for item in node.value:
+            source, target = item.value, None
+            if isinstance(item.value, dict):
+                source, target = plain(item.get("source")), plain(item.get("target"))
+                for sub, sub_node in item.value.items():
+                    if sub not in ("source", "target"):
+                        self.ctx.unsupported(sub_node, f"{kind}.{sub}")
+            if source not in self.ctx.files[kind]:
+                self.ctx.error(item, f"service {self.key!r} refers to undefined {kind[:-1]} {source!r}: "
+                                     f"declare it under the top-level `{kind}:` with `file:`")
+                continue
+            target = str(target or source)
+            if not target.startswith("/"):
+                target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
+            self.volumes.append(item.at(f"{self.ctx.files[kind][source]}:{target}:ro"))
+
+    # ------------------------------------------------------------------ wiring
+    def _networks(self, node: Node) -> None:
+        pairs = names_map(node)
+        if pairs is None:
+            self.ctx.error(node, "networks must be a list of names or a mapping")
+            return
+        out = []
+        for name, cfg in pairs:
+            if name not in self.ctx.networks:
+                self.ctx.error(cfg, f"service {self.key!r} refers to undefined network {name!r}: "
+                                    "declare it under the top-level `networks:`")
+                continue
+            for sub, sub_node in (cfg.value.items() if isinstance(cfg.value, dict) else []):
+                self.ctx.unsupported(sub_node, f"networks.{sub}")
+            out.append(cfg.at(self.ctx.networks[name]))
+        self._set("networks", node.at(out))
+
+    def _depends_on(self, node: Node) -> None:
+        pairs = names_map(node)
+        if pairs is None:
+            self.ctx.error(node, "depends_on must be a list of service names or a mapping")
+            return
+        out: dict[str, Node] = {}
+        for dep, cfg in pairs:
+            opts = cfg.value if isinstance(cfg.value, dict) else {}
+            if dep not in self.services:
+                self.ctx.error(cfg, f"service {self.key!r} depends on undefined service {dep!r}")
+                continue
+            if dep not in self.active:
+                if opts.get("required") is None or _bool(opts.get("required")):
+                    profiles = plain(self.services[dep].get("profiles"))
+                    self.ctx.error(cfg, f"service {self.key!r} depends on {dep!r}, which is not enabled (its profiles "
+                                        f"{profiles} are not active): activate one, or mark the dependency "
+                                        "`required: false`")
+                continue
+            dep_out: dict[str, Node] = {}
+            for sub, sub_node in opts.items():
+                if sub == "condition":
+                    cond = _DEP_CONDITION.get(str(sub_node.value))
+                    if cond is None:
+                        self.ctx.error(sub_node, f"unknown depends_on condition {sub_node.value!r}: expected "
+                                                 + ", ".join(_DEP_CONDITION))
+                    else:
+                        dep_out["condition"] = sub_node.at(cond)
+                elif sub == "restart":
+                    dep_out["restart"] = sub_node
+                elif sub != "required":
+                    self.ctx.unsupported(sub_node, f"depends_on.{sub}")
+            out[self.native(dep)] = cfg.at(dep_out)
+        self._set("dependsOn", node.at(out))
+
+    def _healthcheck(self, node: Node) -> None:
+        if not isinstance(node.value, dict):
+            self.ctx.error(node, "healthcheck must be a mapping")
+            return
+        if _bool(node.get("disable")):
+            return  # no healthcheck (the demo images declare none, so there is nothing to switch off)
+        test = node.get("test")
+        if test is not None and isinstance(test.value, list) and [plain(i) for i in test.value[:1]] == ["NONE"]:
+            return
+        out: dict[str, Node] = {}
+        names = {"test": "test", "interval": "interval", "timeout": "timeout", "retries": "retries",
+                 "start_period": "startPeriod"}
+        for sub, sub_node in node.value.items():
+            if sub in names:
+                out[names[sub]] = _strs(sub_node) if sub == "test" else sub_node
+            elif sub != "disable":
+                self.ctx.unsupported(sub_node, f"healthcheck.{sub}")
+        if test is None:
+            self.ctx.error(node, "a healthcheck needs `test:` (reconcile does not inherit the image's HEALTHCHECK)")
+            return
+        self._set("healthcheck", node.at(out))
+
+    def _logging(self, node: Node) -> None:
+        if isinstance(node.value, dict):
+            for sub, sub_node in node.value.items():
+                if sub not in ("driver", "options"):
+                    self.ctx.unsupported(sub_node, f"logging.{sub}")
+            self._set("logging", node.at({k: v for k, v in node.value.items() if k in ("driver", "options")}))
+        else:
+            self._set("logging", node)
+
+    # ------------------------------------------------------------------ deploy and restart
+    def _deploy(self, node: Node) -> None:
+        if not isinstance(node.value, dict):
+            self.ctx.error(node, "deploy must be a mapping")
+            return
+        for sub, sub_node in node.value.items():
+            if sub == "replicas":
+                self._set("replicas", sub_node)
+            elif sub == "mode" and sub_node.value == "replicated":
+                pass
+            elif sub == "resources" and isinstance(sub_node.value, dict):
+                self._resources(sub_node)
+            elif sub == "update_config" and isinstance(sub_node.value, dict):
+                self._update(sub_node)
+            elif sub == "restart_policy":
+                pass  # read by _restart
+            else:
+                self.ctx.unsupported(sub_node, f"deploy.{sub}" + (f": {sub_node.value}" if sub == "mode" else ""))
+
+    def _resources(self, node: Node) -> None:
+        for level, level_node in node.value.items():
+            if level not in self.resources or not isinstance(level_node.value, dict):
+                self.ctx.unsupported(level_node, f"deploy.resources.{level}")
+                continue
+            for sub, sub_node in level_node.value.items():
+                if sub in ("cpus", "memory"):
+                    self.resources[level][sub] = sub_node
+                else:
+                    self.ctx.unsupported(sub_node, f"deploy.resources.{level}.{sub}")
+
+    def _update(self, node: Node) -> None:
+        """deploy.update_config: parallelism, order (stop-first/start-first), monitor and
+        failure_action (rollback/pause) map one to one onto ``spec.update``."""
+        names = {"parallelism": "parallelism", "order": "order", "monitor": "monitor", "failure_action": "failureAction"}
+        if "delay" in UpdatePolicy.model_fields:
+            names["delay"] = "delay"
+        out = {}
+        for sub, sub_node in node.value.items():
+            if sub in names:
+                out[names[sub]] = sub_node
+            else:
+                self.ctx.unsupported(sub_node, f"deploy.update_config.{sub}")
+        self._set("update", node.at(out))
+
+    def _restart(self) -> None:
+        """compose ``restart`` / ``deploy.restart_policy`` -> ``restartPolicy`` (Jobs: ``backoffLimit``).
+
+        ========================  =========================================================
+        compose                   reconcile
+        ========================  =========================================================
+        (absent), ``no``          ``condition: never`` (compose's default is not to restart)
+        ``always``                ``condition: always``
+        ``unless-stopped``        ``condition: always``: a service is only "stopped" here by
+                                  ``reconcile suspend``, which the controller honours anyway
+        ``on-failure``            ``condition: on-failure``
+        ``on-failure:N``          ``condition: on-failure, maxAttempts: N`` (counted within
+                                  ``window``, 10 minutes by default, where the engine counts
+                                  since the container was started)
+        ========================  =========================================================
+
+        ``deploy.restart_policy`` wins over ``restart`` (as in compose): ``condition``
+        none/on-failure/any -> never/on-failure/always, ``max_attempts`` -> ``maxAttempts``
+        (0 = unlimited), ``window`` -> ``window``, ``delay`` -> a constant backoff
+        (``initial = max = delay``; the controller restarts the first time at once).
+
+        A service that is converted to a Job (something waits for it to complete) runs
+        once: ``no`` -> ``backoffLimit: 0``, ``on-failure[:N]`` -> ``backoffLimit: N``
+        (the Job default, 3, without N); ``always`` / ``unless-stopped`` contradict running
+        to completion and are an error.
+        """
+        restart = self.node.get("restart")
+        deploy = self.node.get("deploy")
+        policy_node = deploy.get("restart_policy") if deploy is not None else None
+        policy: dict[str, Node] = {}
+        where = restart or policy_node or self.node
+        condition, attempts = "never", None
+        if restart is not None:
+            text = "no" if restart.value is False else str(restart.value)
+            mode, _, count = text.partition(":")
+            if mode not in _RESTART or (count and (mode != "on-failure" or not count.isdigit())):
+                self.ctx.error(restart, f"invalid restart {text!r}: expected no, always, on-failure[:N] or unless-stopped")
+                return
+            condition, attempts = _RESTART[mode], (int(count) if count else None)
+        if policy_node is not None:
+            if not isinstance(policy_node.value, dict):
+                self.ctx.error(policy_node, "deploy.restart_policy must be a mapping")
+                return
+            attempts = None
+            for sub, sub_node in policy_node.value.items():
+                if sub == "condition":
+                    if sub_node.value not in _DEPLOY_CONDITION:
+                        self.ctx.error(sub_node, f"invalid restart_policy condition {sub_node.value!r}: "
+                                                 "expected none, on-failure or any")
+                        return
+                    condition = _DEPLOY_CONDITION[sub_node.value]
+                    where = sub_node
+                elif sub == "max_attempts":
+                    attempts = sub_node.value if sub_node.value not in (0, "0") else None
+                    policy["maxAttempts"] = sub_node
+                elif sub == "window":
+                    policy["window"] = sub_node
+                elif sub == "delay":
+                    policy["backoff"] = sub_node.at({"initial": sub_node, "max": sub_node, "factor": 1})
+                else:
+                    self.ctx.unsupported(sub_node, f"deploy.restart_policy.{sub}")
+            if "max_attempts" not in policy_node.value:
+                condition = _DEPLOY_CONDITION.get(plain(policy_node.get("condition")) or "any", condition)
+        if self.is_job:
+            if condition == "always":
+                self.ctx.error(where, f"service {self.key!r} is waited on with service_completed_successfully, "
+                                      "so it runs as a Job, which cannot restart always: use restart: on-failure or no")
+                return
+            if condition == "never":
+                self._set("backoffLimit", where.at(0))
+            elif attempts is not None:
+                self._set("backoffLimit", where.at(attempts))
+            policy.pop("maxAttempts", None)
+            policy["condition"] = where.at("on-failure" if condition != "never" else "never")
+        else:
+            policy["condition"] = where.at(condition)
+            if attempts is not None:
+                policy["maxAttempts"] = policy.get("maxAttempts") or where.at(attempts)
+            else:
+                policy.pop("maxAttempts", None)
+        self._set("restartPolicy", where.at(policy))
