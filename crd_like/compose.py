@@ -191,8 +191,6 @@ def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project
     for src in sources[1:]:
         merged = merge_compose(merged, src.node)
     ctx = _Ctx(name, first.base_dir, os.path.dirname(first.file), env, allow_unsupported, read_file, warnings)
-    if not _PROJECT.match(name) or not _NAME.match(name.replace("_", "x")[:1] + "a"):
-        pass
     if "_" in name or not _NAME.match(name):
         ctx.error(name_node, f"compose project name {name!r} cannot prefix reconcile names, which allow only "
                              "lowercase letters, digits and '-' (at most 63 characters): set a top-level `name:` "
@@ -775,26 +773,22 @@ class _Service:
             if not isinstance(policy_node.value, dict):
                 self.ctx.error(policy_node, "deploy.restart_policy must be a mapping")
                 return
-            attempts = None
+            condition, attempts, where = "always", None, policy_node  # compose's default condition: any
             for sub, sub_node in policy_node.value.items():
                 if sub == "condition":
                     if sub_node.value not in _DEPLOY_CONDITION:
                         self.ctx.error(sub_node, f"invalid restart_policy condition {sub_node.value!r}: "
                                                  "expected none, on-failure or any")
                         return
-                    condition = _DEPLOY_CONDITION[sub_node.value]
-                    where = sub_node
+                    condition, where = _DEPLOY_CONDITION[sub_node.value], sub_node
                 elif sub == "max_attempts":
-                    attempts = sub_node.value if sub_node.value not in (0, "0") else None
-                    policy["maxAttempts"] = sub_node
+                    attempts = None if sub_node.value in (0, "0") else sub_node.value
                 elif sub == "window":
                     policy["window"] = sub_node
                 elif sub == "delay":
                     policy["backoff"] = sub_node.at({"initial": sub_node, "max": sub_node, "factor": 1})
                 else:
                     self.ctx.unsupported(sub_node, f"deploy.restart_policy.{sub}")
-            if "max_attempts" not in policy_node.value:
-                condition = _DEPLOY_CONDITION.get(plain(policy_node.get("condition")) or "any", condition)
         if self.is_job:
             if condition == "always":
                 self.ctx.error(where, f"service {self.key!r} is waited on with service_completed_successfully, "
@@ -804,12 +798,7 @@ class _Service:
                 self._set("backoffLimit", where.at(0))
             elif attempts is not None:
                 self._set("backoffLimit", where.at(attempts))
-            policy.pop("maxAttempts", None)
-            policy["condition"] = where.at("on-failure" if condition != "never" else "never")
-        else:
-            policy["condition"] = where.at(condition)
-            if attempts is not None:
-                policy["maxAttempts"] = policy.get("maxAttempts") or where.at(attempts)
-            else:
-                policy.pop("maxAttempts", None)
+        elif attempts is not None:
+            policy["maxAttempts"] = where.at(attempts)
+        policy["condition"] = where.at(condition)
         self._set("restartPolicy", where.at(policy))

@@ -45,6 +45,11 @@ class Node:
     line: int | None
     field: str
     native: bool = True
+    raw: str | None = None  # a plain scalar's text, when YAML 1.1 would reinterpret it (0755, 1.10, yes)
+
+    def text(self) -> Any:
+        """The value as written for scalars YAML 1.1 reinterprets (env and label values)."""
+        return self.raw if self.raw is not None and not isinstance(self.value, (dict, list)) else self.value
 
     def get(self, key: Any) -> Node | None:
         return self.value.get(key) if isinstance(self.value, dict) else None
@@ -70,7 +75,8 @@ def tree(doc: Document, data: Any = None, path: Path = (), *, native: bool = Tru
         value = [tree(doc, v, (*path, i), native=native) for i, v in enumerate(data)]
     else:
         value = data
-    return Node(value, doc.file, doc.line_of(path), _fmt(path), native)
+    raw = doc.raw.get(path) if doc.raw else None
+    return Node(value, doc.file, doc.line_of(path), _fmt(path), native, raw)
 
 
 def plain(node: Node | None) -> Any:
