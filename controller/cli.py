@@ -509,6 +509,69 @@ def db_current(obj: Ctx, as_json: bool) -> None:
         out.print(f"{store.url}: current {cur or 'none'}, head {head}", markup=False)
 
 
+@db.command("backup")
+@click.argument("path")
+@click.pass_obj
+@handled
+def db_backup(obj: Ctx, path: str) -> None:
+    """A consistent copy of the store at PATH, safe while a controller runs."""
+    obj.store.backup(path)
+    out.print(f"backed up {obj.store.url} to {path}", markup=False)
+
+
+@db.command("restore")
+@click.argument("path")
+@click.option("--force", is_flag=True, help="Restore even though a controller holds the lease (not recommended).")
+@click.pass_obj
+@handled
+def db_restore(obj: Ctx, path: str, force: bool) -> None:
+    """Put the backup at PATH back as the store (refused while a controller runs)."""
+    lease = obj.store.lease(now=time.time())
+    if lease is not None and not force:
+        err.print(f"refusing: controller {lease[0]} holds the lease; stop it first", markup=False)
+        sys.exit(EXIT_FAILED)
+    obj.store.restore_from(path)
+    problems = obj.store.integrity_check()
+    if problems:
+        err.print(f"restored store fails the integrity check: {problems[:3]}", markup=False)
+        sys.exit(EXIT_FAILED)
+    out.print(f"restored {obj.store.url} from {path}", markup=False)
+
+
+@db.command("check")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@handled
+def db_check(obj: Ctx, as_json: bool) -> None:
+    """Integrity check of the store (SQLite's and the store's own invariants). Exit 1 if unsound."""
+    problems = obj.store.integrity_check()
+    if as_json:
+        _dump({"ok": not problems, "problems": problems})
+    else:
+        out.print("ok" if not problems else "\n".join(problems), markup=False)
+    if problems:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON list instead of YAML documents.")
+@click.pass_obj
+@handled
+def export(obj: Ctx, as_json: bool) -> None:
+    """Print the whole desired state as YAML that re-applies to identical spec hashes."""
+    import yaml
+
+    docs = []
+    for name, rec in sorted(obj.store.desired().items()):
+        meta = {k: v for k, v in rec.metadata.items() if k != "name"}
+        docs.append({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {"name": name, **meta},
+                     "spec": rec.spec})
+    if as_json:
+        _dump(docs)
+    else:
+        click.echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)
+
+
 def main() -> None:
     cli(prog_name="reconcile")
 

@@ -386,6 +386,30 @@ class Store:
                     problems.append(f"{row.name}: no revision for generation {row.generation}")
         return problems
 
+    def restore_from(self, path: str) -> None:
+        """Replace this store's content with a backup (SQLite backup API, consistent)."""
+        dst_path = db.sqlite_path(self.url)
+        if dst_path is None:
+            raise StoreError("restore is supported for SQLite stores; use your database's tools otherwise")
+        if not os.path.exists(path):
+            raise StoreError(f"no backup at {path}")
+        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            res = src.execute("PRAGMA integrity_check").fetchall()
+            if [r[0] for r in res] != ["ok"]:
+                raise StoreError(f"backup {path} fails the integrity check: {res[:3]}")
+            self.close()
+            dst = sqlite3.connect(dst_path, timeout=db.BUSY_TIMEOUT_MS / 1000)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        self._read, self._write = db.make_engines(self.url)
+        self._instance_id = None
+        db.upgrade(self._write)
+
     def backup(self, path: str) -> None:
         """A consistent online copy (SQLite backup API) while others keep writing."""
         src_path = db.sqlite_path(self.url)
