@@ -32,6 +32,7 @@ class Restart:
     container_id: str
     reason: str
     requested: bool = False  # asked for by a user: not a failure, no backoff
+    config_hash: str | None = None  # restarting to load these referenced files
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,15 @@ class Rollback:
     reason: str
 
 
-Action = Create | Start | Restart | Recreate | Remove | Rollback
+@dataclass(frozen=True)
+class Build:
+    """Build the service's image from its context (missing, or the context changed)."""
+
+    service: str
+    reason: str
+
+
+Action = Create | Start | Restart | Recreate | Remove | Rollback | Build
 
 
 def describe(action: Action) -> str:
@@ -80,3 +89,5 @@ def describe(action: Action) -> str:
             return f"remove {action.name} ({action.container_id[:12]}): {action.reason}"
         case Rollback():
             return f"roll back {action.service} to revision {action.to_generation}: {action.reason}"
+        case Build():
+            return f"build the image of {action.service}: {action.reason}"

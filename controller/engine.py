@@ -90,13 +90,44 @@ class Engine:
         return [from_list_entry(e) for e in entries]
 
     def image_ids(self) -> dict[str, str]:
-        """Tag -> image id, for every local image (one call)."""
-        out: dict[str, str] = {}
+        return self.images()[0]
+
+    def images(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(tag -> image id, tag -> build hash of images reconcile built), one call."""
+        ids: dict[str, str] = {}
+        builds: dict[str, str] = {}
         for img in self._call("images.list", lambda: self.api.images()):
             for tag in img.get("RepoTags") or []:
                 if tag and tag != "<none>:<none>":
-                    out[tag] = img["Id"]
-        return out
+                    ids[tag] = img["Id"]
+                    if tag.endswith(":latest"):
+                        ids.setdefault(tag[: -len(":latest")], img["Id"])
+                    build = (img.get("Labels") or {}).get(L.BUILD_HASH)
+                    if build:
+                        builds[tag] = build
+                        if tag.endswith(":latest"):
+                            builds.setdefault(tag[: -len(":latest")], build)
+        return ids, builds
+
+    def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
+              labels: dict[str, str]) -> tuple[bool, str]:
+        """Build an image offline (never pulls). (ok, output tail)."""
+        lines: list[str] = []
+        ok = True
+
+        def run() -> None:
+            nonlocal ok
+            for chunk in self.api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
+                                        target=target, labels=labels, rm=True, pull=False, decode=True):
+                if "stream" in chunk:
+                    lines.extend(chunk["stream"].rstrip("\n").splitlines())
+                if "error" in chunk:
+                    ok = False
+                    lines.append("ERROR: " + str(chunk["error"]).strip())
+                del lines[:-40]
+
+        self._call("images.build", run)
+        return ok, "\n".join(lines[-20:])
 
     def image_id(self, ref: str) -> str | None:
         try:

@@ -14,7 +14,7 @@ from loguru import logger
 
 from controller import backoff
 from controller import labels as L
-from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start, describe
+from controller.actions import Action, Build, Create, Recreate, Remove, Restart, Rollback, Start, describe
 from controller.engine import Engine
 from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import DesiredService, render
@@ -40,6 +40,7 @@ class Result:
     errors: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)  # human lines: what was done and why
     rollback: Rollback | None = None  # for the reconciler to write into the store
+    built: bool = False  # an image was built: the image cache is stale
 
 
 class Executor:
@@ -128,6 +129,8 @@ class Executor:
                 st = self._status(out, svc.name)
                 if action.requested:
                     out.status = replace(st, restart_count=st.restart_count + 1, last_started_at=self.clock())
+                    if action.config_hash is not None:
+                        out.status.config_hash = action.config_hash
                 else:
                     out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
                 reason = action.reason + (f"; last probe: {probe}" if probe else "")
@@ -153,6 +156,20 @@ class Executor:
                 out.events.append(self._event(action.service, "Removed", action.reason,
                                               f"container {action.name} removed (named volumes kept)", action.container_id, gen))
                 self._done(out, f"removed {action.name} ({action.container_id[:12]}): {action.reason}")
+            case Build():
+                assert svc is not None and svc.spec.build is not None
+                b = svc.spec.build
+                ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
+                                             args=dict(b.args), target=b.target,
+                                             labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
+                                                     L.INSTANCE: self.instance})
+                if not ok:
+                    out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
+                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {tail.splitlines()[-1] if tail else ''}")
+                out.events.append(self._event(svc.name, "Built", action.reason,
+                                              f"image {svc.spec.image} built from {b.context}", "", gen))
+                out.built = True
+                self._done(out, f"built {svc.spec.image} for {svc.name}: {action.reason}")
             case Rollback():
                 out.rollback = action
                 self._done(out, f"rolling back {action.service} to revision {action.to_generation}: {action.reason}")

@@ -10,5 +10,8 @@ KIND = PREFIX + "kind"                  # Service | Job
 REPLICA = PREFIX + "replica"            # 1..N
 SPEC_HASH = PREFIX + "spec-hash"        # container hash of the desired spec it was made from
 GENERATION = PREFIX + "generation"      # the resource generation it was made from
+CONFIG_HASH = PREFIX + "config-hash"    # digest of the files the spec references
+CONFIG_FILES = PREFIX + "config-files"  # JSON {path: digest} of those files (names what changed)
+BUILD_HASH = PREFIX + "build-hash"      # on images reconcile built: digest of the build context
 
 ALL = (MANAGED, INSTANCE, SERVICE, KIND, REPLICA, SPEC_HASH, GENERATION)

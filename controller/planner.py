@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import backoff
-from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start
+from controller import labels as L
+from controller.actions import Action, Build, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
 from controller.render import DesiredService
 from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
@@ -144,16 +145,36 @@ def _rollout_failure(svc: DesiredService, current: list[Observed], status: Statu
     return None
 
 
+def _changed_files(c: Observed, svc: DesiredService) -> tuple[str, ...]:
+    import json
+
+    try:
+        before = json.loads(c.labels.get(L.CONFIG_FILES) or "{}")
+    except ValueError:
+        before = {}
+    now = {k: v for k, v in svc.config_files.items() if not k.startswith("env:")}
+    files = tuple(sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k)))
+    return files or ("secret environment values",)
+
+
 def plan_service(
     svc: DesiredService, containers: Sequence[Observed], status: Status | None,
     revisions: Mapping[tuple[str, int], dict[str, Any]], image_ids: Mapping[str, str], now: float,
-    deps: Mapping[str, DepInfo] | None = None,
+    deps: Mapping[str, DepInfo] | None = None, image_builds: Mapping[str, str] | None = None,
 ) -> ServicePlan:
     status = status or Status(name=svc.name)
     deps = deps or {}
     if svc.suspended:
         return ServicePlan(svc.name, state=SUSPENDED, message="suspended: the controller leaves it alone",
                            health=status.health)
+    if svc.ref_error:
+        # a secret/env file is unreadable: keep what runs, create nothing new
+        return ServicePlan(svc.name, state="Error", message=svc.ref_error, health=status.health)
+    if svc.spec.build is not None and svc.build_hash:
+        built = (image_builds or {}).get(svc.spec.image)
+        if svc.spec.image not in image_ids or built != svc.build_hash:
+            why = "image missing" if svc.spec.image not in image_ids else "build context changed"
+            return ServicePlan(svc.name, (Build(svc.name, why),), "Building", message=why)
     policy = svc.spec.restartPolicy
     is_job = svc.kind == "Job"
     unmet = _unmet(svc, deps)
@@ -218,6 +239,16 @@ def plan_service(
         elif want_image and c.image_id and want_image != c.image_id and not (is_job and c.state == "exited"):
             drift = (f"image {svc.spec.image} now points to a new image",
                      (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",))
+        if not drift and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash and svc.spec.onConfigChange != "ignore":
+            files = _changed_files(c, svc)
+            if svc.spec.onConfigChange == "recreate":
+                drift = ("referenced file changed: " + ", ".join(files), tuple(f"file {f}" for f in files))
+            elif status.config_hash != svc.config_hash and c.state == "running":
+                actions.append(Restart(svc.name, replica, c.id, "referenced file changed: " + ", ".join(files)
+                                       + " (onConfigChange: restart)", requested=True, config_hash=svc.config_hash))
+                states.append(PENDING)
+                converged = False
+                continue
         if drift:
             converged = False
             if unmet:
@@ -359,6 +390,7 @@ def plan(
     desired: Mapping[str, DesiredService], observed: Sequence[Observed], statuses: Mapping[str, Status],
     *, revisions: Mapping[tuple[str, int], dict[str, Any]] | None = None,
     image_ids: Mapping[str, str] | None = None, now: float, only: set[str] | None = None,
+    image_builds: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan every desired service (or just ``only``) and remove containers nobody wants."""
     by_service: dict[str, list[Observed]] = defaultdict(list)
@@ -370,7 +402,7 @@ def plan(
         if only is not None and name not in only:
             continue
         services[name] = plan_service(svc, by_service.get(name, []), statuses.get(name),
-                                      revisions or {}, image_ids or {}, now, deps)
+                                      revisions or {}, image_ids or {}, now, deps, image_builds)
     orphans = tuple(
         Remove(c.service, c.replica, c.id, c.name, "no longer desired (its record was deleted)")
         for name, cs in sorted(by_service.items())

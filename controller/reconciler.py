@@ -24,7 +24,8 @@ from controller.actions import Action, Remove
 from controller.engine import Engine
 from controller.executor import Executor, Result, truncate
 from controller.observed import Observed
-from controller.render import DesiredService, prepare
+from controller.refs import RefCache
+from controller.render import DesiredService, has_refs, prepare, with_refs
 from store import Event, Status, Store
 
 
@@ -55,14 +56,15 @@ class Reconciler:
         self._prepared: dict[tuple[str, str, bool], DesiredService] = {}
         self._busy: set[str] = set()
         self._lock = threading.Lock()
-        self._image_ids: dict[str, str] | None = None
+        self._images: tuple[dict[str, str], dict[str, str]] | None = None
+        self.refs = RefCache()
         self.on_service_done = on_service_done
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
     def invalidate_images(self) -> None:
-        self._image_ids = None
+        self._images = None
 
     # -- observe -------------------------------------------------------------
     def desired(self) -> dict[str, DesiredService]:
@@ -73,13 +75,22 @@ class Reconciler:
             if svc is None:
                 svc = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
                 self._prepared[key] = svc
+            if has_refs(svc.spec):  # re-read referenced files (by size and mtime first)
+                r = self.refs.resolve(svc.spec)
+                svc = with_refs(svc, {**svc.env, **r.env}, r.secret_keys, r.files, r.config_hash,
+                                r.build_hash, r.error)
             out[name] = svc
         return out
 
     def image_ids(self) -> dict[str, str]:
-        if self._image_ids is None:
-            self._image_ids = self.engine.image_ids()
-        return self._image_ids
+        if self._images is None:
+            self._images = self.engine.images()
+        return self._images[0]
+
+    def image_builds(self) -> dict[str, str]:
+        self.image_ids()
+        assert self._images is not None
+        return self._images[1]
 
     # -- one pass ------------------------------------------------------------
     def reconcile(self, only: set[str] | None = None, *, wait: bool = True,
@@ -90,7 +101,7 @@ class Reconciler:
         statuses = self.store.statuses()
         revisions = self._revisions(desired, observed)
         plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
-                            now=now, only=only)
+                            now=now, only=only, image_builds=self.image_builds())
         result = PassResult(plan)
         if dry_run:
             return result
@@ -134,6 +145,8 @@ class Reconciler:
                 st.updated_at = self.clock()
                 statuses.append(st)
             self.store.record(res.events, statuses, drop)
+            if res.built:
+                self.invalidate_images()
             if res.rollback is not None:
                 self.store.rollback(name, to_generation=res.rollback.to_generation, actor=self.actor,
                                     now=self.clock(), reason=res.rollback.reason)
@@ -219,7 +232,8 @@ class Reconciler:
         desired = self.desired()
         observed = self.engine.list_owned(self.instance)
         statuses = self.store.statuses()
-        plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only)
+        plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only,
+                            image_builds=self.image_builds())
         by_service: dict[str, list[Observed]] = {}
         for c in observed:
             by_service.setdefault(c.service, []).append(c)

@@ -6,7 +6,8 @@ can apply backoff, storm limits and dependency order that the engine cannot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+import json
 from typing import Any
 
 from controller import labels as L
@@ -27,6 +28,12 @@ class DesiredService:
     spec: ServiceSpec
     container_hash: str
     suspended: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # resolved, secrets included: never print it
+    secret_keys: frozenset[str] = frozenset()
+    config_hash: str = ""
+    config_files: dict[str, str] = field(default_factory=dict)
+    build_hash: str = ""
+    ref_error: str = ""
 
     @property
     def replicas(self) -> int:
@@ -35,10 +42,23 @@ class DesiredService:
 
 def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,
             refs: dict[str, str] | None = None) -> DesiredService:
+    """Validated desired service. Referenced files are resolved later (``with_refs``)."""
     spec = SPEC_MODELS.get(kind, ServiceSpec).model_validate(spec_data)
     if kind == "Job":  # a Job runs once per generation: a new generation is a new container
         refs = {**(refs or {}), "generation": str(generation)}
-    return DesiredService(name, kind, generation, spec, container_hash(spec, refs), suspended)
+    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    return DesiredService(name, kind, generation, spec, container_hash(spec, refs), suspended, env)
+
+
+def has_refs(spec: ServiceSpec) -> bool:
+    return bool(spec.envFiles or spec.build or any(not isinstance(v, str) for v in spec.env.values())
+                or any(units.parse_volume(v).kind == "bind" for v in spec.volumes))
+
+
+def with_refs(svc: DesiredService, env: dict[str, str], secret_keys: frozenset[str], files: dict[str, str],
+              config_hash: str, build_hash: str, error: str) -> DesiredService:
+    return replace(svc, env=env, secret_keys=secret_keys, config_files=files, config_hash=config_hash,
+                   build_hash=build_hash, ref_error=error)
 
 
 def container_name(service: str, replica: int) -> str:
@@ -124,9 +144,14 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         L.MANAGED: "true", L.INSTANCE: instance, L.SERVICE: svc.name, L.KIND: svc.kind,
         L.REPLICA: str(replica), L.SPEC_HASH: svc.container_hash, L.GENERATION: str(svc.generation),
     })
+    if svc.config_hash:
+        labels[L.CONFIG_HASH] = svc.config_hash
+        # secret env values are in the hash but never named on a label, not even digested
+        labels[L.CONFIG_FILES] = json.dumps({k: v for k, v in svc.config_files.items() if not k.startswith("env:")},
+                                            sort_keys=True)
     return ContainerConfig(
         name=container_name(svc.name, replica), image=spec.image, command=spec.command,
-        env=dict(spec.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
+        env=dict(svc.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
         binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
         host=host, create=create, networks=list(spec.networks),

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel
 
 # Fields of a spec that the controller acts on but the container does not carry.
-POLICY_FIELDS = frozenset({"restartPolicy", "onUnhealthy", "dependsOn", "replicas", "update", "backoffLimit"})
+POLICY_FIELDS = frozenset({"restartPolicy", "onUnhealthy", "dependsOn", "replicas", "update", "backoffLimit",
+                           "onConfigChange", "build"})
 
 
 def canonical(spec: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -147,18 +147,43 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
     return docs
 
 
+def _rel(path: str, base_dir: str) -> str:
+    if path.startswith("~"):
+        return os.path.normpath(os.path.expanduser(path))
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
 def _resolve_binds(data: dict[str, Any], base_dir: str) -> None:
+    """Paths in a spec are relative to the file they were written in; store them absolute."""
     spec = data.get("spec")
-    if not isinstance(spec, dict) or not isinstance(spec.get("volumes"), list):
+    if not isinstance(spec, dict):
         return
-    resolved = []
-    for v in spec["volumes"]:
-        if isinstance(v, str) and (v.startswith(("./", "../", "~")) or v.split(":")[0] in (".", "..")):
-            src, _, rest = v.partition(":")
-            src = os.path.expanduser(src) if src.startswith("~") else os.path.join(base_dir, src)
-            v = os.path.normpath(src) + (":" + rest if rest else "")
-        resolved.append(v)
-    spec["volumes"] = resolved
+    if isinstance(spec.get("volumes"), list):
+        resolved = []
+        for v in spec["volumes"]:
+            if isinstance(v, str) and (v.startswith(("./", "../", "~")) or v.split(":")[0] in (".", "..")):
+                src, _, rest = v.partition(":")
+                v = _rel(src, base_dir) + (":" + rest if rest else "")
+            resolved.append(v)
+        spec["volumes"] = resolved
+    build = spec.get("build")
+    if isinstance(build, str):
+        spec["build"] = {"context": _rel(build, base_dir)}
+    elif isinstance(build, dict) and isinstance(build.get("context"), str):
+        spec["build"] = {**build, "context": _rel(build["context"], base_dir)}
+    if isinstance(spec.get("envFiles"), list):
+        spec["envFiles"] = [_rel(f, base_dir) if isinstance(f, str) else f for f in spec["envFiles"]]
+    env = spec.get("env")
+    if isinstance(env, dict):
+        out = {}
+        for k, v in env.items():
+            src = v.get("valueFrom") if isinstance(v, dict) else None
+            if isinstance(src, dict) and isinstance(src.get("file"), str):
+                v = {**v, "valueFrom": {**src, "file": _rel(src["file"], base_dir)}}
+            out[k] = v
+        spec["env"] = out
 
 
 _TEXT_MAPS = (("spec", "env"), ("spec", "labels"), ("metadata", "labels"), ("metadata", "annotations"))

@@ -12,7 +12,8 @@ import re
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema,
+                      field_validator, model_validator)
 
 from crd_like import units
 
@@ -131,6 +132,58 @@ class HealthCheck(Frozen):
         return v
 
 
+class ValueSource(Frozen):
+    """Where a secret env value comes from; read by the controller when it creates the
+    container. The value itself is never stored, logged or printed."""
+
+    file: str | None = Field(default=None, description="A file whose content (trailing newline stripped) is the value.")
+    env: str | None = Field(default=None, description="An environment variable of the controller's process.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ValueSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("valueFrom needs exactly one of 'file' or 'env'")
+        return self
+
+
+class EnvFrom(Frozen):
+    valueFrom: ValueSource
+
+
+def _env_value(v: Any) -> str | EnvFrom:
+    if isinstance(v, EnvFrom):
+        return v
+    expected = "expected a string, number or boolean, or {valueFrom: {file: PATH} | {env: VAR}}"
+    if isinstance(v, dict):
+        src = v.get("valueFrom")
+        if set(v) != {"valueFrom"} or not isinstance(src, dict) or not set(src) or set(src) - {"file", "env"} \
+                or len(src) != 1 or not all(isinstance(x, str) and x for x in src.values()):
+            raise ValueError(f"invalid env value {v!r}: {expected}")
+        return EnvFrom.model_validate(v)
+    if v is None or isinstance(v, list):
+        raise ValueError(expected)
+    return _str_scalar(v)
+
+
+EnvValue = Annotated[
+    Any,
+    PlainValidator(_env_value),
+    WithJsonSchema({"anyOf": [
+        {"type": ["string", "number", "boolean"]},
+        {"type": "object", "additionalProperties": False, "required": ["valueFrom"],
+         "properties": {"valueFrom": {"type": "object", "additionalProperties": False,
+                                      "properties": {"file": {"type": "string"}, "env": {"type": "string"}}}}},
+    ]}),
+]
+
+
+class Build(Frozen):
+    context: str = Field(min_length=1, description="Build context directory (relative to the file).")
+    dockerfile: str = "Dockerfile"
+    args: dict[str, ScalarStr] = Field(default_factory=dict)
+    target: str | None = None
+
+
 class Dependency(Frozen):
     condition: Literal["started", "healthy", "completed"] = Field(
         default="started",
@@ -199,7 +252,14 @@ VolumeStr = Annotated[str, BeforeValidator(_volume)]
 class ServiceSpec(Frozen):
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
-    env: dict[str, ScalarStr] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Values, or {valueFrom: {file: PATH} | {env: VAR}} for secrets.")
+    envFiles: list[str] = Field(default_factory=list, description="KEY=VALUE files read when the container is "
+                                "created; their values are treated as secrets.")
+    build: Build | None = Field(default=None, description="Build `image` from this context when it is missing "
+                                "or the context changed.")
+    onConfigChange: Literal["recreate", "restart", "ignore"] = Field(
+        default="recreate", description="What to do when a referenced file (bind mount, envFiles, valueFrom.file) changes.")
     ports: list[PortStr] = Field(
         default_factory=list, description="'[IP:][HOST:]CONTAINER[/proto]', e.g. 127.0.0.1:8080:80"
     )
@@ -243,7 +303,7 @@ class ServiceSpec(Frozen):
 
     @field_validator("env")
     @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+    def _env(cls, v: dict[str, Any]) -> dict[str, Any]:
         for key in v:
             if not key or "=" in key or any(c.isspace() for c in key):
                 raise ValueError(f"invalid environment variable name {key!r}")

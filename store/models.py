@@ -75,6 +75,8 @@ class StatusRow(Base):
     # A rollout in progress: the generation that ran before it (rollback target).
     rollout_from_generation: Mapped[int] = mapped_column(Integer, default=0)
     rollout_started_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # onConfigChange=restart: the referenced-files hash the running process was restarted for
+    config_hash: Mapped[str] = mapped_column(String(32), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 

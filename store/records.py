@@ -61,6 +61,7 @@ class Status:
     restart_reason: str = ""
     rollout_from_generation: int = 0
     rollout_started_at: float = 0.0
+    config_hash: str = ""
     updated_at: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Status:
             next_attempt_at=row.next_attempt_at, restart_times=json.loads(row.restart_times or "[]"),
             last_started_at=row.last_started_at, restart_requested_at=row.restart_requested_at,
             restart_reason=row.restart_reason, rollout_from_generation=row.rollout_from_generation,
-            rollout_started_at=row.rollout_started_at, updated_at=row.updated_at,
+            rollout_started_at=row.rollout_started_at, config_hash=row.config_hash, updated_at=row.updated_at,
         )
 
 

@@ -1,0 +1,164 @@
+"""What a spec references outside itself: bind-mounted files, env files, secret
+sources, build contexts. Reads them (this is I/O) and digests them, cheaply: a file is
+re-read only when its size or mtime moved since the last look.
+
+The digests feed the container's config hash (so an edited ``nginx.conf`` rolls exactly
+the services that mount it) and the build hash. Secret values are returned for
+container creation only; nothing here logs a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from crd_like import units
+from crd_like.models import EnvFrom, ServiceSpec
+
+MAX_TREE_FILES = 2000
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class RefError(Exception):
+    """A referenced file or variable cannot be read (the service cannot be created)."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    env: dict[str, str]  # the environment to create the container with (secrets included)
+    secret_keys: frozenset[str]
+    files: dict[str, str] = field(default_factory=dict)  # path -> short digest
+    config_hash: str = ""  # "" when the spec references nothing
+    build_hash: str = ""
+    error: str = ""
+
+
+class RefCache:
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def file_digest(self, path: str) -> str:
+        st = os.stat(path)
+        key = (st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hit = self._files.get(path)
+        if hit and hit[:2] == key:
+            return hit[2]
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 16), b""):
+                h.update(chunk)
+        digest = h.hexdigest()[:12]
+        with self._lock:
+            self._files[path] = (*key, digest)
+        return digest
+
+    def tree_digest(self, root: str) -> str:
+        """Digest of a directory's files (names and contents), bounded in size."""
+        h = hashlib.sha256()
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                count += 1
+                if count > MAX_TREE_FILES:
+                    h.update(b"...truncated")
+                    return h.hexdigest()[:12]
+                try:
+                    digest = self.file_digest(path) if os.path.getsize(path) <= MAX_FILE_BYTES else "big"
+                    mode = os.stat(path).st_mode & 0o111
+                except OSError:
+                    digest, mode = "unreadable", 0
+                h.update(f"{os.path.relpath(path, root)}\0{digest}\0{mode}\n".encode())
+        return h.hexdigest()[:12]
+
+    def path_digest(self, path: str) -> str:
+        if os.path.isdir(path):
+            return "dir:" + self.tree_digest(path)
+        if os.path.isfile(path):
+            return self.file_digest(path)
+        return "missing"
+
+    def resolve(self, spec: ServiceSpec, environ: dict[str, str] | None = None) -> Resolved:
+        environ = os.environ if environ is None else environ  # type: ignore[assignment]
+        env: dict[str, str] = {}
+        secret: set[str] = set()
+        files: dict[str, str] = {}
+        error = ""
+        for path in spec.envFiles:
+            try:
+                files[path] = self.file_digest(path)
+                env.update(parse_env_file(_read_text(path)))
+                secret.update(parse_env_file(_read_text(path)))
+            except OSError as exc:
+                error = f"env file {path} cannot be read: {exc.strerror}"
+        for key, value in spec.env.items():
+            if isinstance(value, EnvFrom):
+                src = value.valueFrom
+                secret.add(key)
+                if src.file is not None:
+                    try:
+                        files[src.file] = self.file_digest(src.file)
+                        env[key] = _read_text(src.file).rstrip("\n")
+                    except OSError as exc:
+                        error = f"secret file {src.file} for env {key} cannot be read: {exc.strerror}"
+                else:
+                    assert src.env is not None
+                    if src.env not in environ:
+                        error = f"env {key}: variable {src.env} is not set in the controller's environment"
+                    else:
+                        env[key] = environ[src.env]
+                        files[f"env:{src.env}"] = hashlib.sha256(env[key].encode()).hexdigest()[:12]
+            else:
+                env[key] = value
+        for vol in spec.volumes:
+            m = units.parse_volume(vol)
+            if m.kind == "bind":
+                files[m.source] = self.path_digest(m.source)
+        config_hash = ""
+        if files:
+            config_hash = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+        build_hash = ""
+        if spec.build is not None:
+            b = spec.build
+            if not os.path.isdir(b.context):
+                error = error or f"build context {b.context} is not a directory"
+            else:
+                meta = repr((b.dockerfile, sorted(b.args.items()), b.target))
+                build_hash = hashlib.sha256((self.tree_digest(b.context) + meta).encode()).hexdigest()[:16]
+        return Resolved(env, frozenset(secret), files, config_hash, build_hash, error)
+
+
+def _read_text(path: str) -> str:
+    with open(path, "rb") as fh:
+        return fh.read(MAX_FILE_BYTES).decode("utf-8", "replace")
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines, compose style: '#' comments, blank lines, optional quotes, 'export '."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+def redact(value: Any) -> str:
+    """How a secret is shown: never the value, a short hash so changes stay visible."""
+    return f"<redacted sha256:{hashlib.sha256(str(value).encode()).hexdigest()[:8]}>"
