@@ -29,7 +29,7 @@ from loguru import logger
 from controller.engine import Engine
 from controller.errors import EngineUnavailable, ReconcileError
 from controller.metrics import Metrics, serve
-from controller.operations import holder_id
+from controller.operations import holder_id, holder_is_dead
 from controller.planner import dependents
 from controller.reconciler import Reconciler
 from controller.storm import RestartLimiter
@@ -246,6 +246,13 @@ class Controller:
     def _lease_job(self) -> None:
         try:
             held = self.store.acquire_lease(self.holder, ttl=self.opts.lease_ttl, now=self.clock())
+            if not held:
+                lease = self.store.lease(now=self.clock())
+                if lease is not None and holder_is_dead(lease[0]):
+                    held = self.store.take_over_lease(self.holder, dead_holder=lease[0], ttl=self.opts.lease_ttl,
+                                                      now=self.clock())
+                    if held:
+                        logger.info(f"took over the lease of {lease[0]}: that process is gone")
         except Exception as exc:  # noqa: BLE001
             logger.error(f"cannot renew the lease in the store ({exc}); keeping the containers running")
             return

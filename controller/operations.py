@@ -25,7 +25,7 @@ from crd_like.formats import LoadOptions, load_any
 from crd_like.hashing import changed_fields
 from store import AppliedChange, ResourceInput, Status, Store
 
-INLINE_LEASE_TTL = 120.0
+INLINE_LEASE_TTL = 30.0
 
 
 def read_sources(files: list[str]) -> list[tuple[bytes, str, str]]:
@@ -105,6 +105,20 @@ def holder_id(role: str) -> str:
     return f"{role}:{socket.gethostname()}:{os.getpid()}"
 
 
+def holder_is_dead(holder: str) -> bool:
+    """True only when the holder ran on this host and its process no longer exists."""
+    try:
+        _role, host, pid = holder.rsplit(":", 2)
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError, OSError):
+        return False
+    return False
+
+
 @dataclass
 class ApplyReport:
     changes: list[AppliedChange]
@@ -170,13 +184,15 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
     holder = holder_id("cli")
     deadline = clock() + timeout
     lease = store.lease(now=clock())
-    if lease is not None and lease[0] != holder:
+    if lease is not None and lease[0] != holder and not holder_is_dead(lease[0]):
         report.delegated_to = lease[0]
         logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
         if wait:
             report.converged = wait_converged(store, names, deadline, clock)
         return
-    if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()):
+    if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()) and not (
+            lease is not None and holder_is_dead(lease[0])
+            and store.take_over_lease(holder, dead_holder=lease[0], ttl=INLINE_LEASE_TTL, now=clock())):
         report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
         if wait:
             report.converged = wait_converged(store, names, deadline, clock)
@@ -184,6 +200,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
     rec = Reconciler(store, engine, actor="cli", clock=clock)
     try:
         while True:
+            store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock())  # renew during long applies
             result = rec.reconcile(only=names)
             report.plan = report.plan or result.plan
             report.done.extend(result.done)

@@ -69,17 +69,19 @@ class Reconciler:
     # -- observe -------------------------------------------------------------
     def desired(self) -> dict[str, DesiredService]:
         out: dict[str, DesiredService] = {}
+        prepared: dict[tuple[str, str, bool], DesiredService] = {}
         for name, rec in self.store.desired().items():
             key = (name, f"{rec.spec_hash}/{rec.generation}", rec.suspended)
             svc = self._prepared.get(key)
             if svc is None:
                 svc = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
-                self._prepared[key] = svc
+            prepared[key] = svc
             if has_refs(svc.spec):  # re-read referenced files (by size and mtime first)
                 r = self.refs.resolve(svc.spec)
                 svc = with_refs(svc, {**svc.env, **r.env}, r.secret_keys, r.files, r.config_hash,
                                 r.build_hash, r.error)
             out[name] = svc
+        self._prepared = prepared  # only what is still desired: no growth over months
         return out
 
     def image_ids(self) -> dict[str, str]:

@@ -359,6 +359,15 @@ class Store:
                 return True
             return False
 
+    def take_over_lease(self, holder: str, *, dead_holder: str, ttl: float, now: float) -> bool:
+        """Take the lease from ``dead_holder`` (known to be dead) before it expires."""
+        with self.writing() as s, s.begin():
+            row = s.get(LeaseRow, LEASE_NAME)
+            if row is None or row.holder != dead_holder:
+                return False
+            row.holder, row.acquired_at, row.renewed_at, row.expires_at = holder, now, now, now + ttl
+            return True
+
     def release_lease(self, holder: str) -> None:
         with self.writing() as s, s.begin():
             s.execute(delete(LeaseRow).where(LeaseRow.name == LEASE_NAME, LeaseRow.holder == holder))
