@@ -11,19 +11,27 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from controller.actions import Action, describe
-from controller.engine import Engine
 from controller.planner import PENDING, UPDATING, WAITING, Plan
-from controller.reconciler import Reconciler
 from controller.render import DesiredService, prepare
+
+
+def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
+    from controller.reconciler import Reconciler
+
+    return _reconciler(store, engine, **kwargs)
 from crd_like import InvalidSpec, Issue, spec_hash
 from crd_like.formats import LoadOptions, load_any
 from crd_like.hashing import changed_fields
 from store import AppliedChange, ResourceInput, Status, Store
+
+if TYPE_CHECKING:  # the Docker SDK is imported only by verbs that talk to the engine
+    from controller.engine import Engine
+    from controller.reconciler import Reconciler
 
 INLINE_LEASE_TTL = 30.0
 
@@ -159,7 +167,7 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
     check_graph(store, inputs, files, prune=prune, source=source)
     if dry_run:
         changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)
-        rec = Reconciler(store, engine, actor="cli", clock=clock)
+        rec = _reconciler(store, engine, actor="cli", clock=clock)
         try:
             result = rec.reconcile(dry_run=True, desired=_would_be_desired(store, inputs, prune, source))
         finally:
@@ -197,7 +205,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         if wait:
             report.converged = wait_converged(store, names, deadline, clock)
         return
-    rec = Reconciler(store, engine, actor="cli", clock=clock)
+    rec = _reconciler(store, engine, actor="cli", clock=clock)
     try:
         while True:
             store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock())  # renew during long applies
@@ -234,7 +242,7 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
     """Record current status without acting (when no controller runs)."""
     if store.lease(now=time.time()) is not None:
         return
-    rec = Reconciler(store, engine, actor="cli")
+    rec = _reconciler(store, engine, actor="cli")
     try:
         rec.refresh_status(only=names)
     finally:

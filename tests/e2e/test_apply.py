@@ -162,7 +162,7 @@ def test_invalid_file_exits_2_with_location_and_changes_nothing(rc: Harness) -> 
         "spec:\n  image: x\n  ports: [\"8080:99999\"]\n",
         name="bad.yaml")
     proc = rc.run("apply", "-f", bad, expect=2)
-    assert f"{bad}:12: spec.ports[0]" in proc.stderr
+    assert f"{bad}:14: spec.ports[0]" in proc.stderr
     assert "out of range" in proc.stderr
     assert hashlib.sha256(Path(rc.db).read_bytes()).hexdigest() == digest
     assert {c.name: c.id for c in rc.containers()} == ids

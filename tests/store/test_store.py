@@ -397,3 +397,10 @@ def test_backup_is_a_copy_that_opens_with_the_same_rows(store: Store, path: str,
         assert restored.lease(now=4.0) == ("ctl", 13.0)
     finally:
         restored.close()
+
+
+def test_head_constant_matches_alembic_head() -> None:
+    # store.db.HEAD lets the CLI skip importing Alembic; it must name the newest migration
+    from store import db as store_db
+
+    assert store_db.HEAD == store_db.head_revision()
