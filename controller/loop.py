@@ -193,6 +193,12 @@ class Controller:
                     if name and base in WATCHED_EVENTS:
                         logger.debug(f"event {action} for {name}")
                         self.queue.add(name)
+                        if base in ("die", "kill", "oom", "stop"):
+                            # the engine reports the death a moment before a list shows the
+                            # container exited: look again shortly (merged if already queued)
+                            now = self.clock()
+                            self.queue.add_after(name, now + 0.15)
+                            self.queue.add_after(name, now + 0.6)
                 raise EngineUnavailable("event stream ended")
             except ReconcileError as exc:
                 if self.stopping.is_set():

@@ -23,7 +23,7 @@ from controller.render import DesiredService, prepare
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
     from controller.reconciler import Reconciler
 
-    return _reconciler(store, engine, **kwargs)
+    return Reconciler(store, engine, **kwargs)
 from crd_like import InvalidSpec, Issue, spec_hash
 from crd_like.formats import LoadOptions, load_any
 from crd_like.hashing import changed_fields

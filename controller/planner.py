@@ -337,6 +337,11 @@ def plan_service(
             states.append(EXITED)
             messages.append(_exit_reason(c) + f"; restartPolicy {policy.condition}")
             continue
+        if (status.failures and status.state == RUNNING and status.last_started_at
+                and now - status.last_started_at >= policy.resetAfter):
+            # it was last seen running for longer than resetAfter: a fresh failure, not a loop
+            status = backoff.reset(status)
+            reset = True
         if not is_job and backoff.gave_up(status, policy, now):
             states.append(FAILED)
             messages.append(f"gave up after {policy.maxAttempts} restarts within {policy.window:g}s; {_exit_reason(c)}")
