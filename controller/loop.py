@@ -197,7 +197,8 @@ class Controller:
                             # the engine reports the death a moment before a list shows the
                             # container exited: look again shortly (merged if already queued)
                             now = self.clock()
-                            self.queue.add_after(name, now + 0.15)
+                            self.queue.add_after(name, now + 0.05)
+                            self.queue.add_after(name, now + 0.2)
                             self.queue.add_after(name, now + 0.6)
                 raise EngineUnavailable("event stream ended")
             except ReconcileError as exc:
