@@ -94,6 +94,22 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every verb that reads YAML shares (native or compose)."""
+    fn = click.option("--format", "fmt", type=click.Choice(["auto", "native", "compose"]), default="auto",
+                      show_default=True, help="Input format; auto detects compose files by shape.")(fn)
+    fn = click.option("-p", "--project-name", "project", default=None,
+                      help="Compose project name (default: `name:` in the file, else its directory).")(fn)
+    fn = click.option("--profile", "profiles", multiple=True, help="Activate a compose profile (repeatable).")(fn)
+    fn = click.option("--allow-unsupported", is_flag=True,
+                      help="Compose keys reconcile does not support yet become warnings, not errors.")(fn)
+    return fn
+
+
+def _load_opts(fmt: str, project: str | None, profiles: tuple[str, ...], allow_unsupported: bool) -> Any:
+    return ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported)
+
+
 def _ts(ts: float | None) -> str:
     if not ts:
         return "-"
@@ -133,10 +149,11 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
               "(their data is lost). Never done otherwise.")
 @click.option("--timeout", default="5m", show_default=True, help="How long to wait for convergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@input_options
 @click.pass_obj
 @handled
 def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: str,
-          as_json: bool) -> None:
+          as_json: bool, fmt: str, project: str | None, profiles: tuple[str, ...], allow_unsupported: bool) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
     A changed spec bumps its generation; an unchanged one performs no engine action.
@@ -146,8 +163,9 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
     seconds = parse_duration(timeout)
     if volumes and not prune:
         raise click.UsageError("--volumes only applies with --prune")
+    opts = _load_opts(fmt, project, profiles, allow_unsupported)
     report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait,
-                       volumes=volumes, timeout=seconds)
+                       volumes=volumes, timeout=seconds, opts=opts)
     if as_json:
         _dump({
             "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
@@ -190,13 +208,16 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
 @click.option("-f", "--file", "files", multiple=True, required=True, help="YAML file (repeatable).")
 @click.option("--prune", is_flag=True, help="Include the removals --prune would make.")
 @click.option("--json", "as_json", is_flag=True)
+@input_options
 @click.pass_obj
 @handled
-def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool) -> None:
-    """Show the plan for FILEs, field by field, without acting or writing the store.
+def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool, fmt: str, project: str | None,
+         profiles: tuple[str, ...], allow_unsupported: bool) -> None:
+    """Show the plan for FILEs (merged in order), field by field, without acting or writing.
 
     Exits 0 whether or not there are differences."""
-    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=True)
+    opts = _load_opts(fmt, project, profiles, allow_unsupported)
+    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=True, opts=opts)
     actions = report.plan.actions if report.plan else []
     if as_json:
         _dump({"changes": [{"name": c.name, "change": c.change, "generation": c.generation,
@@ -466,6 +487,23 @@ def suspend(obj: Ctx, name: str, reason: str) -> None:
 def resume(obj: Ctx, name: str, reason: str) -> None:
     """End maintenance mode for NAME; the controller converges it again."""
     _suspend(obj, name, False, reason)
+
+
+@cli.command()
+@click.option("-f", "--file", "files", multiple=True, required=True, help="Compose (or native) file; repeatable, merged in order.")
+@input_options
+@handled
+def convert(files: tuple[str, ...], fmt: str, project: str | None, profiles: tuple[str, ...],
+            allow_unsupported: bool) -> None:
+    """Print FILEs (e.g. docker-compose.yml + overrides) as native reconcile YAML.
+
+    Applying the output gives the same containers (identical spec hashes). Secret values
+    are never printed: env files and secret files stay references."""
+    from crd_like.formats import to_native_yaml
+
+    opts = _load_opts(fmt, project, profiles, allow_unsupported)
+    resources = ops.load_models(list(files), opts)
+    click.echo(to_native_yaml(resources, header=f"converted by reconcile from {', '.join(files)}"), nl=False)
 
 
 @cli.command()

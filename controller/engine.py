@@ -176,12 +176,13 @@ class Engine:
             first = cfg.networks[0]
             host_config["NetworkMode"] = first
             kwargs["networking_config"] = api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=[cfg.labels.get(L.SERVICE, "")])})
+                {first: api.create_endpoint_config(aliases=cfg.aliases or [cfg.labels.get(L.SERVICE, "")])})
         result = self._call("containers.create", lambda: api.create_container(**kwargs))
         return str(result["Id"])
 
-    def connect(self, container_id: str, network: str, alias: str) -> None:
-        self._call("networks.connect", lambda: self.api.connect_container_to_network(container_id, network, aliases=[alias]))
+    def connect(self, container_id: str, network: str, aliases: list[str]) -> None:
+        self._call("networks.connect",
+                   lambda: self.api.connect_container_to_network(container_id, network, aliases=aliases))
 
     def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
         """Create a bridge network if missing. True if created."""

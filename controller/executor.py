@@ -202,7 +202,7 @@ class Executor:
         except ImageMissing as exc:
             raise ImageMissing(f"image {svc.spec.image!r} is not present on this host and is never pulled; "
                                f"build or load it first ({exc})") from exc
-        self._connect_rest(cid, cfg.networks, svc.name)
+        self._connect_rest(cid, cfg.networks, cfg.aliases)
         self.engine.start(cid)
         return cid
 
@@ -214,9 +214,9 @@ class Executor:
                 if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance}):
                     logger.info(f"created network {net} for {svc.name}")
 
-    def _connect_rest(self, cid: str, networks: list[str], alias: str) -> None:
+    def _connect_rest(self, cid: str, networks: list[str], aliases: list[str]) -> None:
         for net in networks[1:]:
-            self.engine.connect(cid, net, alias)
+            self.engine.connect(cid, net, aliases)
 
     def _explain_conflict(self, name: str, service: str, replica: int) -> None:
         other = self.engine.find_by_name(name)
@@ -243,7 +243,7 @@ class Executor:
                 self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name})
             self._ensure_networks(svc, cfg.networks)
             new = self.engine.create(cfg)
-            self._connect_rest(new, cfg.networks, svc.name)
+            self._connect_rest(new, cfg.networks, cfg.aliases)
         except ReconcileError:
             self.engine.rename(old, real_name)
             raise

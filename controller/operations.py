@@ -57,8 +57,29 @@ def read_sources(files: list[str]) -> list[tuple[bytes, str, str]]:
     return out
 
 
-def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(64 * 1024 * 1024)
+
+
+def load_options(*, fmt: str = "auto", project: str | None = None, allow_unsupported: bool = False,
+                 profiles: tuple[str, ...] = ()) -> LoadOptions:
+    """Input options with this process's environment and a file reader (for compose's
+    ``.env``, ``env_file`` and secret/config files)."""
+    return LoadOptions(fmt=fmt, project=project, allow_unsupported=allow_unsupported,  # type: ignore[arg-type]
+                       environ=dict(os.environ), profiles=profiles, read_file=_read_bytes)
+
+
+def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
+    opts = opts or load_options()
     resources = load_any(read_sources(files), opts)
+    for w in opts.warnings:
+        logger.warning(w)
+    return resources
+
+
+def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
+    resources = load_models(files, opts)
     return [
         ResourceInput(
             name=r.metadata.name, kind=r.kind, api_version=r.apiVersion,
@@ -161,8 +182,9 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
 
 
 def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
-          wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time) -> ApplyReport:
-    inputs = load_inputs(files)  # raises InvalidSpec before anything is touched
+          wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time,
+          opts: LoadOptions | None = None) -> ApplyReport:
+    inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
     if dry_run:

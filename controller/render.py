@@ -84,6 +84,7 @@ class ContainerConfig:
     host: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
     create: dict[str, Any] = field(default_factory=dict)  # extra create_container arguments
     networks: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
@@ -154,5 +155,5 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         env=dict(svc.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
         binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
-        host=host, create=create, networks=list(spec.networks),
+        host=host, create=create, networks=list(spec.networks), aliases=[svc.name, *spec.aliases],
     )

@@ -17,10 +17,17 @@ Compose semantics emulated (differences are spelled out where they happen):
   directory of the first compose file, as compose does with several ``-f`` files;
 - services with ``profiles:`` are only included when one of their profiles is active;
 - a service another service waits on with ``condition:
-  service_completed_successfully`` becomes a native ``Job`` (it runs to completion).
+  service_completed_successfully`` becomes a native ``Job`` (it runs to completion);
+- ``env_file:`` becomes ``envFiles`` (read by the controller when it creates the
+  container, values treated as secrets), ``secrets:`` / ``configs:`` read-only binds.
 
-No I/O: files (``.env``, ``env_file:``) are read through ``LoadOptions.read_file``,
-which the caller supplies. Must not import ``store`` or ``controller``.
+Services reach each other by their native name (the engine's network alias is
+``<project>-<service>``); the bare compose service name is recorded in the metadata
+label ``compose.service`` (with ``compose.project``) for whoever adds that alias.
+
+No I/O: the ``.env`` file is read, and ``env_file`` / secret / config files are checked
+to exist, through ``LoadOptions.read_file``, which the caller supplies. Must not import
+``store`` or ``controller``.
 """
 
 from __future__ import annotations
@@ -52,7 +59,6 @@ KNOWN_UNSUPPORTED_SERVICE = frozenset({
 })
 _WHY = {
     "container_name": "container names are deterministic (<project>-<service>-<replica>)",
-    "build": "reconcile runs existing images; build the image first and give `image:`",
     "expose": "containers on a shared network reach each other's ports without it",
     "links": "services on the same network resolve each other by name",
     "network_mode": "services join the project's networks",
@@ -150,6 +156,11 @@ def _bool(node: Node | None) -> bool:
     return v is True or (isinstance(v, str) and v.lower() in ("true", "yes", "1"))
 
 
+def _false(node: Node | None) -> bool:
+    v = None if node is None else node.value
+    return v is False or (isinstance(v, str) and v.lower() in ("false", "no", "0"))
+
+
 def _strs(node: Node) -> Node:
     """A command-like list with scalars made strings (``[sleep, 30]``)."""
     if isinstance(node.value, list):
@@ -210,23 +221,22 @@ def _project_name(sources: list[ComposeSource], env: dict[str, str], explicit: s
                   issues: list[Issue]) -> tuple[str, Node]:
     first = sources[0]
     where = Node(None, first.file, None, "name")
-    candidates: list[tuple[str, Node]] = []
+    chosen: tuple[str, Node] | None = None
     if explicit:
-        candidates.append((explicit, where))
+        chosen = (explicit, where)
     elif env.get("COMPOSE_PROJECT_NAME"):
-        candidates.append((env["COMPOSE_PROJECT_NAME"], where))
+        chosen = (env["COMPOSE_PROJECT_NAME"], where)
     else:
-        for src in sources:
+        for src in sources:  # the last file that sets `name:` wins, as in a merge
             node = src.node.get("name")
             if node is not None:
-                candidates = [(str(node.value), node)]
-    if candidates:
-        text, node = candidates[-1]
-        try:
-            text = substitute(text, env.get)
-        except InterpolationError as exc:
-            issues.append(Issue(node.file, node.line, node.field, str(exc)))
-            raise InvalidSpec(issues) from None
+                try:
+                    chosen = (substitute(str(node.value), env.get), node)
+                except InterpolationError as exc:
+                    issues.append(Issue(node.file, node.line, node.field, str(exc)))
+                    raise InvalidSpec(issues) from None
+    if chosen is not None:
+        text, node = chosen
         if not _PROJECT.match(text):
             issues.append(Issue(node.file, node.line, node.field,
                                 f"invalid compose project name {text!r}: it must consist only of lowercase letters, "
@@ -311,7 +321,8 @@ def _files(top: Node | None, ctx: _Ctx, kind: str) -> None:
             if not ctx.allow_unsupported:
                 ctx.error(node, f"only file-based {kind} are supported: give `file: ./path`")
             continue
-        ctx.read(file_node, file_node.value, f"{kind[:-1]} file")  # must exist: the engine would mount a directory
+        if ctx.read_file is not None:  # must exist: the engine would create and mount an empty directory
+            ctx.read(file_node, file_node.value, f"{kind[:-1]} file")
         ctx.files[kind][str(key)] = ctx.path(file_node.value)
 
 
@@ -360,7 +371,7 @@ class _Service:
         return f"{self.ctx.project}-{name}"
 
     def convert(self) -> Converted:
-        handlers: dict[str, Callable[[Node], None]] = {
+        handlers: dict[str, Callable[[Node], object]] = {
             "command": lambda n: self._set("command", _strs(n)),
             "entrypoint": lambda n: self._set("entrypoint", _strs(n)),
             "environment": self._environment, "env_file": self._env_file, "ports": self._ports,
@@ -375,7 +386,7 @@ class _Service:
             "profiles": lambda n: None, "restart": lambda n: None,
         }
         if "build" in ServiceSpec.model_fields:
-            handlers["build"] = lambda n: self._set("build", n)
+            handlers["build"] = self._build
         for key, node in self.node.value.items():
             if key in _RENAMED:
                 self._set(_RENAMED[key], node.at(str(node.value)) if key == "user" and node.value is not None else node)
@@ -385,6 +396,9 @@ class _Service:
                 self.ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_SERVICE or key in _WHY)
         if "networks" not in self.node.value:
             self._set("networks", self.node.at([self.ctx.networks["default"]]))
+        if self.native(self.key) != self.key:
+            # compose resolves the bare service name on the project's networks
+            self._set("aliases", self.node.at([self.node.at(self.key)]))
         if self.env:
             self._set("env", self.node.at(self.env))
         if self.volumes:
@@ -409,30 +423,59 @@ class _Service:
     def _set(self, key: str, node: Node) -> None:
         self.spec[key] = node
 
-    # ------------------------------------------------------------------ environment
+    # ------------------------------------------------------------------ environment and build
+    def _build(self, node: Node) -> None:
+        """``build: DIR`` or ``{context, dockerfile, args, target}`` -> ``spec.build``; the
+        context is relative to the project directory. Without ``image:`` the image is named
+        ``<project>-<service>``, as compose v2 names it."""
+        cfg = node.value if isinstance(node.value, dict) else {"context": node}
+        out: dict[str, Node] = {}
+        for sub, sub_node in cfg.items():
+            if sub == "context":
+                text = sub_node.value
+                if not isinstance(text, str) or "://" in text or text.startswith("git@"):
+                    self.ctx.error(sub_node, f"build context {text!r} must be a local directory")
+                    continue
+                out["context"] = sub_node.at(self.ctx.path(text))
+            elif sub in ("dockerfile", "target"):
+                out[sub] = sub_node
+            elif sub == "args":
+                pairs = kv_pairs(sub_node)
+                if pairs is None:
+                    self.ctx.error(sub_node, "build args must be a list of KEY=VALUE strings or a mapping")
+                    continue
+                args = {k: (v if v.value is not None else v.at(self.ctx.env.get(k))) for k, v in pairs}
+                out["args"] = sub_node.at({k: v.at(v.text()) for k, v in args.items() if v.value is not None})
+            elif not str(sub).startswith("x-"):
+                self.ctx.unsupported(sub_node, f"build.{sub}")
+        if "context" not in out and "context" not in cfg:
+            out["context"] = node.at(self.ctx.path("."))
+        self._set("build", node.at(out))
+        if "image" not in self.node.value:
+            self._set("image", node.at(f"{self.ctx.project}-{self.key}"))
+
     def _env_file(self, node: Node) -> None:
+        """``env_file`` -> ``envFiles`` (absolute paths): the controller reads them when it
+        creates the container, treats their values as secrets (never stored or printed) and
+        rolls the container when they change; ``environment`` wins over them, as in compose.
+        The reader checks that each file exists; a missing ``required: false`` file is left out."""
         items = node.value if isinstance(node.value, list) else [node]
+        paths: list[Node] = []
         for item in items:
             path, required = item.value, True
             if isinstance(item.value, dict):
-                path = plain(item.get("path"))
-                required = plain(item.get("required")) is not False and plain(item.get("required")) != "false"
+                path, required = plain(item.get("path")), not _false(item.get("required"))
                 for sub, sub_node in item.value.items():
                     if sub not in ("path", "required"):
                         self.ctx.unsupported(sub_node, f"env_file.{sub}")
             if not isinstance(path, str) or not path:
                 self.ctx.error(item, "env_file entries are paths (or {path: ..., required: ...})")
                 continue
-            raw = self.ctx.read(item, path, "env_file", required)
-            if raw is None:
-                continue
-            try:
-                values = parse_env_file(raw, self.ctx.display(path), self.ctx.env)
-            except InvalidSpec as exc:
-                self.ctx.issues.extend(exc.issues)
-                continue
-            for k, v in values.items():
-                self.env[k] = item.at(v)
+            if self.ctx.read_file is not None or not required:
+                if self.ctx.read(item, path, "env_file", required) is None:
+                    continue
+            paths.append(item.at(self.ctx.path(path)))
+        self.spec["envFiles"] = node.at(paths)
 
     def _environment(self, node: Node) -> None:
         pairs = kv_pairs(node)
@@ -446,7 +489,7 @@ class _Service:
                 else:
                     self.env.pop(k, None)
             else:
-                self.env[k] = v
+                self.env[k] = v.at(v.text())
 
     def _labels(self, node: Node) -> None:
         pairs = kv_pairs(node)
@@ -462,6 +505,9 @@ class _Service:
             return
         out = []
         for host, ip in pairs:
+            if ip.value is None or ip.value == "":
+                self.ctx.error(ip, f"extra_hosts entry {host!r} has no address: expected 'HOST:IP'")
+                continue
             for one in (ip.value if isinstance(ip.value, list) else [ip]):
                 one = one if isinstance(one, Node) else ip.at(one)
                 out.append(one.at(f"{host}:{one.value}"))
@@ -562,7 +608,7 @@ class _Service:
                 try:
                     opts.append(f"size={units.parse_memory(size)}")
                 except ValueError as exc:
-                    self.ctx.error(options.get("size") or item, str(exc))  # type: ignore[union-attr]
+                    self.ctx.error(item, str(exc))
             if mode is not None:
                 opts.append(f"mode={mode}")
             if read_only:

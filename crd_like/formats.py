@@ -30,9 +30,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from crd_like import units
 from crd_like.compose import ComposeSource, Converted, convert, is_compose
 from crd_like.errors import InvalidSpec, Issue
-from crd_like.loader import Document, _as_written, _fmt, _issue_from_error, _resolve_binds, parse_documents, validate_document
+from crd_like.loader import Document, _fmt, _issue_from_error, _resolve_binds, parse_documents, validate_document
 from crd_like.merge import Node, locate, merge_native, plain, tree
 from crd_like.registry import kind_for, known_kinds
 
@@ -45,9 +46,11 @@ class LoadOptions:
 
     ``read_file``: called with an absolute, normalised path; returns the file's bytes and
     raises ``FileNotFoundError`` when it does not exist (any other ``OSError`` is
-    reported with its message). Used for the ``.env`` file beside the first compose file
-    (skipped when missing, and when no reader is given) and for ``env_file:`` entries
-    and secret/config files (an error when missing, or when no reader is given).
+    reported with its message). Compose only: it reads the ``.env`` file beside the first
+    compose file (a missing one is skipped), and checks that ``env_file:`` entries and
+    secret / config files exist (a missing one is an error, a missing ``env_file`` with
+    ``required: false`` is left out). Without a reader there is no ``.env``, files are
+    not checked, and ``required: false`` env files are an error (they cannot be checked).
     """
 
     fmt: Format = "auto"
@@ -222,7 +225,7 @@ def to_native_yaml(resources: list[Any], header: str | None = None) -> str:
         doc: dict[str, Any] = {"apiVersion": res.apiVersion, "kind": res.kind,
                                "metadata": res.metadata.model_dump(mode="json", exclude_defaults=True)}
         doc["metadata"]["name"] = res.metadata.name
-        doc["spec"] = res.spec.model_dump(mode="json", exclude_defaults=True)
+        doc["spec"] = _readable(res.spec.model_dump(mode="json", exclude_defaults=True))
         docs.append(doc)
     text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     if header:
@@ -230,4 +233,39 @@ def to_native_yaml(resources: list[Any], header: str | None = None) -> str:
     return text
 
 
-__all__ = ["Format", "LoadOptions", "load_any", "to_native_yaml", "validate_node", "_as_written"]
+_DURATIONS = frozenset({
+    ("stopGracePeriod",), ("healthcheck", "interval"), ("healthcheck", "timeout"), ("healthcheck", "startPeriod"),
+    ("restartPolicy", "window"), ("restartPolicy", "resetAfter"), ("restartPolicy", "backoff", "initial"),
+    ("restartPolicy", "backoff", "max"), ("update", "monitor"),
+})
+_MEMORY = frozenset({("resources", "limits", "memory"), ("resources", "reservations", "memory")})
+
+
+def _readable(spec: dict[str, Any]) -> dict[str, Any]:
+    """Durations as ``30s`` and sizes as ``64m`` where that spells the same value exactly."""
+    for path in _DURATIONS | _MEMORY:
+        parent: Any = spec
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        value = parent.get(path[-1]) if isinstance(parent, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if path in _MEMORY:
+            text = _format_memory(int(value))
+            same = units.parse_memory(text) == value
+        else:
+            text = units.format_duration(float(value))
+            same = units.parse_duration(text) == value
+        if same:
+            parent[path[-1]] = text
+    return spec
+
+
+def _format_memory(size: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+__all__ = ["Format", "LoadOptions", "load_any", "to_native_yaml", "validate_node"]

@@ -146,10 +146,9 @@ def interpolate_tree(node: Node, env: Mapping[str, str], issues: list[Issue], wa
         for child in node.value:
             interpolate_tree(child, env, issues, warnings)
     elif isinstance(node.value, str) and "$" in node.value:
-        where = str(Issue(node.file, node.line, node.field, "")).rstrip(": ")
-
         def unset(name: str) -> None:
-            warnings.append(f"{where}: variable {name} is not set; substituting an empty string")
+            warnings.append(str(Issue(node.file, node.line, node.field,
+                                      f"variable {name} is not set; substituting an empty string")))
 
         try:
             node.value = substitute(node.value, env.get, unset)
@@ -173,8 +172,8 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
     try:
         text = raw.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidSpec([Issue(file, line, "", f"not valid UTF-8: {exc.reason}")]) from None
+        at = raw[: exc.start].count(b"\n") + 1
+        raise InvalidSpec([Issue(file, at, "", f"not valid UTF-8: {exc.reason}")]) from None
     out: dict[str, str] = {}
     issues: list[Issue] = []
 

@@ -48,8 +48,8 @@ class Node:
     raw: str | None = None  # a plain scalar's text, when YAML 1.1 would reinterpret it (0755, 1.10, yes)
 
     def text(self) -> Any:
-        """The value as written for scalars YAML 1.1 reinterprets (env and label values)."""
-        return self.raw if self.raw is not None and not isinstance(self.value, (dict, list)) else self.value
+        """The plain value, with scalars that YAML 1.1 reinterprets as written (env and label values)."""
+        return self.raw if self.raw is not None else plain(self)
 
     def get(self, key: Any) -> Node | None:
         return self.value.get(key) if isinstance(self.value, dict) else None

@@ -278,6 +278,8 @@ class ServiceSpec(Frozen):
     stopGracePeriod: Duration = Field(default=10.0, description="Time to stop before SIGKILL.")
     dependsOn: dict[str, Dependency] = Field(default_factory=dict)
     networks: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")]] = Field(default_factory=list)
+    aliases: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")]] = Field(
+        default_factory=list, description="Extra DNS names on its networks (the service name always resolves).")
     replicas: int = Field(default=1, ge=0, le=100)
     update: UpdatePolicy = Field(default_factory=UpdatePolicy)
     resources: Resources = Field(default_factory=Resources)
