@@ -84,10 +84,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             sys.exit(EXIT_FAILED)
         except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                err.print(f"[red]error:[/red] the store cannot be written or read: {escape(str(exc.orig))}")
+            if StoreError.wraps(exc):  # disk full, read-only, locked: the store's own failures
+                err.print(f"[red]error:[/red] the store cannot be written or read: {escape(StoreError.describe(exc))}")
                 sys.exit(EXIT_FAILED)
             raise
 

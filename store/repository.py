@@ -48,6 +48,17 @@ def _event(row: EventRow) -> Event:
 class StoreError(Exception):
     """The store cannot be read or written (disk full, read-only, corrupt)."""
 
+    @staticmethod
+    def wraps(exc: BaseException) -> bool:
+        from sqlalchemy.exc import DBAPIError
+
+        return isinstance(exc, (DBAPIError, sqlite3.Error))
+
+    @staticmethod
+    def describe(exc: BaseException) -> str:
+        orig = getattr(exc, "orig", None)
+        return str(orig or exc)
+
 
 class Store:
     def __init__(self, url: str):
