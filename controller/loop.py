@@ -106,7 +106,8 @@ class Controller:
         self.metrics = Metrics()
         self.limiter = RestartLimiter(opts.restarts_per_minute)
         self.reconciler = Reconciler(store, engine, actor="controller", clock=clock, workers=opts.workers,
-                                     admit_restart=self._admit_restart, on_service_done=self.queue.add)
+                                     admit_restart=self._admit_restart, on_service_done=self.queue.add,
+                                     on_events=self._count_events)
         self.stopping = threading.Event()
         self.leader = threading.Event()
         self.engine_down_since: float | None = None
@@ -123,6 +124,13 @@ class Controller:
                                      message=message, actor="controller")])
         except Exception as exc:  # noqa: BLE001 - the store may be full or read-only
             logger.error(f"cannot record {etype} in the store ({exc}); containers are left running")
+
+    def _count_events(self, events: list[Event]) -> None:
+        for e in events:
+            if e.type == "Restarted":
+                self.metrics.restarts.labels(e.service).inc()
+            elif e.type == "HealthChanged":
+                self.metrics.health.labels(e.service, e.reason.rsplit(" ", 1)[-1]).inc()
 
     def _admit_restart(self, name: str) -> bool:
         now = self.clock()
@@ -242,8 +250,6 @@ class Controller:
                     not_converged += 1
                 for a in sp.actions:
                     self.metrics.actions.labels(type(a).__name__).inc()
-                    if type(a).__name__ in ("Restart", "Start"):
-                        self.metrics.restarts.labels(sp.name).inc()
             for a in result.plan.orphans:
                 self.metrics.actions.labels("Remove").inc()
             if full:

@@ -45,7 +45,8 @@ class Reconciler:
     def __init__(self, store: Store, engine: Engine, *, actor: str = "controller",
                  clock: Callable[[], float] = time.time, workers: int = 4,
                  admit_restart: Callable[[str], bool] | None = None,
-                 on_service_done: Callable[[str], None] | None = None):
+                 on_service_done: Callable[[str], None] | None = None,
+                 on_events: Callable[[list[Event]], None] | None = None):
         self.store = store
         self.engine = engine
         self.actor = actor
@@ -59,6 +60,7 @@ class Reconciler:
         self._images: tuple[dict[str, str], dict[str, str]] | None = None
         self.refs = RefCache()
         self.on_service_done = on_service_done
+        self.on_events = on_events
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -147,6 +149,8 @@ class Reconciler:
                 st.updated_at = self.clock()
                 statuses.append(st)
             self.store.record(res.events, statuses, drop)
+            if self.on_events:
+                self.on_events(res.events)
             if res.built:
                 self.invalidate_images()
             if res.rollback is not None:
@@ -208,6 +212,8 @@ class Reconciler:
                 new.updated_at = now
                 updates.append(new)
         self.store.record(events, updates)
+        if self.on_events and events:
+            self.on_events(events)
 
     def gc_networks(self) -> list[str]:
         """Remove this store's networks that no desired service names (and nothing uses)."""
