@@ -107,7 +107,7 @@ class Controller:
         self.limiter = RestartLimiter(opts.restarts_per_minute)
         self.reconciler = Reconciler(store, engine, actor="controller", clock=clock, workers=opts.workers,
                                      admit_restart=self._admit_restart, on_service_done=self.queue.add,
-                                     on_events=self._count_events)
+                                     on_events=self._count_events, on_service_retry=self.queue.add_after)
         self.stopping = threading.Event()
         self.leader = threading.Event()
         self.engine_down_since: float | None = None
@@ -243,6 +243,8 @@ class Controller:
             self.metrics.passes.inc()
             self.metrics.pass_seconds.observe(time.perf_counter() - started)
             not_converged = 0
+            for name in result.skipped_backoff:
+                self.queue.add_after(name, self.reconciler.error_backoff_until(name) + 0.01)
             for sp in result.plan.services.values():
                 if sp.retry_at is not None:
                     self.queue.add_after(sp.name, sp.retry_at + 0.01)

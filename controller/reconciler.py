@@ -28,6 +28,8 @@ from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
 from store import Event, Status, Store
 
+ERROR_BACKOFF_MAX = 300.0  # a service whose actions keep failing is retried at most this rarely
+
 
 @dataclass
 class PassResult:
@@ -35,6 +37,7 @@ class PassResult:
     done: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     skipped_busy: set[str] = field(default_factory=set)
+    skipped_backoff: set[str] = field(default_factory=set)
 
     @property
     def actions(self) -> list[Action]:
@@ -46,7 +49,8 @@ class Reconciler:
                  clock: Callable[[], float] = time.time, workers: int = 4,
                  admit_restart: Callable[[str], bool] | None = None,
                  on_service_done: Callable[[str], None] | None = None,
-                 on_events: Callable[[list[Event]], None] | None = None):
+                 on_events: Callable[[list[Event]], None] | None = None,
+                 on_service_retry: Callable[[str, float], None] | None = None):
         self.store = store
         self.engine = engine
         self.actor = actor
@@ -61,6 +65,10 @@ class Reconciler:
         self.refs = RefCache()
         self.on_service_done = on_service_done
         self.on_events = on_events
+        self.on_service_retry = on_service_retry
+        self._version: dict[str, int] = {}  # bumped whenever work for a service finishes
+        self._errors: dict[str, tuple[int, float, str]] = {}  # failures in a row, retry-after, last message
+        self._adoption_checked = False
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -97,8 +105,19 @@ class Reconciler:
         return self._images[1]
 
     # -- one pass ------------------------------------------------------------
+    def _fresh(self, name: str, busy_at_start: set[str], versions: dict[str, int]) -> bool:
+        """Not being worked on, and nothing finished for it since this pass read the store.
+        A stale read must neither be recorded nor acted on (it would undo that work)."""
+        return (name not in self._busy and name not in busy_at_start
+                and self._version.get(name, 0) == versions.get(name, 0))
+
+    def error_backoff_until(self, name: str) -> float:
+        return self._errors.get(name, (0, 0.0, ""))[1]
+
     def reconcile(self, only: set[str] | None = None, *, wait: bool = True,
                   desired: dict[str, DesiredService] | None = None, dry_run: bool = False) -> PassResult:
+        with self._lock:
+            busy_at_start, versions = set(self._busy), dict(self._version)
         now = self.clock()
         desired = self.desired() if desired is None else desired
         observed = self.engine.list_owned(self.instance)
@@ -112,7 +131,8 @@ class Reconciler:
         by_service: dict[str, list[Observed]] = {}
         for c in observed:
             by_service.setdefault(c.service, []).append(c)
-        self._record_observations(plan, desired, by_service, statuses, now)
+        self._adopt(observed)
+        derived = self._record_observations(plan, desired, by_service, statuses, now, busy_at_start, versions)
         futures: list[Future[Any]] = []
         work: dict[str, list[Action]] = {}
         for sp in plan.services.values():
@@ -122,12 +142,15 @@ class Reconciler:
             work.setdefault(orphan.service, []).append(orphan)
         for name, actions in work.items():
             with self._lock:
-                if name in self._busy:
+                if not self._fresh(name, busy_at_start, versions):
                     result.skipped_busy.add(name)
+                    continue
+                if self.error_backoff_until(name) > now:
+                    result.skipped_backoff.add(name)
                     continue
                 self._busy.add(name)
             futures.append(self.pool.submit(self._run_service, name, desired.get(name), actions,
-                                            statuses.get(name), result))
+                                            derived.get(name) or statuses.get(name), result))
         if wait:
             for f in futures:
                 f.result()
@@ -135,8 +158,10 @@ class Reconciler:
 
     def _run_service(self, name: str, svc: DesiredService | None, actions: list[Action],
                      status: Status | None, result: PassResult) -> None:
+        failed = False
         try:
             res: Result = self.executor.run(svc, actions, status)
+            failed = bool(res.errors)
             drop = [name] if svc is None and all(isinstance(a, Remove) for a in actions) and not res.errors else []
             statuses = []
             if res.status is not None and svc is not None:
@@ -148,9 +173,10 @@ class Reconciler:
                     st.state, st.message = "Starting", ""
                 st.updated_at = self.clock()
                 statuses.append(st)
-            self.store.record(res.events, statuses, drop)
+            events = self._dedupe_failures(name, res)
+            self.store.record(events, statuses, drop)
             if self.on_events:
-                self.on_events(res.events)
+                self.on_events(events)
             if res.built:
                 self.invalidate_images()
             if res.rollback is not None:
@@ -161,11 +187,54 @@ class Reconciler:
         except Exception as exc:  # noqa: BLE001 - one service's failure must not stop others
             logger.exception(f"reconciling {name} failed")
             result.errors.append(f"{name}: {exc}")
+            failed = True
         finally:
             with self._lock:
                 self._busy.discard(name)
-            if self.on_service_done:
+                self._version[name] = self._version.get(name, 0) + 1
+                if failed:
+                    count = self._errors.get(name, (0, 0.0, ""))[0] + 1
+                    until = self.clock() + min(ERROR_BACKOFF_MAX, 2.0 ** (count - 1))
+                    self._errors[name] = (count, until, self._errors.get(name, (0, 0.0, ""))[2])
+                else:
+                    self._errors.pop(name, None)
+            if failed:
+                if self.on_service_retry:
+                    self.on_service_retry(name, self.error_backoff_until(name))
+            elif self.on_service_done:
                 self.on_service_done(name)
+
+    def _dedupe_failures(self, name: str, res: Result) -> list[Event]:
+        """A failure that repeats with the same message is audited once an hour, not on
+        every retry (an unattended host would otherwise fill its history)."""
+        if not res.errors:
+            return res.events
+        message = "; ".join(res.errors)
+        with self._lock:
+            _count, until, last = self._errors.get(name, (0, 0.0, ""))
+            last_msg, _, last_ts = last.partition("\0")
+            repeat = last_msg == message and self.clock() - float(last_ts or 0) < 3600
+            if not repeat:
+                self._errors[name] = (_count, until, f"{message}\0{self.clock()}")
+        if repeat:
+            return [e for e in res.events if e.type != "Failed"]
+        return res.events
+
+    def _adopt(self, observed: list[Observed]) -> None:
+        """Once per controller: containers without a Created/Recreated row (a controller
+        killed between creating one and recording it) get one, so the audit stays complete."""
+        if self._adoption_checked:
+            return
+        self._adoption_checked = True
+        ids = [c.id for c in observed]
+        if not ids:
+            return
+        known = self.store.containers_with_events(ids, ("Created", "Recreated"))
+        missing = [c for c in observed if c.id not in known]
+        self.store.record([Event(ts=self.clock(), service=c.service, type="Created", container_id=c.id,
+                                 reason="adopted: created by a controller that stopped before recording it",
+                                 message=f"container {c.short_id} ({c.name})", generation=c.generation,
+                                 actor=self.actor) for c in missing])
 
     def _revisions(self, desired: dict[str, DesiredService], observed: list[Observed]) -> dict[tuple[str, int], dict[str, Any]]:
         out: dict[tuple[str, int], dict[str, Any]] = {}
@@ -178,13 +247,20 @@ class Reconciler:
         return out
 
     def _record_observations(self, plan: planner.Plan, desired: dict[str, DesiredService],
-                             by_service: dict[str, list[Observed]], statuses: dict[str, Status], now: float) -> None:
-        """Status of every planned service and audit rows for what changed on its own."""
+                             by_service: dict[str, list[Observed]], statuses: dict[str, Status], now: float,
+                             busy_at_start: set[str] | None = None,
+                             versions: dict[str, int] | None = None) -> dict[str, Status]:
+        """Status of every planned service and audit rows for what changed on its own.
+        Returns the derived statuses (the executor continues from them)."""
         events: list[Event] = []
         updates: list[Status] = []
+        derived: dict[str, Status] = {}
+        with self._lock:
+            if busy_at_start is None:
+                busy_at_start, versions = set(self._busy), dict(self._version)
         for name, sp in plan.services.items():
             with self._lock:
-                if name in self._busy:
+                if not self._fresh(name, busy_at_start, versions or {}):
                     continue
             svc = desired[name]
             old = statuses.get(name)
@@ -208,12 +284,14 @@ class Reconciler:
                     events.append(Event(ts=now, service=name, type=etype, reason=new.message,
                                         message=f"next attempt at {time.strftime('%H:%M:%S', time.localtime(new.next_attempt_at))}"
                                         if etype == "BackOff" else "", generation=svc.generation, actor=self.actor))
+            derived[name] = new
             if status_mod.changed(old, new):
                 new.updated_at = now
                 updates.append(new)
         self.store.record(events, updates)
         if self.on_events and events:
             self.on_events(events)
+        return derived
 
     def gc_networks(self) -> list[str]:
         """Remove this store's networks that no desired service names (and nothing uses)."""

@@ -22,6 +22,7 @@ from crd_like.registry import kind_for
 
 MAX_NODES = 200_000  # total values constructed per file, aliases expanded
 MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64
 
 Path = tuple[str | int, ...]
 
@@ -63,6 +64,9 @@ class _Builder:
                        "(an alias bomb?); refusing to load it")]
             )
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if len(path) > MAX_DEPTH:
+            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path[:8]) + "...",
+                                     f"nesting deeper than {MAX_DEPTH} levels; refusing to load it")])
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -142,6 +146,8 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
         raise InvalidSpec([Issue(file, line, "", f"YAML syntax error: {problem}")])
     except yaml.YAMLError as exc:
         raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")])
+    except RecursionError:
+        raise InvalidSpec([Issue(file, None, "", f"nesting too deep (more than {MAX_DEPTH} levels)")]) from None
     if not docs:
         raise InvalidSpec([Issue(file, 1, "", "no documents found (the file is empty)")])
     return docs

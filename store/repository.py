@@ -331,6 +331,16 @@ class Store:
                     out[name] = _event(row)
         return out
 
+    def containers_with_events(self, container_ids: list[str], types: tuple[str, ...]) -> set[str]:
+        """Which of these containers have at least one event of these types."""
+        out: set[str] = set()
+        with self.reading() as s:
+            for i in range(0, len(container_ids), 500):
+                chunk = container_ids[i : i + 500]
+                q = select(EventRow.container_id).where(EventRow.container_id.in_(chunk), EventRow.type.in_(types))
+                out.update(s.scalars(q))
+        return out
+
     def prune_history(self, *, before: float | None = None, keep_rows: int | None = None,
                       batch: int = 5000) -> int:
         """Delete audit rows older than ``before`` and beyond the newest ``keep_rows``,
