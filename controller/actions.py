@@ -55,6 +55,18 @@ class Remove:
 
 
 @dataclass(frozen=True)
+class Rename:
+    """Give a managed container its deterministic name back (someone renamed it)."""
+
+    service: str
+    replica: int
+    container_id: str
+    old_name: str
+    new_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """Store the earlier revision ``to_generation`` as the desired spec again."""
 
@@ -71,7 +83,7 @@ class Build:
     reason: str
 
 
-Action = Create | Start | Restart | Recreate | Remove | Rollback | Build
+Action = Create | Start | Restart | Recreate | Remove | Rollback | Build | Rename
 
 
 def describe(action: Action) -> str:
@@ -91,3 +103,5 @@ def describe(action: Action) -> str:
             return f"roll back {action.service} to revision {action.to_generation}: {action.reason}"
         case Build():
             return f"build the image of {action.service}: {action.reason}"
+        case Rename():
+            return f"rename {action.old_name} back to {action.new_name}: {action.reason}"

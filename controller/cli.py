@@ -409,15 +409,15 @@ def restart(obj: Ctx, name: str, reason: str, with_dependents: bool) -> None:
     if not obj.store.request_restart(name, reason=reason, actor="cli", now=now):
         err.print(f"no resource named {name!r}", markup=False)
         sys.exit(EXIT_INVALID)
-    names = {name}
-    if with_dependents:
-        from controller.planner import dependents
-        from controller.render import prepare
+    from controller.planner import dependents
+    from controller.render import prepare
 
-        desired = {n: prepare(n, r.kind, r.generation, r.spec) for n, r in obj.store.desired().items()}
+    desired = {n: prepare(n, r.kind, r.generation, r.spec) for n, r in obj.store.desired().items()}
+    # dependents are converged too: those with dependsOn.NAME.restart cascade by themselves
+    names = {name} | dependents(desired, name)
+    if with_dependents:
         for dep in sorted(dependents(desired, name)):
             obj.store.request_restart(dep, reason=f"cascade: {name} restarted ({reason})", actor="cli", now=now)
-            names.add(dep)
     report = ops.ApplyReport([])
     ops.converge(obj.store, obj.engine, report, names=names, wait=True, timeout=120)
     for line in report.done:

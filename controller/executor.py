@@ -14,7 +14,7 @@ from loguru import logger
 
 from controller import backoff
 from controller import labels as L
-from controller.actions import Action, Build, Create, Recreate, Remove, Restart, Rollback, Start, describe
+from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller.engine import Engine
 from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import DesiredService, render
@@ -96,7 +96,10 @@ class Executor:
                 if action.restart and not self.admit_restart(svc.name):
                     out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
                     return
-                detail = self._death_detail(action.container_id)
+                state = self._state(action.container_id)
+                if state.get("Running"):
+                    return  # started meanwhile (by the engine or another pass): nothing to do
+                detail = self._death_detail(action.container_id, state)
                 try:
                     self.engine.start(action.container_id)
                 except ReconcileError as exc:
@@ -170,6 +173,15 @@ class Executor:
                                               f"image {svc.spec.image} built from {b.context}", "", gen))
                 out.built = True
                 self._done(out, f"built {svc.spec.image} for {svc.name}: {action.reason}")
+            case Rename():
+                try:
+                    self.engine.rename(action.container_id, action.new_name)
+                except NameConflict:
+                    self._explain_conflict(action.new_name, action.service, action.replica)
+                    raise
+                out.events.append(self._event(action.service, "Renamed", action.reason,
+                                              f"{action.old_name} -> {action.new_name}", action.container_id, gen))
+                self._done(out, f"renamed {action.old_name} back to {action.new_name}: {action.reason}")
             case Rollback():
                 out.rollback = action
                 self._done(out, f"rolling back {action.service} to revision {action.to_generation}: {action.reason}")
@@ -267,11 +279,15 @@ class Executor:
         self.engine.remove(old)
         return new
 
-    def _death_detail(self, cid: str) -> str:
+    def _state(self, cid: str) -> dict[str, Any]:
         try:
-            state: dict[str, Any] = self.engine.inspect(cid).get("State") or {}
+            return self.engine.inspect(cid).get("State") or {}
         except ReconcileError:
-            return ""
+            return {}
+
+    def _death_detail(self, cid: str, state: dict[str, Any] | None = None) -> str:
+        if state is None:
+            state = self._state(cid)
         parts = []
         if state.get("OOMKilled"):
             parts.append("OOM-killed")

@@ -35,7 +35,7 @@ from controller.reconciler import Reconciler
 from controller.storm import RestartLimiter
 from store import Event, Store
 
-WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create"})
+WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ class Observed:
     image_id: str
     created: float
     labels: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    networks: tuple[str, ...] = ()  # networks it is attached to
 
     @property
     def short_id(self) -> str:
@@ -61,5 +62,5 @@ def from_list_entry(entry: dict) -> Observed:  # type: ignore[type-arg]
         replica=replica, instance=labels.get(L.INSTANCE, ""), spec_hash=labels.get(L.SPEC_HASH, ""),
         generation=generation, state=entry.get("State") or "", exit_code=int(match.group(1)) if match else None,
         health=health, image_id=entry.get("ImageID") or "", created=float(entry.get("Created") or 0),
-        labels=dict(labels),
+        labels=dict(labels), networks=tuple(sorted(((entry.get("NetworkSettings") or {}).get("Networks") or {}))),
     )

@@ -237,10 +237,9 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
             report.errors.extend(result.errors)
             if result.errors:
                 break
+            blocked = _blocked(result.plan)
             unsettled = [sp.name for sp in result.plan.services.values()
-                         if sp.state in (WAITING, UPDATING, PENDING)
-                         and not any(m in w for w in sp.waiting_for
-                                     for m in (": it failed", "does not exist", "crash-looping"))]
+                         if sp.state in (WAITING, UPDATING, PENDING) and sp.name not in blocked]
             if not result.actions and not unsettled:
                 if not wait or _all_converged(store, names):
                     report.converged = True if wait else None
@@ -258,6 +257,23 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
     finally:
         rec.close()
         store.release_lease(holder)
+
+
+def _blocked(plan: Plan) -> set[str]:
+    """Services that wait on something that will not change by itself: a dependency that
+    failed, crash-loops or does not exist — directly or through other waiting services."""
+    terminal = (": it failed", "does not exist", "crash-looping")
+    waits = {sp.name: [w.split(" ", 1)[0] for w in sp.waiting_for] for sp in plan.services.values()}
+    blocked = {sp.name for sp in plan.services.values() if any(m in w for w in sp.waiting_for for m in terminal)}
+    blocked |= {sp.name for sp in plan.services.values() if sp.state in ("Failed", "CrashLoopBackOff")}
+    changed = True
+    while changed:
+        changed = False
+        for name, deps in waits.items():
+            if name not in blocked and any(d in blocked for d in deps):
+                blocked.add(name)
+                changed = True
+    return blocked
 
 
 def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 
 from controller import backoff
 from controller import labels as L
-from controller.actions import Action, Build, Create, Recreate, Remove, Restart, Rollback, Start
+from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start
 from controller.observed import Observed
-from controller.render import DesiredService
+from controller.render import DesiredService, container_name
 from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
 from store.records import Status
 
@@ -239,6 +239,10 @@ def plan_service(
         elif want_image and c.image_id and want_image != c.image_id and not (is_job and c.state == "exited"):
             drift = (f"image {svc.spec.image} now points to a new image",
                      (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",))
+        if not drift and c.running and svc.spec.networks and not set(svc.spec.networks) <= set(c.networks):
+            missing = sorted(set(svc.spec.networks) - set(c.networks))
+            drift = (f"not attached to network {', '.join(missing)} (detached or removed outside reconcile)",
+                     tuple(f"network {n}" for n in missing))
         if not drift and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash and svc.spec.onConfigChange != "ignore":
             files = _changed_files(c, svc)
             if svc.spec.onConfigChange == "recreate":
@@ -263,6 +267,10 @@ def plan_service(
             actions.append(Recreate(svc.name, replica, c.id, drift[0], drift[1], rollout=rollout))
             states.append(UPDATING if rollout else PENDING)
             continue
+        want_name = container_name(svc.name, replica)
+        if c.name != want_name and not dups:
+            actions.append(Rename(svc.name, replica, c.id, c.name, want_name,
+                                  f"container was renamed to {c.name} outside reconcile"))
         healths.append(c.health)
         if c.state in ("running", "restarting", "paused", "removing"):
             if c.state == "running" and backoff.stable(status, policy, now):
