@@ -95,6 +95,11 @@ class WorkQueue:
                 self._cond.wait(wait)
 
 
+# audit row type -> the action that wrote it (reconcile_actions_total{type=...})
+_ACTION_ROWS = {"Created": "Create", "Started": "Start", "Restarted": "Restart", "Recreated": "Recreate",
+                "Removed": "Remove", "Built": "Build", "Renamed": "Rename"}
+
+
 class Controller:
     def __init__(self, store: Store, engine: Engine, opts: LoopOptions, clock: Callable[[], float] = time.time):
         self.store = store
@@ -126,7 +131,11 @@ class Controller:
             logger.error(f"cannot record {etype} in the store ({exc}); containers are left running")
 
     def _count_events(self, events: list[Event]) -> None:
+        # Counted from the audit rows the executor wrote, not from the plan: a planned action
+        # may be skipped (service busy, error backoff, restart limit) and must not count.
         for e in events:
+            if e.type in _ACTION_ROWS:
+                self.metrics.actions.labels(_ACTION_ROWS[e.type]).inc()
             if e.type == "Restarted":
                 self.metrics.restarts.labels(e.service).inc()
             elif e.type == "HealthChanged":
@@ -250,10 +259,6 @@ class Controller:
                     self.queue.add_after(sp.name, sp.retry_at + 0.01)
                 if not sp.converged:
                     not_converged += 1
-                for a in sp.actions:
-                    self.metrics.actions.labels(type(a).__name__).inc()
-            for a in result.plan.orphans:
-                self.metrics.actions.labels("Remove").inc()
             if full:
                 self.metrics.not_converged.set(not_converged)
 

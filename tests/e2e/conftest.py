@@ -237,3 +237,22 @@ def rc(tmp_path: Path, dclient: docker.DockerClient, request: pytest.FixtureRequ
         yield h
     finally:
         h.cleanup()
+
+
+def store_digest(h: Harness) -> str:
+    """sha256 of the store file once everything committed is in it. SQLite in WAL mode keeps
+    recent commits in ``-wal`` until the last connection closes, so a read-only command could
+    move them into the file and change its bytes without changing its contents: close the
+    harness's reader and checkpoint first, so equal digests mean nothing was written."""
+    import hashlib
+    import sqlite3
+
+    if h._reader is not None:
+        h._reader.close()
+        h._reader = None
+    con = sqlite3.connect(h.db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    return hashlib.sha256(Path(h.db).read_bytes()).hexdigest()
