@@ -118,7 +118,7 @@ class Engine:
         def run() -> None:
             nonlocal ok
             for chunk in self.api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
-                                        target=target, labels=labels, rm=True, pull=False, decode=True):
+                                        target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True):
                 if "stream" in chunk:
                     lines.extend(chunk["stream"].rstrip("\n").splitlines())
                 if "error" in chunk:

@@ -27,6 +27,7 @@ from controller.observed import Observed
 from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
 from store import Event, Status, Store
+from store.repository import StoreError
 
 ERROR_BACKOFF_MAX = 300.0  # a service whose actions keep failing is retried at most this rarely
 
@@ -69,6 +70,13 @@ class Reconciler:
         self._version: dict[str, int] = {}  # bumped whenever work for a service finishes
         self._errors: dict[str, tuple[int, float, str]] = {}  # failures in a row, retry-after, last message
         self._adoption_checked = False
+        # Store faults (disk full, read-only): healing goes on; what could not be written is
+        # kept here (bounded) and written, in order, once the store accepts writes again.
+        self._unrecorded: list[tuple[list[Event], list[Status], list[str]]] = []
+        self._unrecorded_events = 0
+        self._record_lock = threading.Lock()
+        self.store_failing_since: float | None = None
+        self._store_warned_at = 0.0
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -121,8 +129,8 @@ class Reconciler:
         now = self.clock()
         desired = self.desired() if desired is None else desired
         observed = self.engine.list_owned(self.instance)
-        statuses = self.store.statuses()
-        revisions = self._revisions(desired, observed)
+        statuses = self._statuses()
+        revisions = self._revisions(desired, observed, statuses)
         plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
                             now=now, only=only, image_builds=self.image_builds())
         result = PassResult(plan)
@@ -174,7 +182,7 @@ class Reconciler:
                 st.updated_at = self.clock()
                 statuses.append(st)
             events = self._dedupe_failures(name, res)
-            self.store.record(events, statuses, drop)
+            self._record(events, statuses, drop)
             if self.on_events:
                 self.on_events(events)
             if res.built:
@@ -204,6 +212,54 @@ class Reconciler:
             elif self.on_service_done:
                 self.on_service_done(name)
 
+    # -- recording (survives store faults) -------------------------------------
+    MAX_UNRECORDED_EVENTS = 10_000
+
+    def _statuses(self) -> dict[str, Status]:
+        """The stored statuses, overlaid with those the store could not take yet (so the
+        backoff and restart counts stay right while the disk is full)."""
+        statuses = self.store.statuses()
+        with self._record_lock:
+            for _events, sts, drop in self._unrecorded:
+                for st in sts:
+                    statuses[st.name] = st
+                for name in drop:
+                    statuses.pop(name, None)
+        return statuses
+
+    def _record(self, events: list[Event], statuses: list[Status] | tuple[()] = (),
+                drop: list[str] | tuple[()] = ()) -> None:
+        """Write to the store; when it cannot be written, keep the rows for later and go on:
+        a full or read-only disk must never stop the containers from being healed."""
+        item = (list(events), list(statuses), list(drop))
+        with self._record_lock:
+            backlog = self._unrecorded + [item]
+            try:
+                while backlog:
+                    self.store.record(*backlog[0])
+                    backlog.pop(0)
+            except Exception as exc:
+                if not StoreError.wraps(exc):
+                    raise
+                self._unrecorded = backlog
+                self._unrecorded_events = sum(len(ev) for ev, _s, _d in backlog)
+                while self._unrecorded_events > self.MAX_UNRECORDED_EVENTS and len(self._unrecorded) > 1:
+                    dropped = self._unrecorded.pop(0)
+                    self._unrecorded_events -= len(dropped[0])
+                now = self.clock()
+                if self.store_failing_since is None:
+                    self.store_failing_since = now
+                if now - self._store_warned_at >= 60:
+                    self._store_warned_at = now
+                    logger.error(f"cannot record in the store ({StoreError.describe(exc)}); containers are still "
+                                 f"healed, {self._unrecorded_events} audit row(s) kept in memory until it accepts writes")
+                return
+            if self.store_failing_since is not None:
+                logger.info("the store accepts writes again; the audit rows kept meanwhile are written")
+                self.store_failing_since = None
+                self._store_warned_at = 0.0
+            self._unrecorded, self._unrecorded_events = [], 0
+
     def _dedupe_failures(self, name: str, res: Result) -> list[Event]:
         """A failure that repeats with the same message is audited once an hour, not on
         every retry (an unattended host would otherwise fill its history)."""
@@ -231,13 +287,24 @@ class Reconciler:
             return
         known = self.store.containers_with_events(ids, ("Created", "Recreated"))
         missing = [c for c in observed if c.id not in known]
-        self.store.record([Event(ts=self.clock(), service=c.service, type="Created", container_id=c.id,
+        self._record([Event(ts=self.clock(), service=c.service, type="Created", container_id=c.id,
                                  reason="adopted: created by a controller that stopped before recording it",
                                  message=f"container {c.short_id} ({c.name})", generation=c.generation,
                                  actor=self.actor) for c in missing])
 
-    def _revisions(self, desired: dict[str, DesiredService], observed: list[Observed]) -> dict[tuple[str, int], dict[str, Any]]:
+    def _revisions(self, desired: dict[str, DesiredService], observed: list[Observed],
+                   statuses: dict[str, Status] | None = None) -> dict[tuple[str, int], dict[str, Any]]:
+        """Specs of the older generations the planner needs: those running containers still
+        carry (field diffs), and the one a rollout started from (the rollback target, which
+        with one replica no container carries any more)."""
         out: dict[tuple[str, int], dict[str, Any]] = {}
+        for name, st in (statuses or {}).items():
+            svc = desired.get(name)
+            gen = st.rollout_from_generation
+            if svc and gen and gen != svc.generation and (name, gen) not in out:
+                rev = self.store.revision(name, gen)
+                if rev is not None:
+                    out[(name, gen)] = rev.spec
         for c in observed:
             svc = desired.get(c.service)
             if svc and c.spec_hash != svc.container_hash and (c.service, c.generation) not in out:
@@ -288,7 +355,7 @@ class Reconciler:
             if status_mod.changed(old, new):
                 new.updated_at = now
                 updates.append(new)
-        self.store.record(events, updates)
+        self._record(events, updates)
         if self.on_events and events:
             self.on_events(events)
         return derived
