@@ -27,9 +27,32 @@ from store import Store, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
-# Not a terminal (pipes, CI logs): wide lines instead of wrapped table cells.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+# Not a terminal (pipes, CI logs): wide lines instead of wrapped table cells. No emoji:
+# what is printed includes the user's values, and Rich would turn ':warning:' into a
+# symbol even with markup=False.
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True,
+              width=None if sys.stderr.isatty() else 200)
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.2
+    """A duration option (``90s``, ``1m30s``, ``2h``) parsed by click, so that a bad value is
+    a usage error (exit 2) before the command runs, and the command gets seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationType()
+# Counts that reach SQLite, which takes at most a signed 64-bit integer.
+COUNT = click.IntRange(1, 2**63 - 1)
 
 
 def setup_logging(level: str, as_json: bool) -> None:
@@ -145,12 +168,12 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
 @click.option("--wait", is_flag=True, help="Return only when converged (healthy where a healthcheck exists).")
 @click.option("--volumes", is_flag=True, help="With --prune: also remove the named volumes of pruned services "
               "(their data is lost). Never done otherwise.")
-@click.option("--timeout", default="5m", show_default=True, help="How long to wait for convergence.")
+@click.option("--timeout", type=DURATION, default="5m", show_default=True, help="How long to wait for convergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @input_options
 @click.pass_obj
 @handled
-def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: str,
+def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: float,
           as_json: bool, fmt: str, project: str | None, profiles: tuple[str, ...], allow_unsupported: bool) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
@@ -158,12 +181,11 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
     While a `reconcile run` controller holds the lease, apply only stores the change
     and (with --wait) waits for the controller to converge it.
     """
-    seconds = parse_duration(timeout)
     if volumes and not prune:
         raise click.UsageError("--volumes only applies with --prune")
     opts = _load_opts(fmt, project, profiles, allow_unsupported)
     report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait,
-                       volumes=volumes, timeout=seconds, opts=opts)
+                       volumes=volumes, timeout=timeout, opts=opts)
     if as_json:
         _dump({
             "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
@@ -315,14 +337,14 @@ def describe(obj: Ctx, name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("--since", help="Only events newer than this (e.g. 1h, 30m, 2d).")
+@click.option("--since", type=DURATION, help="Only events newer than this (e.g. 1h, 30m, 2d).")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
-@click.option("--limit", type=int, default=None, help="At most this many (the newest).")
+@click.option("--limit", type=COUNT, default=None, help="At most this many (the newest).")
 @click.option("--revisions", is_flag=True, help="List NAME's stored revisions (every applied spec) instead.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handled
-def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...], limit: int | None,
+def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ...], limit: int | None,
             revisions: bool, as_json: bool) -> None:
     """The audit history (newest last): what happened to NAME (or all) and why."""
     if revisions:
@@ -338,7 +360,7 @@ def history(obj: Ctx, name: str | None, since: str | None, types: tuple[str, ...
             mark = "*" if current and current.generation == r.generation else " "
             out.print(f"{mark} {r.generation:>4}  {_ts(r.applied_at)}  {r.spec_hash}  image={r.spec.get('image')}", markup=False)
         return
-    since_ts = time.time() - parse_duration(since) if since else None
+    since_ts = time.time() - since if since is not None else None
     events = obj.store.history(name, since=since_ts, types=list(types) or None, limit=limit)
     if as_json:
         _dump([e.to_json() for e in events])
@@ -372,17 +394,17 @@ def delete(obj: Ctx, name: str, volumes: bool) -> None:
 
 
 @cli.command()
-@click.option("--resync-interval", default="5s", show_default=True, help="Full resync period.")
-@click.option("--lease-ttl", default="15s", show_default=True, help="Lease expiry; a dead holder's lease is taken over after it.")
+@click.option("--resync-interval", type=DURATION, default="5s", show_default=True, help="Full resync period.")
+@click.option("--lease-ttl", type=DURATION, default="15s", show_default=True, help="Lease expiry; a dead holder's lease is taken over after it.")
 @click.option("--workers", default=4, show_default=True, help="Concurrent engine actions (cap).")
 @click.option("--max-restarts-per-minute", default=30, show_default=True, help="Host-wide restart limit (storm control).")
 @click.option("--metrics-addr", default=None, help="Serve /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9310.")
-@click.option("--history-retention", default="90d", show_default=True, help="Prune audit rows older than this ('0' keeps all).")
+@click.option("--history-retention", type=DURATION, default="90d", show_default=True, help="Prune audit rows older than this ('0' keeps all).")
 @click.option("--history-max-rows", default=2_000_000, show_default=True, help="Keep at most this many audit rows (0 = no cap).")
 @click.pass_obj
 @handled
-def run(obj: Ctx, resync_interval: str, lease_ttl: str, workers: int, max_restarts_per_minute: int,
-        metrics_addr: str | None, history_retention: str, history_max_rows: int) -> None:
+def run(obj: Ctx, resync_interval: float, lease_ttl: float, workers: int, max_restarts_per_minute: int,
+        metrics_addr: str | None, history_retention: float, history_max_rows: int) -> None:
     """Run the controller: converge continuously and heal what breaks.
 
     Holds a lease in the store so only one controller acts on this host; a second
@@ -390,10 +412,9 @@ def run(obj: Ctx, resync_interval: str, lease_ttl: str, workers: int, max_restar
     """
     from controller.loop import Controller, LoopOptions
 
-    retention = parse_duration(history_retention)
-    opts = LoopOptions(resync_interval=parse_duration(resync_interval), lease_ttl=parse_duration(lease_ttl),
+    opts = LoopOptions(resync_interval=resync_interval, lease_ttl=lease_ttl,
                        workers=workers, restarts_per_minute=max_restarts_per_minute, metrics_addr=metrics_addr,
-                       history_retention=retention or None, history_max_rows=history_max_rows or None)
+                       history_retention=history_retention or None, history_max_rows=history_max_rows or None)
     sys.exit(Controller(obj.store, obj.engine, opts).run())
 
 
@@ -432,7 +453,7 @@ def restart(obj: Ctx, name: str, reason: str, with_dependents: bool) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--to-revision", type=int, default=None, help="Generation to return to (default: the previous spec).")
+@click.option("--to-revision", type=COUNT, default=None, help="Generation to return to (default: the previous spec).")
 @click.option("--reason", default="rollback requested by operator", show_default=True)
 @click.pass_obj
 @handled
@@ -546,7 +567,7 @@ def db_current(obj: Ctx, as_json: bool) -> None:
 
 
 @db.command("backup")
-@click.argument("path")
+@click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_obj
 @handled
 def db_backup(obj: Ctx, path: str) -> None:

@@ -157,6 +157,34 @@ def _changed_files(c: Observed, svc: DesiredService) -> tuple[str, ...]:
     return files or ("secret environment values",)
 
 
+def _image_moved(c: Observed, svc: DesiredService, image_ids: Mapping[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    want_image = image_ids.get(svc.spec.image)
+    if want_image and c.image_id and want_image != c.image_id:
+        return (f"image {svc.spec.image} now points to a new image",
+                (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",))
+    return None
+
+
+def _drift(c: Observed, svc: DesiredService, revisions: Mapping[tuple[str, int], dict[str, Any]],
+           image_ids: Mapping[str, str], is_job: bool) -> tuple[str, tuple[str, ...]] | None:
+    """Why container ``c`` must be recreated (reason, changed fields), or None."""
+    if c.spec_hash != svc.container_hash:
+        fields = diff_fields(revisions.get((svc.name, c.generation)), svc)
+        return ("spec changed: " + ", ".join(fields), fields)
+    # an exited Job is not rerun because its tag moved (a retry picks the new image up)
+    moved = _image_moved(c, svc, image_ids)
+    if moved and not (is_job and c.state == "exited"):
+        return moved
+    if c.running and svc.spec.networks and not set(svc.spec.networks) <= set(c.networks):
+        missing = sorted(set(svc.spec.networks) - set(c.networks))
+        return (f"not attached to network {', '.join(missing)} (detached or removed outside reconcile)",
+                tuple(f"network {n}" for n in missing))
+    if svc.spec.onConfigChange == "recreate" and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash:
+        files = _changed_files(c, svc)
+        return ("referenced file changed: " + ", ".join(files), tuple(f"file {f}" for f in files))
+    return None  # onConfigChange: restart is a Restart, not a drift (see plan_service)
+
+
 def plan_service(
     svc: DesiredService, containers: Sequence[Observed], status: Status | None,
     revisions: Mapping[tuple[str, int], dict[str, Any]], image_ids: Mapping[str, str], now: float,
@@ -202,12 +230,18 @@ def plan_service(
             if svc.spec.update.failureAction == "pause":
                 return ServicePlan(svc.name, tuple(actions), PAUSED, message=f"rollout paused: {failure}")
 
-    # how many replicas may be replaced now (rolling update)
-    in_transition = sum(1 for r in range(1, svc.replicas + 1)
-                        if not any(c.spec_hash == svc.container_hash and _ready(c, svc) for c in by_replica.get(r, [])))
-    outdated = sum(1 for r in range(1, svc.replicas + 1)
-                   if by_replica.get(r) and not any(c.spec_hash == svc.container_hash for c in by_replica[r]))
-    budget = max(0, svc.spec.update.parallelism - (in_transition - outdated)) if svc.replicas > 1 else 1
+    # Each wanted replica's container (the best of its group) and why it must be replaced.
+    picked = {r: _pick(by_replica[r], svc) for r in range(1, svc.replicas + 1) if by_replica.get(r)}
+    drifts = {r: _drift(c, svc, revisions, image_ids, is_job) for r, (c, _dups) in picked.items()}
+    # How many replicas may be replaced now (rolling update): the parallelism, less the
+    # replicas already in transition (missing, or current but not ready yet). A replica that
+    # is itself to be replaced is outdated, not in transition, whatever the kind of drift
+    # (spec, image, referenced file, network): counting a stopped one whose image moved as
+    # "in transition" used up the budget its own Recreate needed, and it was never replaced.
+    outdated = {r for r, drift in drifts.items() if drift}
+    in_transition = sum(1 for r in range(1, svc.replicas + 1) if r not in outdated and not any(
+        c.spec_hash == svc.container_hash and _ready(c, svc) for c in by_replica.get(r, [])))
+    budget = max(0, svc.spec.update.parallelism - in_transition) if svc.replicas > 1 else 1
 
     states: list[str] = []
     healths: list[str] = []
@@ -228,31 +262,17 @@ def plan_service(
             actions.append(Create(svc.name, replica, reason))
             states.append(PENDING)
             continue
-        c, dups = _pick(group, svc)
+        c, dups = picked[replica]
         for d in dups:
             actions.append(Remove(svc.name, replica, d.id, d.name, f"duplicate of {c.short_id}"))
-        want_image = image_ids.get(svc.spec.image)
-        drift: tuple[str, tuple[str, ...]] | None = None
-        if c.spec_hash != svc.container_hash:
-            fields = diff_fields(revisions.get((svc.name, c.generation)), svc)
-            drift = ("spec changed: " + ", ".join(fields), fields)
-        elif want_image and c.image_id and want_image != c.image_id and not (is_job and c.state == "exited"):
-            drift = (f"image {svc.spec.image} now points to a new image",
-                     (f"image id ({c.image_id[7:19]} -> {want_image[7:19]})",))
-        if not drift and c.running and svc.spec.networks and not set(svc.spec.networks) <= set(c.networks):
-            missing = sorted(set(svc.spec.networks) - set(c.networks))
-            drift = (f"not attached to network {', '.join(missing)} (detached or removed outside reconcile)",
-                     tuple(f"network {n}" for n in missing))
-        if not drift and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash and svc.spec.onConfigChange != "ignore":
-            files = _changed_files(c, svc)
-            if svc.spec.onConfigChange == "recreate":
-                drift = ("referenced file changed: " + ", ".join(files), tuple(f"file {f}" for f in files))
-            elif status.config_hash != svc.config_hash and c.state == "running":
-                actions.append(Restart(svc.name, replica, c.id, "referenced file changed: " + ", ".join(files)
-                                       + " (onConfigChange: restart)", requested=True, config_hash=svc.config_hash))
-                states.append(PENDING)
-                converged = False
-                continue
+        drift = drifts[replica]
+        if (not drift and svc.spec.onConfigChange == "restart" and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash
+                and status.config_hash != svc.config_hash and c.state == "running"):
+            actions.append(Restart(svc.name, replica, c.id, "referenced file changed: " + ", ".join(_changed_files(c, svc))
+                                   + " (onConfigChange: restart)", requested=True, config_hash=svc.config_hash))
+            states.append(PENDING)
+            converged = False
+            continue
         if drift:
             converged = False
             if unmet:
@@ -363,6 +383,14 @@ def plan_service(
         reason = _exit_reason(c)
         if is_job:
             reason = f"job {reason}; retry {status.failures + 1} of {getattr(svc.spec, 'backoffLimit', 0)}"
+            moved = _image_moved(c, svc, image_ids)
+            if moved:
+                # retry on the image the tag names now: restarting the old container would only
+                # have it recreated for the moved image on the next pass, mid-run
+                actions.append(Recreate(svc.name, replica, c.id, f"{reason}; {moved[0]}", moved[1]))
+                states.append(PENDING)
+                converged = False
+                continue
         actions.append(Start(svc.name, replica, c.id, reason, restart=True))
         states.append(PENDING)
         converged = False

@@ -9,6 +9,7 @@ drains.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -38,7 +39,15 @@ class RestartLimiter:
             return False, started
 
     def next_free(self, now: float) -> float:
+        """The earliest time ``admit`` accepts a restart (``now`` if it would now)."""
         with self._lock:
             if len(self._times) < self.per_minute:
                 return now
-            return self._times[0] + self.window
+            # admit forgets the oldest restart t once t <= now - window; in floating point
+            # (t + window) - window can be less than t, so step up to the first time that
+            # test actually passes (at most a few ulps above t + window).
+            oldest = self._times[0]
+            when = oldest + self.window
+            while when - self.window < oldest:
+                when = math.nextafter(when, math.inf)
+            return when

@@ -11,6 +11,7 @@ module does no I/O) and passes its bytes, its display name and its directory
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,10 @@ from pydantic import ValidationError
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.registry import kind_for
 
-MAX_NODES = 200_000  # total values constructed per file, aliases expanded
+# Values per file (aliases expanded when built). Far beyond any real spec; pure-Python
+# PyYAML composes about 40k values per CPU second, so this also bounds the CPU time (and
+# memory) of a hostile or accidental file to a couple of seconds.
+MAX_NODES = 100_000
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
 
@@ -45,6 +49,40 @@ class Document:
             if line is not None:
                 return line
         return self.start_line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing within bounds.
+
+    The composer is recursive and builds every node of a document before ``_Builder`` can
+    count anything: 500 nested '[' end in a RecursionError, and an 8 MiB file of plain
+    entries costs half a minute of CPU and most of a gigabyte. Counting here stops both
+    at the first node beyond the bound, with its line."""
+
+    def __init__(self, text: str, file: str):
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.nodes = 0
+
+    def documents(self) -> Iterator[yaml.Node | None]:
+        while self.check_node():
+            yield self.get_node()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.nodes += 1  # an alias counts once here; _Builder counts what it expands to
+        # the root is depth 1 (and path () in _Builder): deeper than MAX_DEPTH + 1 is what
+        # _Builder would refuse anyway
+        self.depth += 1
+        try:
+            if self.nodes > MAX_NODES or self.depth > MAX_DEPTH + 1:
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                problem = (f"more than {MAX_NODES} values in one file; refusing to load it" if self.nodes > MAX_NODES
+                           else f"nesting deeper than {MAX_DEPTH} levels; refusing to load it")
+                raise InvalidSpec([Issue(self.file, line, "", problem)])
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Builder:
@@ -80,6 +118,12 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path), str(exc))])
+        except (ValueError, LookupError, AttributeError, TypeError, ArithmeticError) as exc:
+            # SafeConstructor converts resolved scalars with plain Python calls and lets their
+            # errors through: 2024-02-30 (datetime), an int of 5000 digits, an empty !!int
+            # (IndexError), !!bool maybe (KeyError), !!timestamp x (AttributeError).
+            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path),
+                                     _scalar_message(node, exc))]) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -111,6 +155,16 @@ class _Builder:
         return out
 
 
+def _scalar_message(node: yaml.ScalarNode, exc: Exception) -> str:
+    kind = node.tag.rsplit(":", 1)[-1]
+    value = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}... ({len(node.value)} characters)"
+    # a ValueError says what is wrong ("day is out of range for month"); the others do not.
+    # Python's int-size message ends with advice for programmers (sys.set_int_max_str_digits).
+    detail = str(exc).split(";")[0] if isinstance(exc, ValueError) else ""
+    hint = "; quote it if it is meant as a string" if node.style is None else ""
+    return f"{value} is not a valid YAML {kind}" + (f" ({detail})" if detail else "") + hint
+
+
 def _fmt(path: Path) -> str:
     text = ""
     for part in path:
@@ -130,8 +184,10 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
     if text.startswith("\ufeff"):
         text = text[1:]
     docs: list[Document] = []
+    loader: _Loader | None = None
     try:
-        for index, node in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
+        loader = _Loader(text, file)
+        for index, node in enumerate(loader.documents()):
             if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
                 continue  # an empty document (e.g. a trailing '---')
             builder = _Builder(file)
@@ -144,10 +200,18 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
         if "\t" in problem or "\\t" in problem or "tab" in problem.lower():
             problem += " (YAML does not allow tabs for indentation; use spaces)"
         raise InvalidSpec([Issue(file, line, "", f"YAML syntax error: {problem}")])
+    except yaml.reader.ReaderError as exc:
+        # a control character (NUL, BEL, ...): PyYAML reports a position, not a mark
+        at = text.count("\n", 0, exc.position) + 1
+        char = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        escape = f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
+        raise InvalidSpec([Issue(file, at, "", f"YAML syntax error: unacceptable character #x{char:04x}: "
+                                 f"{exc.reason} (write it as {escape} in a double-quoted string)")])
     except yaml.YAMLError as exc:
         raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")])
-    except RecursionError:
-        raise InvalidSpec([Issue(file, None, "", f"nesting too deep (more than {MAX_DEPTH} levels)")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not docs:
         raise InvalidSpec([Issue(file, 1, "", "no documents found (the file is empty)")])
     return docs
@@ -257,8 +321,23 @@ def _issue_from_error(doc: Document, err: Any) -> Issue:
     elif etype.endswith("_type") or etype.endswith("_parsing"):
         msg = f"{msg}, got {type(err.get('input')).__name__} {err.get('input')!r}"[:300]
     elif etype == "string_pattern_mismatch":
-        msg = f"{err.get('input')!r} is not a valid name: {msg}"
+        field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        what, expected = _PATTERN_FIELDS.get(field, ("value", f"a string matching {err.get('ctx', {}).get('pattern')}"))
+        msg = f"{err.get('input')!r} is not a valid {what}: expected {expected}"
     return Issue(doc.file, doc.line_of(loc), _fmt(loc), msg)
+
+
+# What each pattern-checked field (crd_like.models) expects, in words: the field, not the
+# regular expression, is what the user can act on.
+_PATTERN_FIELDS = {
+    "name": ("name", "lowercase letters, digits and '-', at most 63 characters, "
+                     "starting and ending with a letter or digit"),
+    "stopSignal": ("signal", "a signal name such as 'SIGTERM' or 'SIGINT', or a signal number such as 15"),
+    "networks": ("network name", "letters, digits, '_', '.' and '-', starting with a letter or digit"),
+    "aliases": ("alias", "letters, digits, '_', '.' and '-', starting with a letter or digit"),
+    "extraHosts": ("extra host", "'HOSTNAME:IP', e.g. 'db.internal:10.0.0.5'"),
+    "tmpfs": ("tmpfs mount", "an absolute container path such as '/run', optionally with ':OPTIONS'"),
+}
 
 
 def load_resources(sources: list[tuple[bytes, str, str]]) -> list[Any]:

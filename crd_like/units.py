@@ -9,11 +9,18 @@ a field error. No I/O here.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|s|m|h|d)")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Durations reach the engine as integer nanoseconds (Go's time.Duration, an int64: about
+# 292 years). A bound well inside it keeps YAML's .inf, .nan and 1e400 (and absurdly long
+# values) out of the spec instead of failing later when the container config is rendered.
+MAX_DURATION = 100 * 365 * 86400.0
+# Far beyond any host; keeps NanoCpus (an int64 of nano-CPUs) representable.
+MAX_CPUS = 1_000_000.0
 
 
 def parse_duration(value: object) -> float:
@@ -23,12 +30,12 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("expected a non-negative duration")
-        return float(value)
+        return _bounded_duration(value, value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as '10s', '1m30s' or '500ms'")
     text = value.strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return float(text)
+        return _bounded_duration(float(text), value)
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -39,7 +46,15 @@ def parse_duration(value: object) -> float:
         raise ValueError(
             f"invalid duration {value!r}: expected a duration such as '10s', '1m30s' or '500ms'"
         )
-    return total
+    return _bounded_duration(total, value)
+
+
+def _bounded_duration(seconds: float, value: object) -> float:
+    # written as a range so that NaN (false in every comparison) fails it too; an int
+    # compares exactly, so 10**400 is refused without being converted to a float
+    if not 0 <= seconds <= MAX_DURATION:
+        raise ValueError(f"invalid duration {value!r}: expected a finite duration of at most 100 years")
+    return float(seconds)
 
 
 def format_duration(seconds: float) -> str:
@@ -73,6 +88,8 @@ def parse_memory(value: object) -> int:
             "b, k, m, g, t (or KiB, MiB, GiB), e.g. '512m', '4G', '1.5GiB'"
         )
     number = float(match.group(1)) * (1024 ** _MEMORY_POW[match.group(2).lower()])
+    if not math.isfinite(number):  # hundreds of digits overflow the float (int() would raise OverflowError)
+        raise ValueError(f"invalid memory size {value!r}: too large")
     if number < 1:
         raise ValueError(f"invalid memory size {value!r}: must be at least one byte")
     return int(number)
@@ -83,10 +100,15 @@ def parse_cpus(value: object) -> float:
         raise ValueError("expected a number of CPUs such as 0.5 or '1.5'")
     try:
         cpus = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise ValueError(f"invalid cpus {value!r}: expected a number such as 0.5") from None
+    # float() accepts 'inf' and 'nan' (and YAML has .inf/.nan); NaN fails every comparison
+    if not math.isfinite(cpus):
+        raise ValueError(f"invalid cpus {value!r}: expected a finite number such as 0.5")
     if cpus <= 0:
         raise ValueError("cpus must be positive")
+    if cpus > MAX_CPUS:
+        raise ValueError(f"invalid cpus {value!r}: at most {MAX_CPUS:g}")
     return cpus
 
 

@@ -445,7 +445,10 @@ class Store:
         src_path = db.sqlite_path(self.url)
         if src_path is None:
             raise StoreError("backup is supported for SQLite stores; use your database's tools otherwise")
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        except OSError as exc:  # a directory, a missing parent, no permission: a message, not a traceback
+            raise StoreError(f"cannot write the backup to {path}: {exc.strerror}") from exc
         os.close(fd)
         src = sqlite3.connect(src_path, timeout=db.BUSY_TIMEOUT_MS / 1000)
         dst = sqlite3.connect(path)

@@ -417,9 +417,9 @@ ERRORS: list[tuple[str, int, str, str]] = [
     ("environment:\n  A: [1]", 6, "services.s.environment.A", "expected a string"),
     ("labels: {io.reconcile.x: y}", 5, "services.s.labels", "reserved"),
     ("extra_hosts: ['nohost']", 5, "services.s.extra_hosts[0]", "has no address"),
-    ("extra_hosts: ['host:not-an-ip']", 5, "services.s.extra_hosts[0]", "should match pattern"),
+    ("extra_hosts: ['host:not-an-ip']", 5, "services.s.extra_hosts[0]", "is not a valid extra host: expected 'HOSTNAME:IP'"),
     ("env_file: missing.env", 5, "services.s.env_file", "'ct/missing.env' does not exist"),
-    ("stop_signal: KILL", 5, "services.s.stop_signal", "should match pattern"),
+    ("stop_signal: KILL", 5, "services.s.stop_signal", "'KILL' is not a valid signal: expected a signal name"),
     ("deploy:\n  update_config: {failure_action: continue}", 6,
      "services.s.deploy.update_config.failure_action", "'continue'"),
 ]
