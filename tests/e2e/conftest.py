@@ -256,3 +256,13 @@ def store_digest(h: Harness) -> str:
     finally:
         con.close()
     return hashlib.sha256(Path(h.db).read_bytes()).hexdigest()
+
+
+def ordered(rows: list[dict[str, Any]], *preds: Any) -> list[dict[str, Any]] | None:
+    """The first rows matching ``preds`` in that order (a subsequence), or None."""
+    found, i = [], 0
+    for row in rows:
+        if i < len(preds) and preds[i](row):
+            found.append(row)
+            i += 1
+    return found if i == len(preds) else None

@@ -33,7 +33,6 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-import yaml
 
 from tests.e2e import faults_util as fu
 from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WORKER_IMAGE, Harness, parse_docker_time, wait_for

@@ -15,9 +15,7 @@ only the last five probes).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,6 +30,7 @@ import docker
 import docker.errors
 import pytest
 
+from tests.e2e import faults_util as fu
 from tests.e2e.conftest import (
     BASE_IMAGE,
     JOB_IMAGE,
@@ -361,34 +360,6 @@ def test_cycles_and_unknown_dependencies_are_rejected(rc: Harness) -> None:
 
 
 # 4 ---------------------------------------------------------------------------------------
-def _engine_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _dockerd_pid() -> int:
-    """The dockerd behind the default socket: its pid file first (``pidof`` also lists engines
-    started for other sockets or inside containers)."""
-    with contextlib.suppress(OSError, ValueError):
-        pid = int(Path("/var/run/docker.pid").read_text().strip())
-        if _alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
-            return pid
-    pids = [int(p) for p in subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()]
-    local = [p for p in pids if not re.search(r"(^|\s)(-H|--host)[ =]", Path(f"/proc/{p}/cmdline").read_text().replace("\0", " "))]
-    assert len(local) == 1, f"cannot tell which dockerd serves this host: pidof {pids}, default-socket ones {local}"
-    return local[0]
-
-
 def _foreign_containers(client: docker.DockerClient, instance: str) -> list[str]:
     return [(c.attrs.get("Names") or ["?"])[0].lstrip("/") for c in client.containers.list(sparse=True)
             if (c.attrs.get("Labels") or {}).get("io.reconcile.instance") != instance]
@@ -416,17 +387,16 @@ def test_engine_restart_brings_the_stack_back_in_dependency_order(rc: Harness) -
     session = rc.client
     fresh: docker.DockerClient | None = None
     try:
-        pid = _dockerd_pid()
+        pid = fu.dockerd_pid()
         stopped_at = time.time()
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not _engine_answers(), timeout=60, interval=0.5, what="`docker info` to fail")
-        wait_for(lambda: not _alive(pid), timeout=90, interval=0.5, what=f"dockerd (pid {pid}) to exit")
+        wait_for(lambda: not fu.engine_answers(), timeout=60, interval=0.5, what="`docker info` to fail")
+        wait_for(lambda: not fu.pid_alive(pid), timeout=90, interval=0.5, what=f"dockerd (pid {pid}) to exit")
         wait_for(lambda: rc.events(None, "EngineUnavailable"), timeout=30, what="an EngineUnavailable row")
         assert daemon.poll() is None, f"the controller died with the engine:\n{rc.daemon_log()}"
     finally:
-        if not _engine_answers():
-            subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], timeout=240, check=False)
-    assert _engine_answers(), "ensure-docker.sh did not bring the engine back"
+        fu.ensure_engine()
+    assert fu.engine_answers(), "ensure-docker.sh did not bring the engine back"
     try:
         back_at = time.time()
         session.api.close()  # drop the session client's pooled connections to the old engine

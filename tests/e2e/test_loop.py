@@ -21,6 +21,7 @@ import docker.errors
 import pytest
 
 from tests.e2e.conftest import (
+    ordered,
     BASE_IMAGE,
     LEASE_ACQUIRED,
     LEASE_WAITING,
@@ -64,16 +65,6 @@ def _owned(rc: Harness) -> dict[str, list[str]]:
     for c in rc.containers():
         out.setdefault(c.labels["io.reconcile.service"], []).append(c.id)
     return out
-
-
-def _ordered(rows: list[dict[str, Any]], *preds: Any) -> list[dict[str, Any]] | None:
-    """The first rows matching ``preds`` in that order (a subsequence), or None."""
-    found, i = [], 0
-    for row in rows:
-        if i < len(preds) and preds[i](row):
-            found.append(row)
-            i += 1
-    return found if i == len(preds) else None
 
 
 # 1 ---------------------------------------------------------------------------------------
@@ -156,7 +147,7 @@ def test_unhealthy_container_is_recreated_and_becomes_healthy(rc: Harness) -> No
     name = rc.name("web")
     old, new = _unhealthy_then_recreated(rc)
     assert len(_owned(rc)[name]) == 1, "the unhealthy container is gone"
-    story = _ordered(
+    story = ordered(
         rc.events(name),
         lambda r: r["type"] == "HealthChanged" and r["reason"].endswith("healthy -> unhealthy"),
         lambda r: r["type"] in ("Recreated", "Restarted") and "unhealthy" in r["reason"],
@@ -174,19 +165,6 @@ def test_unhealthy_container_is_recreated_and_becomes_healthy(rc: Harness) -> No
     # make the row after the recreate say 'healthy -> starting')
     rows = rc.events(name, "HealthChanged")
     assert _health_chain_breaks(rows) == [], [r["reason"] for r in rows]
-
-
-def _health_chain_breaks(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """HealthChanged rows whose 'from' is not the 'to' of the row before: (expected from, reason)."""
-    breaks, last = [], None
-    for r in rows:
-        if r["type"] != "HealthChanged":
-            continue
-        frm, _, to = r["reason"].partition(" -> ")
-        if last is not None and frm != last:
-            breaks.append((last, r["reason"]))
-        last = to.split(" ")[0]
-    return breaks
 
 
 def _health_chain_breaks(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -229,7 +207,7 @@ def test_unhealthy_container_is_restarted_and_health_returns_when_fixed(rc: Harn
     wait_for(lambda: rc.inspect(cid)["State"]["Health"]["Status"] == "healthy", timeout=20, what="healthy again")
     assert _started_at(rc, cid) != first_start, "the container was restarted"
     assert _owned(rc)[name] == [cid], "restarted in place, not replaced"
-    rows = wait_for(lambda: _ordered(
+    rows = wait_for(lambda: ordered(
         rc.events(name),
         lambda r: r["type"] == "HealthChanged" and r["reason"].endswith("healthy -> unhealthy"),
         lambda r: r["type"] == "Restarted",

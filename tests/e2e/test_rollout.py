@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import WEB_IMAGE, WEB_IMAGE_2, WORKER_IMAGE, Harness, store_digest, wait_for
+from tests.e2e.conftest import ordered, WEB_IMAGE, WEB_IMAGE_2, WORKER_IMAGE, Harness, store_digest, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -49,16 +49,6 @@ def _serving(rc: Harness, name: str, version: str) -> bool:
         if code != 0 or out.strip().decode() != version:
             return False
     return True
-
-
-def _ordered(rows: list[dict[str, Any]], *preds: Any) -> list[dict[str, Any]] | None:
-    """The first rows matching ``preds`` in that order (a subsequence), or None."""
-    found, i = [], 0
-    for row in rows:
-        if i < len(preds) and preds[i](row):
-            found.append(row)
-            i += 1
-    return found if i == len(preds) else None
 
 
 def _converged(rc: Harness, name: str, generation: int) -> bool:
@@ -99,7 +89,7 @@ def test_failed_rollout_rolls_back_by_itself_and_by_hand(rc: Harness) -> None:
 
     # the audit tells the story: rollout -> failure (in the RolledBack reason) -> recreate to the old spec
     rows = rc.events(name)
-    story = _ordered(
+    story = ordered(
         rows,
         lambda r: r["type"] == "Applied" and r["generation"] == 2,
         lambda r: r["type"] == "Recreated" and r["generation"] == 2 and "command" in r["reason"],
