@@ -483,6 +483,41 @@ def test_renamed_container_is_noticed_audited_and_given_its_name_back(rc: Harnes
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_container_with_altered_labels_is_replaced_and_audited(rc: Harness, mode: str, figures: fu.Figures) -> None:
+    """Docker cannot edit a container's labels, so 'altered labels' means a container put in
+    the place of ours by hand, with our labels copied and changed (here: the spec hash and the
+    command), while the controller was stopped. It claims to be ours and does not match the
+    spec: the restarted controller replaces it, audits that, and leaves the bystander alone."""
+    rounds = fu.trials(mode, 1, 3)
+    proc = rc.start_daemon(*FAST)
+    rc.run("apply", "-f", rc.write(_tamper_stack(rc, "forged", "bystander")))
+    fu.wait_converged(rc, rc.client, 60, "the stack", alive=alive(proc, rc))
+    svc, cname = rc.name("forged"), rc.cname("forged")
+    bystander = _current(rc, rc.name("bystander"))
+    for r in range(rounds):
+        ours = _current(rc, svc)
+        proc.terminate()
+        assert proc.wait(30) == 0
+        labels = dict(ours.labels, **{"io.reconcile.spec-hash": f"forged{r:010d}"})
+        rc.client.api.remove_container(ours.id, force=True)
+        forged = rc.client.api.create_container(BASE_IMAGE, ["sleep", "86400"], name=cname, labels=labels,
+                                                host_config=rc.client.api.create_host_config(init=True))["Id"]
+        rc.client.api.start(forged)
+        t0 = time.time()
+        proc = rc.start_daemon(*FAST)
+        replaced = wait_for(lambda: [b for b in fu.boxes(rc.client, rc.instance) if b.service == svc and b.id != forged
+                                     and b.state == "running"], timeout=30, what="the look-alike to be replaced")[0]
+        took = time.time() - t0
+        assert replaced.spec_hash == ours.spec_hash, "the replacement carries the spec's hash again"
+        assert [b.id for b in fu.boxes(rc.client, rc.instance) if b.service == svc] == [replaced.id]
+        rows = wait_for(lambda: [e for e in _rows_since(rc, svc, t0 - 1, "Recreated")
+                                 if e["container_id"] == replaced.id], timeout=10, what="a Recreated row")
+        assert f"old {forged[:12]}" in rows[-1]["message"], rows[-1]
+        figures.add("per_round", {"round": r, "daemon_start_to_replaced_s": round(took, 2), "reason": rows[-1]["reason"]})
+    assert _current(rc, rc.name("bystander")).id == bystander.id, "the bystander was not touched"
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_foreign_container_squatting_a_managed_name_is_reported_and_never_removed(
         rc: Harness, mode: str, figures: fu.Figures) -> None:
     rounds = fu.trials(mode, 1, 3)
