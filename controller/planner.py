@@ -22,7 +22,7 @@ from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start
 from controller.observed import Observed
-from controller.render import DesiredService, container_name
+from controller.render import DesiredService, container_name, has_refs
 from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
 from store.records import Status
 
@@ -92,7 +92,13 @@ def diff_fields(old_spec: dict[str, Any] | None, svc: DesiredService) -> tuple[s
     fields = changed_fields(old, new)
     if fields:
         return tuple(fields)
-    return ("generation (a Job runs once per generation)",) if svc.kind == "Job" else ("referenced files",)
+    if svc.kind == "Job":
+        return ("generation (a Job runs once per generation)",)
+    if has_refs(svc.spec):
+        return ("referenced files",)
+    # same spec, no references: the container's hash label itself was changed (a look-alike
+    # container made by hand with copied labels)
+    return ("spec-hash label (altered outside reconcile)",)
 
 
 def _pick(containers: list[Observed], svc: DesiredService) -> tuple[Observed, list[Observed]]:

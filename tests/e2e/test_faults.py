@@ -513,6 +513,7 @@ def test_container_with_altered_labels_is_replaced_and_audited(rc: Harness, mode
         rows = wait_for(lambda: [e for e in _rows_since(rc, svc, t0 - 1, "Recreated")
                                  if e["container_id"] == replaced.id], timeout=10, what="a Recreated row")
         assert f"old {forged[:12]}" in rows[-1]["message"], rows[-1]
+        assert "altered outside reconcile" in rows[-1]["reason"], rows[-1]
         figures.add("per_round", {"round": r, "daemon_start_to_replaced_s": round(took, 2), "reason": rows[-1]["reason"]})
     assert _current(rc, rc.name("bystander")).id == bystander.id, "the bystander was not touched"
 
