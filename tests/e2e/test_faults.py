@@ -141,9 +141,7 @@ def _big_stack(rc: Harness, shape: dict[str, dict[str, Any]], envs: dict[str, st
 
 # A controller SIGKILLed between creating a container and recording it used to lose the
 # container's Created/Recreated row (found by this suite; fixed by the controller's adoption
-# rows, see the deterministic test below). Set to True to count such containers as a figure
-# instead of failing on them, should that ever need to be tolerated again.
-CREATED_ROW_LOST_ON_KILL = False
+# rows, see the deterministic test below): a missing row fails the trial.
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -195,14 +193,10 @@ def test_controller_sigkilled_mid_convergence_leaves_no_duplicates_or_orphans(
         if check.returncode != 0:
             totals["db_check_failures"] += 1
             problems.append(f"trial {trial}: db check exited {check.returncode}: {check.stdout}{check.stderr}")
-        lost = inv.missing_created_rows if CREATED_ROW_LOST_ON_KILL else []
-        if CREATED_ROW_LOST_ON_KILL:
-            inv.missing_created_rows = []
         if not inv.ok():
             problems.append(f"trial {trial} (kill after {delay:.2f}s): {inv}")
         figures.add("per_trial", {"trial": trial, "kill_after_s": round(delay, 3), "containers_at_kill": len(at_kill),
-                                  "converge_after_restart_s": round(to_converge, 2), **inv.counts(),
-                                  "containers_without_created_row": len(lost)})
+                                  "converge_after_restart_s": round(to_converge, 2), **inv.counts()})
     figures["totals"] = dict(totals)
     conv = [t["converge_after_restart_s"] for t in figures["per_trial"]]
     figures["converge_s_max"] = max(conv)
