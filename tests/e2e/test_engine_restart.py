@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from tests.e2e.conftest import WORKER_IMAGE, Harness, wait_for
-from tests.e2e.faults_util import dockerd_pid, engine_answers, engine_is_local, ensure_engine, pid_alive
+from tests.e2e.faults_util import claim_engine_or_skip, dockerd_pid, engine_answers, engine_is_local, ensure_engine, pid_alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine_restart]
 
@@ -30,9 +30,7 @@ def test_engine_restart_is_survived_and_services_come_back(rc: Harness, dclient:
     before = {c.labels["io.reconcile.service"]: c.id for c in rc.containers()}
     assert len(before) == 2
 
-    foreign = [c.name for c in dclient.containers.list() if c.labels.get("io.reconcile.instance") != rc.instance]
-    if foreign:
-        pytest.skip(f"other workloads run on this engine and stopping dockerd would stop them: {foreign[:10]}")
+    claim_engine_or_skip(dclient, rc.instance)  # stopping dockerd stops every container on it
     pid = dockerd_pid()
     client: docker.DockerClient | None = None
     try:

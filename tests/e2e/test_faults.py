@@ -319,6 +319,7 @@ def test_engine_restarts_are_survived_and_the_stack_comes_back_in_dependency_ord
     check_alive = alive(proc, rc)
     rc.run("apply", "-f", rc.write(small_stack(rc)))
     fu.wait_converged(rc, rc.client, 120, "the stack to converge", alive=check_alive)
+    fu.claim_engine_or_skip(rc.client, rc.instance)  # stopping dockerd stops every container on it
     client: docker.DockerClient | None = None
     # another suite may restart the engine too: every dockerd pid change that is not ours
     # adds one EngineUnavailable/EngineRestored pair to what is expected

@@ -360,11 +360,6 @@ def test_cycles_and_unknown_dependencies_are_rejected(rc: Harness) -> None:
 
 
 # 4 ---------------------------------------------------------------------------------------
-def _foreign_containers(client: docker.DockerClient, instance: str) -> list[str]:
-    return [(c.attrs.get("Names") or ["?"])[0].lstrip("/") for c in client.containers.list(sparse=True)
-            if (c.attrs.get("Labels") or {}).get("io.reconcile.instance") != instance]
-
-
 @pytest.mark.engine_restart
 def test_engine_restart_brings_the_stack_back_in_dependency_order(rc: Harness) -> None:
     if os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock") not in (
@@ -377,12 +372,7 @@ def test_engine_restart_brings_the_stack_back_in_dependency_order(rc: Harness) -
     ids = {c.name: c.id for c in rc.containers()}
     assert len(ids) == 6
 
-    # stopping dockerd stops every container on it: wait (bounded) for other runs to finish
-    deadline = time.monotonic() + 45
-    while (foreign := _foreign_containers(rc.client, rc.instance)) and time.monotonic() < deadline:
-        time.sleep(1)
-    if foreign:
-        pytest.skip(f"other workloads run on this engine and stopping dockerd would stop them: {foreign[:10]}")
+    fu.claim_engine_or_skip(rc.client, rc.instance)  # stopping dockerd stops every container on it
 
     session = rc.client
     fresh: docker.DockerClient | None = None
