@@ -91,8 +91,8 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
     spec = svc.spec
     bindings: dict[str, list[tuple[str, int | None]]] = {}
     for p in spec.ports:
-        for cport, host in units.parse_port(p).bindings():
-            bindings.setdefault(cport, []).append(host)
+        for cport, binding in units.parse_port(p).bindings():
+            bindings.setdefault(cport, []).append(binding)
     binds, named, anonymous = [], [], []
     for v in spec.volumes:
         m = units.parse_volume(v)
