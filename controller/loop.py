@@ -95,6 +95,9 @@ class WorkQueue:
                 self._cond.wait(wait)
 
 
+# seconds after a death event at which its service is looked at again (see _watch_events)
+RECHECKS_AFTER_DEATH = (0.05, 0.2, 0.6, 1.5, 3.0)
+
 # audit row type -> the action that wrote it (reconcile_actions_total{type=...})
 _ACTION_ROWS = {"Created": "Create", "Started": "Start", "Restarted": "Restart", "Recreated": "Recreate",
                 "Removed": "Remove", "Built": "Build", "Renamed": "Rename"}
@@ -212,11 +215,11 @@ class Controller:
                         self.queue.add(name)
                         if base in ("die", "kill", "oom", "stop"):
                             # the engine reports the death a moment before a list shows the
-                            # container exited: look again shortly (merged if already queued)
+                            # container exited (longer on a loaded host): look again shortly,
+                            # then twice more as a safety net (merged if already queued)
                             now = self.clock()
-                            self.queue.add_after(name, now + 0.05)
-                            self.queue.add_after(name, now + 0.2)
-                            self.queue.add_after(name, now + 0.6)
+                            for after in RECHECKS_AFTER_DEATH:
+                                self.queue.add_after(name, now + after)
                 raise EngineUnavailable("event stream ended")
             except ReconcileError as exc:
                 if self.stopping.is_set():

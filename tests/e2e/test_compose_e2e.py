@@ -536,13 +536,13 @@ def _msg_or_none(client: docker.DockerClient, container: str) -> str | None:
 def remove_build_leftovers(client: docker.DockerClient, instance: str, marker: str) -> None:
     """The images built for this instance, and intermediate containers (and their layer
     images) that failed builds left behind (recognised by ``marker`` in their command)."""
-    for c in client.containers.list(all=True):
-        if marker in " ".join(c.attrs["Config"].get("Cmd") or []):
-            image = c.attrs["Image"]
-            c.remove(force=True)
+    # the low-level list (no inspect per container): other processes remove containers meanwhile
+    for c in client.api.containers(all=True):
+        if marker in (c.get("Command") or ""):
             try:
-                client.images.remove(image, force=True)
-            except docker.errors.APIError:
+                client.api.remove_container(c["Id"], force=True)
+                client.images.remove(c["ImageID"], force=True)
+            except docker.errors.APIError:  # gone already
                 pass
     # the labels become LABEL steps, so labelled images can be each other's parents:
     # remove what can be removed, children first, in a few bounded passes
@@ -630,8 +630,8 @@ def test_build_context_is_built_rebuilt_on_change_and_failures_are_audited(
 
 
 def _build_leftovers(client: docker.DockerClient, marker: str) -> list[str]:
-    return [c.short_id for c in retry_engine(client, lambda: client.containers.list(all=True))
-            if marker in " ".join(c.attrs["Config"].get("Cmd") or [])]
+    return [c["Id"][:12] for c in retry_engine(client, lambda: client.api.containers(all=True))
+            if marker in (c.get("Command") or "")]
 
 
 def test_failed_build_leaves_no_container_behind(rc: Harness, build_project: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ printed and kept as JSON under ``RECONCILE_FAULT_FIGURES`` (default
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -655,9 +656,18 @@ def test_network_removed_under_running_containers_is_healed(rc: Harness, mode: s
     rc.run("apply", "-f", rc.write([worker(rc, b, networks=[net], restartPolicy=QUICK_BACKOFF) for b in bases]))
     fu.wait_converged(rc, rc.client, 60, "the stack", alive=alive(proc, rc))
     old = {b: _current(rc, rc.name(b)) for b in bases}
-    for b in old.values():
-        rc.client.api.disconnect_container_from_network(b.id, net, force=True)
-    rc.client.api.remove_network(net)
+    # the controller re-attaches a detached container within a resync, so it may win the race
+    # between our disconnect and our `network rm`: try again (bounded) until the rm lands
+    for attempt in range(10):
+        for b in old.values():
+            with contextlib.suppress(docker.errors.APIError):
+                rc.client.api.disconnect_container_from_network(b.id, net, force=True)
+        try:
+            rc.client.api.remove_network(net)
+            break
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc) or attempt == 9:
+                raise
     t0 = time.time()
 
     def healed() -> bool:

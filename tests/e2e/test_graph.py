@@ -622,7 +622,8 @@ def test_restart_cascades_to_dependents(rc: Harness) -> None:
 def test_example_stack_applies_serves_and_deletes(rc: Harness) -> None:
     example = str(ROOT / "examples" / "stack" / "stack.yaml")
     names = ["shop-proxy", "shop-frontend", "shop-backend", "shop-migrate", "shop-cache", "shop-db"]
-    held = [c.name for c in rc.client.containers.list(all=True) if c.name in {f"{s}-1" for s in names}]
+    held = [n for c in rc.client.api.containers(all=True) for n in [(c.get("Names") or ["/"])[0].lstrip("/")]
+            if n in {f"{s}-1" for s in names}]
     held += [f"network {nw.name}" for nw in rc.client.networks.list(names=["shop"]) if nw.name == "shop"]
     if held:
         pytest.skip(f"the example's fixed names are in use on this engine (another store applied it?): {held}")
