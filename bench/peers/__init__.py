@@ -1,0 +1,1 @@
+"""Peers the benchmarks measure reconcile against, run as separate processes."""

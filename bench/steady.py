@@ -1,0 +1,129 @@
+"""4. Steady state at scale: 200 managed services (``sleep`` workers), nothing to do.
+
+- Engine API calls per resync pass, counted at the adapter (``Engine.calls``): in-process,
+  ``controller.reconciler.Reconciler(store, engine)`` on the stack's store, ``reconcile()``
+  in a loop (2 warm-up passes, then 20 measured), reading the counter deltas.
+- Controller CPU per pass: ``time.process_time()`` around each pass (all threads), median
+  of 20; wall time per pass alongside.
+- No-op ``reconcile apply -f FILE`` (no daemon: it converges inline, so this is a full
+  pass plus CLI start-up) versus a no-op ``docker-compose up -d`` of the same 200-service
+  stack as its own project; wall and child CPU, interleaved.
+- The same two no-op commands once more through a counting proxy on the engine socket:
+  how many engine API calls each makes.
+
+The peer of the per-pass figures is what docker-compose spends to establish the same
+fact (the 200 services are as desired): one no-op ``up -d``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from bench.common import Bench, BenchError, Figure, median, pct
+from bench.sockproxy import CountingProxy
+from bench.stack import stack200
+
+NAME = "steady"
+PASSES = 20
+
+
+def _passes(b: Bench, db: str) -> tuple[list[int], list[int], list[float], list[float], Counter[str]]:
+    from controller.engine import Engine
+    from controller.reconciler import Reconciler
+    from store import Store
+
+    store = Store.open(db, migrate=False)
+    engine = Engine()
+    rec = Reconciler(store, engine, actor="bench")
+    calls: list[int] = []
+    lists: list[int] = []
+    cpu: list[float] = []
+    wall: list[float] = []
+    per_kind: Counter[str] = Counter()
+    try:
+        for _ in range(2):  # warm-up: specs validated and cached, image ids listed
+            rec.reconcile()
+        for _ in range(PASSES):
+            before = Counter(engine.calls)
+            c0, w0 = time.process_time(), time.perf_counter()
+            res = rec.reconcile()
+            c1, w1 = time.process_time(), time.perf_counter()
+            delta = Counter(engine.calls)
+            delta.subtract(before)
+            delta = +delta
+            if res.actions or res.errors:
+                raise BenchError(f"a steady-state pass acted: {res.actions[:3]} {res.errors[:3]}")
+            calls.append(sum(delta.values()))
+            lists.append(delta.get("containers.list", 0))
+            per_kind.update(delta)
+            cpu.append((c1 - c0) * 1000)
+            wall.append((w1 - w0) * 1000)
+    finally:
+        rec.close()
+        store.close()
+    return calls, lists, cpu, wall, per_kind
+
+
+def run(b: Bench) -> list[Figure]:
+    st = stack200(b)
+    calls, lists, cpu, wall, per_kind = _passes(b, str(st.db))
+    b.log(f"engine calls in {PASSES} passes: {dict(per_kind)}")
+
+    reps = b.reps(3, 7)
+    rc_wall: list[float] = []
+    rc_cpu: list[float] = []
+    cp_wall: list[float] = []
+    cp_cpu: list[float] = []
+    compose_args = ["-p", st.compose_project, "-f", str(st.compose_file), "up", "-d"]
+    for i in range(reps):
+        steps = ["reconcile", "compose"]
+        for who in (steps if i % 2 == 0 else steps[::-1]):
+            if who == "reconcile":
+                p = b.cli(st.db, "apply", "-f", str(st.manifest)).check()
+                if f"{len(st.names)} unchanged" not in p.stdout or "no actions" not in p.stdout:
+                    raise BenchError(f"no-op apply was not a no-op:\n{p.stdout[-1500:]}")
+                rc_wall.append(p.wall)
+                rc_cpu.append(p.cpu)
+            else:
+                p = b.compose(*compose_args, cwd=st.compose_dir, timeout=900).check()
+                if "Creating" in p.stderr or "Recreating" in p.stderr:
+                    raise BenchError(f"no-op docker-compose up -d acted:\n{p.stderr[-1500:]}")
+                cp_wall.append(p.wall)
+                cp_cpu.append(p.cpu)
+        b.log(f"no-op rep {i + 1}/{reps}: reconcile apply {rc_wall[-1]:.2f} s, docker-compose up -d {cp_wall[-1]:.2f} s")
+
+    # engine API calls of each no-op command, counted at the socket
+    proxy = CountingProxy(b.tmp / "steady-proxy.sock").start()
+    try:
+        b.cli(st.db, "apply", "-f", str(st.manifest), docker_host=proxy.url).check()
+        rc_api = proxy.snapshot()
+        proxy.reset()
+        b.compose(*compose_args, cwd=st.compose_dir, docker_host=proxy.url, timeout=900).check()
+        cp_api = proxy.snapshot()
+    finally:
+        proxy.close()
+    b.log(f"no-op reconcile apply engine calls: {sum(rc_api.values())} {dict(rc_api.most_common(6))}")
+    b.log(f"no-op docker-compose up -d engine calls: {sum(cp_api.values())} {dict(cp_api.most_common(6))}")
+    b.shared["steady_api"] = {"reconcile_apply": dict(rc_api), "compose_up": dict(cp_api),
+                              "pass_calls": dict(per_kind)}
+
+    peer = "docker-compose no-op up -d"
+    cp_calls = float(sum(cp_api.values()))
+    return [
+        Figure(NAME, "engine API calls per resync pass (adapter)", median(calls), "", peer + " (socket count)",
+               cp_calls, "1 list call per pass", median(calls) == 1 and max(calls) == 1 and min(lists) == 1,
+               PASSES, f"max {max(calls)}"),
+        Figure(NAME, "controller CPU per resync pass", median(cpu), "ms", peer + " (child CPU)",
+               median(cp_cpu) * 1000, "< 30 ms", median(cpu) < 30, PASSES, "time.process_time() around reconcile()",
+               p95=pct(cpu, 95), peer_p95=pct(cp_cpu, 95) * 1000),
+        Figure(NAME, "wall time per resync pass", median(wall), "ms", peer + " (wall)", median(cp_wall) * 1000,
+               "", None, PASSES, p95=pct(wall, 95), peer_p95=pct(cp_wall, 95) * 1000),
+        Figure(NAME, "no-op `reconcile apply -f` (wall)", median(rc_wall), "s", peer, median(cp_wall),
+               "<= 1/5 of compose", median(rc_wall) <= median(cp_wall) / 5, reps,
+               p95=pct(rc_wall, 95), peer_p95=pct(cp_wall, 95)),
+        Figure(NAME, "no-op `reconcile apply -f` (CPU)", median(rc_cpu), "s", peer, median(cp_cpu), "", None, reps,
+               p95=pct(rc_cpu, 95), peer_p95=pct(cp_cpu, 95)),
+        Figure(NAME, "engine API calls of a no-op apply (socket)", float(sum(rc_api.values())), "", peer,
+               cp_calls, "", None, 1, "deterministic count, one run each"),
+    ]
