@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from controller import labels as L
+from controller import render_host
 from crd_like import units
 from crd_like.hashing import container_hash
 from crd_like.models import SPEC_MODELS, ServiceSpec
@@ -131,7 +132,8 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         host["tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in spec.tmpfs}
     if spec.logging:
         host["log_config"] = {"Type": spec.logging.driver, "Config": dict(spec.logging.options)}
-    create: dict[str, Any] = {}
+    host.update(render_host.host_config(spec))
+    create: dict[str, Any] = render_host.create_args(spec)
     if spec.user:
         create["user"] = spec.user
     if spec.workingDir:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crd_like import units
+from crd_like import compose_host, compose_net, units
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
@@ -387,8 +387,11 @@ class _Service:
         }
         if "build" in ServiceSpec.model_fields:
             handlers["build"] = self._build
+        extra = {**compose_net.HANDLERS, **compose_host.HANDLERS}
         for key, node in self.node.value.items():
-            if key in _RENAMED:
+            if key in extra:
+                extra[key](self, node)
+            elif key in _RENAMED:
                 self._set(_RENAMED[key], node.at(str(node.value)) if key == "user" and node.value is not None else node)
             elif key in handlers:
                 handlers[key](node)

@@ -1,0 +1,17 @@
+"""Networking fields of a service spec (a mixin of ``ServiceSpec``): container name,
+exposed ports, per-network options, links, network mode, DNS, volumes from other
+containers, external networks and volumes. No I/O.
+
+Every field has a default, so specs that do not use it hash as before (hashing leaves
+defaults out). Must not import ``store`` or ``controller``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class NetworkFields(BaseModel):
+    """Mixed into ``ServiceSpec``; fields are added here, never in ``models.py``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
