@@ -32,6 +32,7 @@ to exist, through ``LoadOptions.read_file``, which the caller supplies. Must not
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -42,16 +43,17 @@ from crd_like import compose_host, compose_net, units
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
-from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain
+from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain, strip_tags
+from crd_like.secrets import looks_secret, secret_value
 
-TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs"})
-KNOWN_UNSUPPORTED_TOP = frozenset({"include", "models"})
+TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs", "include"})
+KNOWN_UNSUPPORTED_TOP = frozenset({"models"})
 # compose service keys this converter does not handle (anything else unknown is probably a typo)
 KNOWN_UNSUPPORTED_SERVICE = frozenset({
     "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "cpu_count", "cpu_percent",
     "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset", "credential_spec",
-    "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "expose",
-    "extends", "external_links", "gpus", "group_add", "ipc", "isolation", "label_file", "links",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "expose",
+    "external_links", "gpus", "group_add", "ipc", "isolation", "label_file", "links",
     "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable",
     "oom_score_adj", "pid", "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider",
     "pull_policy", "runtime", "security_opt", "shm_size", "stdin_open", "storage_opt", "sysctls", "tty",
@@ -65,6 +67,23 @@ _WHY = {
 }
 _NAME = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MAX_NAME = 63
+
+
+def native_name(project: str, service: str) -> str:
+    """The reconcile resource name of compose service ``service`` of ``project``.
+
+    The rule (stable across applies, documented in the README): ``<project>-<service>``,
+    lowercased, every run of characters outside ``[a-z0-9]`` replaced by one ``-``, and
+    trimmed of ``-``; longer than 63 characters, it is cut to 54 (trailing ``-``
+    trimmed) plus ``-`` plus the first 8 hex digits of sha256("<project>/<service>") of
+    the original names. The original names stay in the labels ``compose.project`` /
+    ``compose.service`` and in every message."""
+    name = re.sub(r"[^a-z0-9]+", "-", f"{project}-{service}".lower()).strip("-")
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(f"{project}/{service}".encode()).hexdigest()[:8]
+        name = name[:54].rstrip("-") + "-" + digest
+    return name or hashlib.sha256(f"{project}/{service}".encode()).hexdigest()[:8]
 
 Reader = Callable[[str], bytes]
 
@@ -97,6 +116,8 @@ class Converted:
     kind: str
     name: str
     doc: Node  # the native document, located at the compose keys
+    compose_name: str = ""  # the compose service name (messages use it)
+    restarts: bool = True  # whether the loop restarts it when it dies
 
 
 @dataclass
@@ -112,6 +133,12 @@ class _Ctx:
     volumes: dict[str, str] = field(default_factory=dict)  # compose name -> engine name
     networks: dict[str, str] = field(default_factory=dict)
     files: dict[str, dict[str, str]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
+    notices: list[str] = field(default_factory=list)
+    settings: dict[str, Node] = field(default_factory=dict)  # the top-level `x-reconcile:` extension
+
+    def warn(self, node: Node, key: str, what: str) -> None:
+        """A key that is accepted but whose meaning differs here: a warning naming file:line:key."""
+        self.warnings.append(str(Issue(node.file, node.line, node.field, f"compose key '{key}': {what}")))
 
     def error(self, node: Node, message: str, field_: str | None = None) -> None:
         self.issues.append(Issue(node.file, node.line, node.field if field_ is None else field_, message))
@@ -187,38 +214,99 @@ def _display_env(first: ComposeSource) -> str:
 
 def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project: str | None,
             profiles: tuple[str, ...], allow_unsupported: bool, read_file: Reader | None,
-            warnings: list[str]) -> list[Converted]:
-    """Merge the compose files in order and convert every active service. Raises InvalidSpec."""
+            warnings: list[str], notices: list[str] | None = None, project_dir: str | None = None,
+            env_files: tuple[str, ...] = ()) -> list[Converted]:
+    """Merge the compose files in order and convert every active service. Raises InvalidSpec.
+
+    ``project_dir`` (``--project-directory``): where relative paths, ``.env`` and the
+    default project name come from (default: the first file's directory); ``env_files``
+    (``--env-file``, absolute) replace that ``.env``. ``notices`` receives the info lines
+    (the restart notice, ignored development-only keys)."""
+    from crd_like.compose_load import LoadCtx, apply_extends, apply_include, read_env
+
     first = sources[0]
-    env = {**read_dotenv(first, environ, read_file), **environ}
+    base_dir = project_dir or first.base_dir
+    display_dir = os.path.dirname(first.file) if project_dir is None else project_dir
     issues: list[Issue] = []
-    name, name_node = _project_name(sources, env, project, issues)
+    where = Node(None, first.file, None, "")
+    lctx = LoadCtx(environ, read_file, issues, warnings, display_dir, base_dir)
+    dotenv = list(env_files) or [os.path.join(base_dir, ".env")]
+    env = read_env(dotenv, environ, lctx, where, bool(env_files)) if read_file is not None else dict(environ)
+    if issues:
+        raise InvalidSpec(issues)
+    name, name_node = _project_name(sources, env, project, issues, base_dir)
     env.setdefault("COMPOSE_PROJECT_NAME", name)
     for src in sources:
         interpolate_tree(src.node, env, issues, warnings)
     if issues:
         raise InvalidSpec(issues)
-    merged = sources[0].node
+    for src in sources:
+        path = os.path.join(src.base_dir, os.path.basename(src.file))
+        lctx.stack = [path]
+        src.node = apply_extends(apply_include(src.node, src.base_dir, env, lctx), path, env, lctx)
+    if issues:
+        raise InvalidSpec(issues)
+    merged = strip_tags(sources[0].node)
     for src in sources[1:]:
         merged = merge_compose(merged, src.node)
-    ctx = _Ctx(name, first.base_dir, os.path.dirname(first.file), env, allow_unsupported, read_file, warnings)
-    if "_" in name or not _NAME.match(name):
-        ctx.error(name_node, f"compose project name {name!r} cannot prefix reconcile names, which allow only "
-                             "lowercase letters, digits and '-' (at most 63 characters): set a top-level `name:` "
-                             "or pass a project name", "name")
-        raise InvalidSpec(ctx.issues)
+    ctx = _Ctx(name, base_dir, display_dir, env, allow_unsupported, read_file, warnings)
     services = _top_level(merged, ctx)
-    active = _active(services, profiles or _env_profiles(env))
+    active = _active(services, profiles or _env_profiles(env), ctx)
     jobs = {dep for svc in active.values() for dep, cond in _dep_conditions(svc)
             if cond == "service_completed_successfully"}
+    _check_graph(active, ctx)
     out = [_Service(ctx, key, node, services, active, key in jobs).convert() for key, node in active.items()]
+    _check_names(out, ctx)
     if ctx.issues:
         raise InvalidSpec(ctx.issues)
+    _restart_notice(out, ctx)
+    if notices is not None:
+        notices.extend(ctx.notices)
     return out
 
 
+def _check_graph(active: dict[str, Node], ctx: _Ctx) -> None:
+    """depends_on cycles and self-dependencies are errors at convert time, as in compose."""
+    from crd_like.graph import problems
+
+    graph = {key: [dep for dep, _c in _dep_conditions(svc) if dep in active] for key, svc in active.items()}
+    for name, dep, message in problems(graph, set(active)):
+        if dep not in active:
+            continue  # undefined dependencies are reported by the converter, with their line
+        deps = active[name].get("depends_on")
+        pairs = names_map(deps) if deps is not None else None
+        at = next((cfg for d, cfg in pairs or [] if d == dep), deps or active[name])
+        ctx.error(at, f"service {name!r}: {message} (compose refuses it too)"
+                  .replace(f"{name!r} depends on itself", "it depends on itself"))
+
+
+def _check_names(out: list[Converted], ctx: _Ctx) -> None:
+    seen: dict[str, Converted] = {}
+    for c in out:
+        other = seen.get(c.name)
+        if other is not None:
+            a = plain(other.doc.get("metadata").get("labels").get("compose.service"))  # type: ignore[union-attr]
+            b = plain(c.doc.get("metadata").get("labels").get("compose.service"))  # type: ignore[union-attr]
+            ctx.error(c.doc, f"compose services {a!r} and {b!r} both map to the reconcile name {c.name!r} "
+                             "(names are lowercased and runs of other characters become '-'): rename one")
+        seen.setdefault(c.name, c)
+
+
+def _restart_notice(out: list[Converted], ctx: _Ctx) -> None:
+    """Once per stack: which services the loop will not restart if they die, and how to change it."""
+    never = sorted(c.compose_name for c in out if c.kind == "Service" and not c.restarts)
+    if never:
+        ctx.notices.append(
+            f"compose project {ctx.project!r}: {', '.join(never)} will not be restarted by reconcile if "
+            f"{'it dies' if len(never) == 1 else 'they die'} or turn{'s' if len(never) == 1 else ''} unhealthy "
+            "(no `restart:` means never restart, as in compose). To change it, give the service "
+            "`restart: unless-stopped` (restarted when it dies and when unhealthy), or set "
+            "`x-reconcile: {restart: unless-stopped}` at the top of the file for every service without one; "
+            "`x-reconcile: {onUnhealthy: restart|ignore}` sets the unhealthy policy for the whole project")
+
+
 def _project_name(sources: list[ComposeSource], env: dict[str, str], explicit: str | None,
-                  issues: list[Issue]) -> tuple[str, Node]:
+                  issues: list[Issue], base_dir: str) -> tuple[str, Node]:
     first = sources[0]
     where = Node(None, first.file, None, "name")
     chosen: tuple[str, Node] | None = None
@@ -243,10 +331,10 @@ def _project_name(sources: list[ComposeSource], env: dict[str, str], explicit: s
                                 "digits, '_' and '-', and start with a letter or digit"))
             raise InvalidSpec(issues)
         return text, node
-    text = normalize_project_name(os.path.basename(os.path.normpath(first.base_dir)))
+    text = normalize_project_name(os.path.basename(os.path.normpath(base_dir)))
     if not text:
         issues.append(Issue(first.file, None, "name", "cannot derive a compose project name from the directory "
-                                                      f"{first.base_dir!r}: set a top-level `name:`"))
+                                                      f"{base_dir!r}: set a top-level `name:`"))
         raise InvalidSpec(issues)
     return text, where
 
@@ -260,6 +348,8 @@ def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
         ctx.error(merged, "a compose file must be a mapping with a `services:` key")
         raise InvalidSpec(ctx.issues)
     for key, node in merged.value.items():
+        if key == "x-reconcile":
+            _settings(node, ctx)
         if isinstance(key, str) and key.startswith("x-") or key in TOP_KEYS:
             continue
         ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_TOP)
@@ -326,13 +416,57 @@ def _files(top: Node | None, ctx: _Ctx, kind: str) -> None:
         ctx.files[kind][str(key)] = ctx.path(file_node.value)
 
 
-def _active(services: dict[str, Node], profiles: tuple[str, ...]) -> dict[str, Node]:
+_SETTINGS = {"restart": None, "onUnhealthy": ("restart", "ignore", "recreate")}
+
+
+def _settings(node: Node, ctx: _Ctx) -> None:
+    """``x-reconcile:``: project-wide policy for compose input (documented in the README).
+
+    ``restart``: the compose ``restart`` value of every service that sets none (and has no
+    ``deploy.restart_policy``); ``onUnhealthy``: ``restart`` | ``recreate`` | ``ignore`` for
+    every service, instead of the rule (restart when the file asks to keep it running)."""
+    if not isinstance(node.value, dict):
+        ctx.error(node, "x-reconcile must be a mapping: {restart: ..., onUnhealthy: restart|ignore}")
+        return
+    for key, sub in node.value.items():
+        if key not in _SETTINGS:
+            ctx.error(sub, f"unknown x-reconcile setting {key!r}: expected restart or onUnhealthy")
+            continue
+        allowed = _SETTINGS[key]
+        if allowed is not None and sub.value not in allowed:
+            ctx.error(sub, f"x-reconcile.{key} must be one of {', '.join(allowed)}")
+            continue
+        ctx.settings[str(key)] = sub
+
+
+def _active(services: dict[str, Node], profiles: tuple[str, ...], ctx: _Ctx) -> dict[str, Node]:
     out = {}
     for key, node in services.items():
-        wanted = plain(node.get("profiles")) or []
+        prof = node.get("profiles")
+        if prof is not None and not (isinstance(prof.value, list) and all(isinstance(p.value, str) for p in prof.value)):
+            ctx.error(prof, f"profiles must be a list of profile names, e.g. [debug], got {_kind(prof.value)} "
+                            "(compose rejects it too)")
+            continue
+        wanted = plain(prof) or []
         if not wanted or "*" in profiles or any(p in profiles for p in wanted):
             out[key] = node
     return out
+
+
+def _kind(value: Any) -> str:
+    """A value's type in YAML words (never a Python repr)."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    text = str(value)
+    return f"the string \"{text[:40]}\"" + ("..." if len(text) > 40 else "")
 
 
 def _dep_conditions(svc: Node) -> list[tuple[str, Any]]:
@@ -349,6 +483,9 @@ _RESTART = {"no": "never", "always": "always", "unless-stopped": "always", "on-f
 _DEPLOY_CONDITION = {"none": "never", "on-failure": "on-failure", "any": "always"}
 _DEP_CONDITION = {"service_started": "started", "service_healthy": "healthy",
                   "service_completed_successfully": "completed"}
+_BOOL_KEYS = frozenset({"init", "read_only"})
+_BOOL_TEXT = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
+_LIST_KEYS = frozenset({"cap_add", "cap_drop"})
 _RENAMED = {"stop_signal": "stopSignal", "stop_grace_period": "stopGracePeriod", "working_dir": "workingDir",
             "read_only": "readOnly", "cap_add": "capAdd", "cap_drop": "capDrop", "user": "user",
             "hostname": "hostname", "init": "init", "image": "image"}
@@ -368,7 +505,30 @@ class _Service:
         self.resources: dict[str, dict[str, Node]] = {"limits": {}, "reservations": {}}
 
     def native(self, name: str) -> str:
-        return f"{self.ctx.project}-{name}"
+        """The reconcile name of compose service ``name`` (see ``native_name``)."""
+        return native_name(self.ctx.project, name)
+
+    def _typed(self, key: str, node: Node) -> Node | None:
+        """A scalar compose key checked for its type (compose's schema), as written."""
+        v = node.value
+        if key in _BOOL_KEYS:
+            if isinstance(v, bool):
+                return node
+            if isinstance(v, str) and v.lower() in _BOOL_TEXT:  # an interpolated value, cast as compose does
+                return node.at(_BOOL_TEXT[v.lower()])
+            self.ctx.error(node, f"{key} must be true or false, got {_kind(v)}")
+            return None
+        if key in _LIST_KEYS:
+            if isinstance(v, list) and all(isinstance(i.value, str) for i in v):
+                return node
+            self.ctx.error(node, f"{key} must be a list of strings, got {_kind(v)}")
+            return None
+        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+            self.ctx.error(node, f"{key} must be a string, got {_kind(v)}")
+            return None
+        if key in ("user", "hostname", "working_dir", "image") and not isinstance(v, str):
+            return node.at(node.raw if node.raw is not None else str(v))
+        return node
 
     def convert(self) -> Converted:
         handlers: dict[str, Callable[[Node], object]] = {
@@ -384,6 +544,8 @@ class _Service:
             "mem_limit": lambda n: self.resources["limits"].setdefault("memory", n),
             "mem_reservation": lambda n: self.resources["reservations"].setdefault("memory", n),
             "profiles": lambda n: None, "restart": lambda n: None,
+            "develop": lambda n: self.ctx.notices.append(
+                f"{n.file}:{n.line}: {n.field}: compose key 'develop' (compose watch, development only) is ignored"),
         }
         if "build" in ServiceSpec.model_fields:
             handlers["build"] = self._build
@@ -392,7 +554,9 @@ class _Service:
             if key in extra:
                 extra[key](self, node)
             elif key in _RENAMED:
-                self._set(_RENAMED[key], node.at(str(node.value)) if key == "user" and node.value is not None else node)
+                typed = self._typed(str(key), node)
+                if typed is not None:
+                    self._set(_RENAMED[key], typed)
             elif key in handlers:
                 handlers[key](node)
             elif not str(key).startswith("x-"):
@@ -411,17 +575,24 @@ class _Service:
         res = {k: self.node.at(v) for k, v in self.resources.items() if v}
         if res:
             self._set("resources", self.node.at(res))
-        self._restart()
+        self._scale()
+        restarts = self._restart()
         name = self.native(self.key)
-        if not _NAME.match(name):
-            self.ctx.error(self.node, f"service {self.key!r} gives the reconcile name {name!r}, which is not valid "
-                                      "(lowercase letters, digits and '-', at most 63 characters, starting and "
-                                      "ending with a letter or digit): rename the service or shorten the project name")
         kind = "Job" if self.is_job else "Service"
         meta = {"name": name, "labels": {"compose.project": self.ctx.project, "compose.service": self.key}}
         doc = self.node.at({"apiVersion": API_VERSION, "kind": kind, "metadata": meta})
         doc.value["spec"] = Node(self.spec, self.node.file, self.node.line, self.node.field, False)
-        return Converted(kind, name, doc)
+        return Converted(kind, name, doc, self.key, restarts)
+
+    def _scale(self) -> None:
+        """``scale`` and ``deploy.replicas`` that disagree are an error, as in compose."""
+        scale = self.node.get("scale")
+        deploy = self.node.get("deploy")
+        replicas = deploy.get("replicas") if deploy is not None else None
+        if scale is not None and replicas is not None and plain(scale) != plain(replicas):
+            self.ctx.error(scale, f"service {self.key!r} sets scale: {plain(scale)} and deploy.replicas: "
+                                  f"{plain(replicas)} ({replicas.file}:{replicas.line}): give one value "
+                                  "(compose refuses distinct values too)")
 
     def _set(self, key: str, node: Node) -> None:
         self.spec[key] = node
@@ -493,6 +664,10 @@ class _Service:
                     self.env.pop(k, None)
             else:
                 self.env[k] = v.at(v.text())
+            if looks_secret(k) and (v.value is None or v.interpolated) and k in self.env:
+                # a value taken from .env / the environment into a secret-looking key: stored as a
+                # secret value source, so that no output path prints it (crd_like.secrets)
+                self.env[k] = v.at(secret_value(str(self.env[k].value)))
 
     def _labels(self, node: Node) -> None:
         pairs = kv_pairs(node)
@@ -779,7 +954,7 @@ class _Service:
                 self.ctx.unsupported(sub_node, f"deploy.update_config.{sub}")
         self._set("update", node.at(out))
 
-    def _restart(self) -> None:
+    def _restart(self) -> bool:
         """compose ``restart`` / ``deploy.restart_policy`` -> ``restartPolicy`` (Jobs: ``backoffLimit``).
 
         ========================  =========================================================
@@ -804,10 +979,21 @@ class _Service:
         once: ``no`` -> ``backoffLimit: 0``, ``on-failure[:N]`` -> ``backoffLimit: N``
         (the Job default, 3, without N); ``always`` / ``unless-stopped`` contradict running
         to completion and are an error.
+
+        Unhealthy containers (``onUnhealthy``; compose itself never acts on them): a service
+        the file asks to keep running (restart ``always`` / ``unless-stopped`` /
+        ``on-failure``, or a ``deploy.restart_policy`` other than ``none``) is also restarted
+        when unhealthy (``onUnhealthy: restart``); one with ``restart: no`` or none is never
+        restarted for any reason (``onUnhealthy: ignore``). ``x-reconcile: {restart: ...}``
+        gives services without a restart policy one, ``x-reconcile: {onUnhealthy: ...}``
+        overrides the rule for the whole project. Returns whether the service restarts when
+        it dies (for the once-per-stack notice).
         """
         restart = self.node.get("restart")
         deploy = self.node.get("deploy")
-        policy_node = deploy.get("restart_policy") if deploy is not None else None
+        policy_node = deploy.get("restart_policy") if isinstance(deploy.value if deploy else None, dict) else None
+        if restart is None and policy_node is None and "restart" in self.ctx.settings:
+            restart = self.ctx.settings["restart"]
         policy: dict[str, Node] = {}
         where = restart or policy_node or self.node
         condition, attempts = "never", None
@@ -816,19 +1002,19 @@ class _Service:
             mode, _, count = text.partition(":")
             if mode not in _RESTART or (count and (mode != "on-failure" or not count.isdigit())):
                 self.ctx.error(restart, f"invalid restart {text!r}: expected no, always, on-failure[:N] or unless-stopped")
-                return
+                return True
             condition, attempts = _RESTART[mode], (int(count) if count else None)
         if policy_node is not None:
             if not isinstance(policy_node.value, dict):
                 self.ctx.error(policy_node, "deploy.restart_policy must be a mapping")
-                return
+                return True
             condition, attempts, where = "always", None, policy_node  # compose's default condition: any
             for sub, sub_node in policy_node.value.items():
                 if sub == "condition":
                     if sub_node.value not in _DEPLOY_CONDITION:
                         self.ctx.error(sub_node, f"invalid restart_policy condition {sub_node.value!r}: "
                                                  "expected none, on-failure or any")
-                        return
+                        return True
                     condition, where = _DEPLOY_CONDITION[sub_node.value], sub_node
                 elif sub == "max_attempts":
                     attempts = None if sub_node.value in (0, "0") else sub_node.value
@@ -842,7 +1028,7 @@ class _Service:
             if condition == "always":
                 self.ctx.error(where, f"service {self.key!r} is waited on with service_completed_successfully, "
                                       "so it runs as a Job, which cannot restart always: use restart: on-failure or no")
-                return
+                return True
             if condition == "never":
                 self._set("backoffLimit", where.at(0))
             elif attempts is not None:
@@ -851,3 +1037,7 @@ class _Service:
             policy["maxAttempts"] = where.at(attempts)
         policy["condition"] = where.at(condition)
         self._set("restartPolicy", where.at(policy))
+        unhealthy = self.ctx.settings.get("onUnhealthy")
+        value = plain(unhealthy) if unhealthy is not None else ("ignore" if condition == "never" else "restart")
+        self._set("onUnhealthy", (unhealthy or where).at(value))
+        return condition != "never"

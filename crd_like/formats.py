@@ -120,6 +120,7 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
             if len(docs) > 1:
                 issues.append(Issue(file, docs[1].start_line, "", "a compose file holds a single YAML document"))
                 continue
+            docs = parse_documents(raw, file, yaml12=True)  # compose reads YAML 1.2
             if compose_layer < 0:
                 compose_layer = len(layers)
                 layers.append([])

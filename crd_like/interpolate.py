@@ -150,8 +150,15 @@ def interpolate_tree(node: Node, env: Mapping[str, str], issues: list[Issue], wa
             warnings.append(str(Issue(node.file, node.line, node.field,
                                       f"variable {name} is not set; substituting an empty string")))
 
+        used: list[str] = []
+
+        def lookup(name: str) -> str | None:
+            used.append(name)
+            return env.get(name)
+
         try:
-            node.value = substitute(node.value, env.get, unset)
+            node.value = substitute(node.value, lookup, unset)
+            node.interpolated = bool(used)
         except InterpolationError as exc:
             issues.append(Issue(node.file, node.line, node.field, str(exc)))
     return node

@@ -6,11 +6,23 @@ location. Every document is validated before anything is returned: an apply of
 a file with one bad document writes nothing. The caller reads the file (this
 module does no I/O) and passes its bytes, its display name and its directory
 (relative bind-mount paths are resolved against that directory).
+
+Two scalar schemas: native reconcile files keep PyYAML's YAML 1.1 rules (their values
+are validated by field type, and text maps keep the text as written); compose files
+are read as compose reads them, with the YAML 1.2 core schema (``parse_documents(...,
+yaml12=True)``): only ``true``/``false`` are booleans (``on``, ``yes``, ``no``, ``off``
+are strings), ``22:22`` is the string "22:22" (no base 60), ``0o755`` is octal, ``0x1F``
+hex, ``0755`` the decimal integer 755 (compose-go's YAML library would read a legacy
+``0755`` as octal; reconcile keeps the YAML 1.2 reading, and env/label values keep the
+text as written anyway), and timestamps stay strings. The compose merge tags ``!reset``
+and ``!override`` are recorded per path (``Document.tags``); in a native file they are
+an error.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +53,7 @@ class Document:
     lines: dict[Path, int]
     start_line: int
     raw: dict[Path, str] | None = None
+    tags: dict[Path, str] | None = None  # compose merge tags: path -> "reset" | "override"
 
     def line_of(self, path: Path) -> int:
         """The line of ``path``, or of its nearest ancestor that exists."""
@@ -65,6 +78,12 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0
         self.nodes = 0
 
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        node: yaml.ScalarNode = super().compose_scalar_node(anchor)  # type: ignore[no-untyped-call]
+        node.implicit_tag = event.tag is None or event.tag == "!"  # type: ignore[attr-defined]
+        return node
+
     def documents(self) -> Iterator[yaml.Node | None]:
         while self.check_node():
             yield self.get_node()
@@ -85,9 +104,44 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+MERGE_TAGS = {"!reset": "reset", "!override": "override"}
+
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution), for compose input
+_Y12 = (
+    ("tag:yaml.org,2002:null", re.compile(r"^(~|null|Null|NULL|)$")),
+    ("tag:yaml.org,2002:bool", re.compile(r"^(true|True|TRUE|false|False|FALSE)$")),
+    ("tag:yaml.org,2002:int", re.compile(r"^([-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")),
+    ("tag:yaml.org,2002:float", re.compile(r"^([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                                           r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$")),
+)
+
+
+def _core12(value: str) -> Any:
+    """A plain scalar's value under the YAML 1.2 core schema."""
+    for tag, pattern in _Y12:
+        if pattern.match(value):
+            if tag.endswith("null"):
+                return None
+            if tag.endswith("bool"):
+                return value.lower() == "true"
+            if tag.endswith("int"):
+                if value.startswith("0o"):
+                    return int(value[2:], 8)
+                if value.startswith("0x"):
+                    return int(value[2:], 16)
+                return int(value, 10)
+            low = value.lower()
+            if low.endswith(("inf", "nan")):
+                return float(low.replace(".", ""))
+            return float(value)
+    return value
+
+
 class _Builder:
-    def __init__(self, file: str):
+    def __init__(self, file: str, yaml12: bool = False):
         self.file = file
+        self.yaml12 = yaml12
+        self.tags: dict[Path, str] = {}
         self.budget = MAX_NODES
         self.lines: dict[Path, int] = {}
         self.constructor = yaml.SafeLoader("")
@@ -102,6 +156,8 @@ class _Builder:
                        "(an alias bomb?); refusing to load it")]
             )
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if node.tag in MERGE_TAGS:
+            self.tags[path] = MERGE_TAGS[node.tag]
         if len(path) > MAX_DEPTH:
             raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path[:8]) + "...",
                                      f"nesting deeper than {MAX_DEPTH} levels; refusing to load it")])
@@ -112,6 +168,17 @@ class _Builder:
         return self._scalar(node, path)
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        implicit = getattr(node, "implicit_tag", False)
+        if node.tag in MERGE_TAGS:  # `!reset value`: the value as if untagged
+            implicit = node.style is None
+            tag = "tag:yaml.org,2002:str" if node.style is not None else self.constructor.resolve(
+                yaml.ScalarNode, node.value, (True, False))
+            node = yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
+        if self.yaml12 and implicit and node.style is None:
+            value = _core12(node.value)
+            if not isinstance(value, str):
+                self.raw[path] = node.value
+            return value
         if node.style is None and node.tag != "tag:yaml.org,2002:str":
             self.raw[path] = node.value
         try:
@@ -130,7 +197,8 @@ class _Builder:
         explicit: set[Any] = set()
         merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == "tag:yaml.org,2002:merge" or (
+                    self.yaml12 and key_node.value == "<<" and getattr(key_node, "implicit_tag", False)):
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for src in sources:
                     val = self.build(src, path)
@@ -172,8 +240,10 @@ def _fmt(path: Path) -> str:
     return text
 
 
-def parse_documents(raw: bytes, file: str) -> list[Document]:
-    """Parse YAML bytes into documents with line maps. Raises InvalidSpec."""
+def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Document]:
+    """Parse YAML bytes into documents with line maps. Raises InvalidSpec.
+
+    ``yaml12``: resolve plain scalars with the YAML 1.2 core schema (compose input)."""
     if len(raw) > MAX_BYTES:
         raise InvalidSpec([Issue(file, None, "", f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")])
     try:
@@ -190,9 +260,10 @@ def parse_documents(raw: bytes, file: str) -> list[Document]:
         for index, node in enumerate(loader.documents()):
             if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
                 continue  # an empty document (e.g. a trailing '---')
-            builder = _Builder(file)
+            builder = _Builder(file, yaml12)
             data = builder.build(node, ())
-            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1, builder.raw))
+            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1, builder.raw,
+                                 builder.tags or None))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -297,6 +368,10 @@ def validate_document(doc: Document, base_dir: str) -> Any:
     if "status" in data:
         raise InvalidSpec([Issue(doc.file, doc.line_of(("status",)), "status",
                                  "status is written by the controller and cannot be applied")])
+    if doc.tags:
+        path, tag = next(iter(doc.tags.items()))
+        raise InvalidSpec([Issue(doc.file, doc.line_of(path), _fmt(path),
+                                 f"the YAML tag !{tag} is a compose merge tag; a native reconcile file cannot use it")])
     data = dict(data)
     _as_written(data, doc)
     _resolve_binds(data, base_dir)

@@ -11,9 +11,15 @@ Merge rules (compose's, https://docs.docker.com/reference/compose-file/merge/):
 - ``environment``, ``labels``, ``extra_hosts`` merge by key, whichever of list
   (``K=V``) or map form each file used; ``networks`` and ``depends_on`` likewise;
 - ``ports`` merge by (host_ip, published, target, protocol), ``volumes`` by target
-  path, ``secrets`` and ``configs`` by source; a later entry with the same identity
-  replaces the earlier one in place, new ones are appended;
-- other sequences append, skipping entries already present.
+  path, ``secrets`` and ``configs`` by target path, ``env_file`` by path; a later entry
+  with the same identity replaces the earlier one in place, new ones are appended;
+- ``annotations``, ``sysctls``, ``build.args``/``labels``, ``deploy.labels`` merge by key;
+  ``build: DIR`` merges as ``{context: DIR}``; ``logging`` merges its options unless
+  the later file names another driver (then it replaces);
+- other sequences (``dns``, ``cap_add``, ``profiles``, ``tmpfs``, ...) append, skipping
+  entries already present;
+- the merge tags ``!reset`` (remove the key) and ``!override`` (replace, do not merge)
+  of the later file win over every rule above (compose-spec ``13-merge.md``).
 
 Native documents with the same kind and name in different files merge their
 ``metadata`` and ``spec`` the same way, with native field names (``env``, ``ports`` by
@@ -46,6 +52,8 @@ class Node:
     field: str
     native: bool = True
     raw: str | None = None  # a plain scalar's text, when YAML 1.1 would reinterpret it (0755, 1.10, yes)
+    tag: str | None = None  # compose merge tag: "reset" | "override"
+    interpolated: bool = False  # the value came (in part) from a variable: .env or the environment
 
     def text(self) -> Any:
         """The plain value, with scalars that YAML 1.1 reinterprets as written (env and label values)."""
@@ -76,7 +84,8 @@ def tree(doc: Document, data: Any = None, path: Path = (), *, native: bool = Tru
     else:
         value = data
     raw = doc.raw.get(path) if doc.raw else None
-    return Node(value, doc.file, doc.line_of(path), _fmt(path), native, raw)
+    tag = doc.tags.get(path) if doc.tags else None
+    return Node(value, doc.file, doc.line_of(path), _fmt(path), native, raw, tag)
 
 
 def plain(node: Node | None) -> Any:
@@ -183,30 +192,61 @@ def source_key(node: Node) -> Any:
 
 
 # ---------------------------------------------------------------------------- merging
-Rule = Literal["merge", "replace", "append", "kv", "kv-host", "names"] | Callable[[Node], Any]
+Rule = Literal["merge", "replace", "append", "kv", "kv-host", "names", "logging", "build"] | Callable[[Node], Any]
+
+
+def strip_tags(node: Node) -> Node:
+    """``node`` without its merge tags: ``!reset`` entries are removed (in the file that
+    writes them they mean "not set"), ``!override`` values are kept as they are."""
+    value = node.value
+    if isinstance(value, dict):
+        value = {k: strip_tags(v) for k, v in value.items() if v.tag != "reset"}
+    elif isinstance(value, list):
+        value = [strip_tags(v) for v in value if v.tag != "reset"]
+    else:
+        return node if node.tag is None else Node(value, node.file, node.line, node.field, node.native, node.raw)
+    return Node(value, node.file, node.line, node.field, node.native, node.raw)
 
 
 def merge(base: Node, over: Node, rule_for: Callable[[tuple[Any, ...]], Rule], path: tuple[Any, ...] = ()) -> Node:
-    """``over`` merged onto ``base`` by the rule ``rule_for(path)`` gives each path."""
+    """``over`` merged onto ``base`` by the rule ``rule_for(path)`` gives each path.
+
+    compose's merge tags (https://github.com/compose-spec/compose-spec/blob/main/13-merge.md):
+    an entry of ``over`` tagged ``!reset`` removes the key from the result, one tagged
+    ``!override`` replaces the base value whole instead of merging with it."""
+    if over.tag == "override":
+        return strip_tags(over)
     rule = rule_for(path)
     if rule == "replace":
-        return over
+        return strip_tags(over)
+    if rule == "build":  # `build: DIR` is `build: {context: DIR}` for merging
+        base, over = _build_map(base), _build_map(over)
+        rule = "merge"
+    if rule == "logging":  # another driver: its options do not apply to the new one
+        bd, od = plain(base.get("driver")), plain(over.get("driver"))
+        if od is not None and bd is not None and od != bd:
+            return strip_tags(over)
+        rule = "merge"
     if rule in ("kv", "kv-host", "names"):
         pairs = (names_map if rule == "names" else lambda n: kv_pairs(n, "host" if rule == "kv-host" else "="))
         a, b = pairs(base), pairs(over)
         if a is None or b is None:
-            return over
+            return strip_tags(over)
         merged = dict(a)
         for key, node in b:
+            if node.tag == "reset":
+                merged.pop(key, None)
+                continue
             old = merged.get(key)
-            merged[key] = merge(old, node, rule_for, (*path, key)) if old is not None else node
+            merged[key] = merge(old, node, rule_for, (*path, key)) if old is not None else strip_tags(node)
         return Node(merged, base.file, base.line, base.field, base.native)
     if callable(rule):
         if not (isinstance(base.value, list) and isinstance(over.value, list)):
-            return over
+            return strip_tags(over)
         items = list(base.value)
         index = {rule(item): i for i, item in enumerate(items)}
         for item in over.value:
+            item = strip_tags(item)
             key = rule(item)
             if key in index:
                 items[index[key]] = item
@@ -217,17 +257,46 @@ def merge(base: Node, over: Node, rule_for: Callable[[tuple[Any, ...]], Rule], p
     if isinstance(base.value, dict) and isinstance(over.value, dict):
         out = dict(base.value)
         for key, node in over.value.items():
-            out[key] = merge(out[key], node, rule_for, (*path, key)) if key in out else node
+            if node.tag == "reset":
+                out.pop(key, None)
+                continue
+            out[key] = merge(out[key], node, rule_for, (*path, key)) if key in out else strip_tags(node)
         return Node(out, base.file, base.line, base.field, base.native)
     if isinstance(base.value, list) and isinstance(over.value, list):
         seen = [plain(i) for i in base.value]
         items = list(base.value)
         for item in over.value:
+            if item.tag == "reset":
+                continue
             if plain(item) not in seen:
                 seen.append(plain(item))
-                items.append(item)
+                items.append(strip_tags(item))
         return Node(items, base.file, base.line, base.field, base.native)
-    return over
+    return strip_tags(over)
+
+
+def _build_map(node: Node) -> Node:
+    if isinstance(node.value, str):
+        return node.at({"context": node})
+    return node
+
+
+def mount_key(default_dir: str) -> Callable[[Node], Any]:
+    """secrets / configs entries by target path (compose-go's mountIndexer)."""
+    def key(node: Node) -> Any:
+        v = node.value
+        if isinstance(v, dict):
+            target, source = plain(v.get("target")), plain(v.get("source"))
+        else:
+            target, source = None, plain(node)
+        target = str(target or source)
+        return target if target.startswith("/") else f"{default_dir}/{target}"
+    return key
+
+
+def env_file_key(node: Node) -> Any:
+    v = node.value
+    return plain(v.get("path")) if isinstance(v, dict) else plain(node)
 
 
 _COMPOSE_SERVICE_RULES: dict[tuple[str, ...], Rule] = {
@@ -236,13 +305,22 @@ _COMPOSE_SERVICE_RULES: dict[tuple[str, ...], Rule] = {
     ("healthcheck", "test"): "replace",
     ("environment",): "kv",
     ("labels",): "kv",
+    ("annotations",): "kv",
+    ("sysctls",): "kv",
+    ("build",): "build",
+    ("build", "args"): "kv",
+    ("build", "labels"): "kv",
+    ("build", "extra_hosts"): "kv-host",
+    ("deploy", "labels"): "kv",
     ("extra_hosts",): "kv-host",
+    ("logging",): "logging",
     ("networks",): "names",
     ("depends_on",): "names",
     ("ports",): compose_port_key,
     ("volumes",): volume_key,
-    ("secrets",): source_key,
-    ("configs",): source_key,
+    ("secrets",): mount_key("/run/secrets"),
+    ("configs",): mount_key(""),
+    ("env_file",): env_file_key,
 }
 
 
@@ -270,7 +348,12 @@ def native_rule(path: tuple[Any, ...]) -> Rule:
 
 def merge_compose(base: Node, over: Node) -> Node:
     """Two compose files (whole documents), compose's rules."""
-    return merge(base, over, compose_rule)
+    return merge(strip_tags(base), over, compose_rule)
+
+
+def merge_service(base: Node, over: Node) -> Node:
+    """A service onto the service it ``extends`` (compose's rules for one service)."""
+    return merge(strip_tags(base), over, lambda p: compose_rule(("services", "-", *p)))
 
 
 def merge_native(base: Node, over: Node) -> Node:

@@ -140,11 +140,14 @@ class ValueSource(Frozen):
 
     file: str | None = Field(default=None, description="A file whose content (trailing newline stripped) is the value.")
     env: str | None = Field(default=None, description="An environment variable of the controller's process.")
+    secret: str | None = Field(default=None, description="The value itself, kept in the store and never printed "
+                               "(see crd_like.secrets): what the compose converter writes for values interpolated "
+                               "into secret-looking keys.")
 
     @model_validator(mode="after")
     def _one(self) -> ValueSource:
-        if (self.file is None) == (self.env is None):
-            raise ValueError("valueFrom needs exactly one of 'file' or 'env'")
+        if sum(v is not None for v in (self.file, self.env, self.secret)) != 1:
+            raise ValueError("valueFrom needs exactly one of 'file', 'env' or 'secret'")
         return self
 
 
@@ -155,12 +158,14 @@ class EnvFrom(Frozen):
 def _env_value(v: Any) -> str | EnvFrom:
     if isinstance(v, EnvFrom):
         return v
-    expected = "expected a string, number or boolean, or {valueFrom: {file: PATH} | {env: VAR}}"
+    expected = "expected a string, number or boolean, or {valueFrom: {file: PATH} | {env: VAR} | {secret: VALUE}}"
     if isinstance(v, dict):
         src = v.get("valueFrom")
-        if set(v) != {"valueFrom"} or not isinstance(src, dict) or not set(src) or set(src) - {"file", "env"} \
-                or len(src) != 1 or not all(isinstance(x, str) and x for x in src.values()):
-            raise ValueError(f"invalid env value {v!r}: {expected}")
+        if set(v) != {"valueFrom"} or not isinstance(src, dict) or not set(src) \
+                or set(src) - {"file", "env", "secret"} or len(src) != 1 \
+                or not all(isinstance(x, str) and (x or k == "secret") for k, x in src.items()):
+            shown = sorted(src) if isinstance(src, dict) else sorted(v)
+            raise ValueError(f"invalid env value (a mapping with keys {shown}): {expected}")
         return EnvFrom.model_validate(v)
     if v is None or isinstance(v, list):
         raise ValueError(expected)
@@ -174,7 +179,8 @@ EnvValue = Annotated[
         {"type": ["string", "number", "boolean"]},
         {"type": "object", "additionalProperties": False, "required": ["valueFrom"],
          "properties": {"valueFrom": {"type": "object", "additionalProperties": False,
-                                      "properties": {"file": {"type": "string"}, "env": {"type": "string"}}}}},
+                                      "properties": {"file": {"type": "string"}, "env": {"type": "string"},
+                                                     "secret": {"type": "string"}}}}},
     ]}),
 ]
 

@@ -62,7 +62,7 @@ def merged(base: str, over: str) -> Any:
      {"volumes": [{"type": "volume", "source": "fast", "target": "/data"}]}),
     # secrets and configs by source
     ("secrets: [a, {source: b, target: x}]", "secrets: [{source: b, target: y}, c]",
-     {"secrets": ["a", {"source": "b", "target": "y"}, "c"]}),
+     {"secrets": ["a", {"source": "b", "target": "x"}, {"source": "b", "target": "y"}, "c"]}),  # by target
     # networks and depends_on: list and map forms merge by name
     ("networks: [front]", "networks: {back: {}}", {"networks": {"front": None, "back": {}}}),
     ("depends_on: [db]", "depends_on: {db: {condition: service_healthy}, cache: {}}",

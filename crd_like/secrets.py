@@ -1,0 +1,69 @@
+"""Secret values in specs: which env keys look secret, and the one redaction every output uses.
+
+Where a secret value lives (documented in the README, "Secrets"):
+
+- ``env: {KEY: {valueFrom: {file: PATH}}}`` and ``{valueFrom: {env: VAR}}`` keep only a
+  reference; the controller reads the value when it creates the container.
+- ``env: {KEY: {valueFrom: {secret: VALUE}}}`` keeps the value itself in the stored
+  record (the store is the controller's own state, like the engine's container config),
+  because nothing else can give it back at run time: the compose converter writes it for
+  values interpolated from ``.env`` or the environment into keys that look secret
+  (``looks_secret``). It is resolved by ``controller.refs``, part of the spec hash (a
+  changed password recreates the container), and every output path (convert, diff,
+  describe, history, status, export, logs) shows it as ``SECRET_PLACEHOLDER`` through
+  ``redact_spec``. ``reconcile export --reveal-secrets`` prints the values, so that the
+  export re-applies to identical hashes.
+
+Pure; must not import ``store`` or ``controller``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SECRET_PLACEHOLDER = "<redacted>"
+_SECRET_KEY = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|SALT|PWD|DSN",
+                         re.IGNORECASE)
+
+
+def looks_secret(key: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (case-insensitive:
+    ``*PASSWORD*``, ``*PASSWD*``, ``*SECRET*``, ``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``,
+    ``*PRIVATE*``, ``*AUTH*``, ``*SALT*``, ``*PWD*``, ``*DSN*``...)."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def secret_value(value: str) -> dict[str, Any]:
+    """The env value source that stores ``value`` as a secret."""
+    return {"valueFrom": {"secret": value}}
+
+
+def is_secret(value: Any) -> bool:
+    src = value.get("valueFrom") if isinstance(value, dict) else None
+    return isinstance(src, dict) and "secret" in src
+
+
+def redact_spec(spec: Any) -> Any:
+    """A copy of a spec (plain JSON data) with every stored secret value replaced by the
+    placeholder. The one function all output paths use."""
+    if not isinstance(spec, dict):
+        return spec
+    env = spec.get("env")
+    if not isinstance(env, dict) or not any(is_secret(v) for v in env.values()):
+        return spec
+    return {**spec, "env": {k: ({"valueFrom": {"secret": SECRET_PLACEHOLDER}} if is_secret(v) else v)
+                            for k, v in env.items()}}
+
+
+def secret_keys(spec: Any) -> list[str]:
+    """The env keys of ``spec`` whose value is a stored secret."""
+    env = spec.get("env") if isinstance(spec, dict) else None
+    return sorted(k for k, v in (env or {}).items() if is_secret(v))
+
+
+def redact_text(text: str, secrets: list[str]) -> str:
+    """``text`` with every occurrence of the given secret values replaced (log lines)."""
+    for value in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(value, SECRET_PLACEHOLDER)
+    return text
