@@ -115,20 +115,63 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class Inputs:
+    """What a verb that reads YAML reads: the files (given, or found as compose finds them,
+    see ``controller.inputs``) and the load options."""
+
+    def __init__(self, files: list[str], opts: Any):
+        self.files, self.opts = files, opts
+
+    def notices(self) -> None:
+        """Print the loader's info lines (once per stack: who is not restarted) on stderr."""
+        for line in self.opts.notices:
+            err.print(f"note: {line}", markup=False)
+
+
 def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every verb that reads YAML shares (native or compose)."""
-    fn = click.option("--format", "fmt", type=click.Choice(["auto", "native", "compose"]), default="auto",
-                      show_default=True, help="Input format; auto detects compose files by shape.")(fn)
-    fn = click.option("-p", "--project-name", "project", default=None,
-                      help="Compose project name (default: `name:` in the file, else its directory).")(fn)
-    fn = click.option("--profile", "profiles", multiple=True, help="Activate a compose profile (repeatable).")(fn)
-    fn = click.option("--allow-unsupported", is_flag=True,
-                      help="Compose keys reconcile does not support yet become warnings, not errors.")(fn)
-    return fn
+    """The options every verb that reads YAML shares (native or compose); the verb gets
+    them as one ``inputs: Inputs`` argument. The one path by which verbs read input."""
 
+    @wraps(fn)
+    def wrapper(*args: Any, files: tuple[str, ...], fmt: str, project: str | None, profiles: tuple[str, ...],
+                allow_unsupported: bool, env_files: tuple[str, ...], project_dir: str | None, **kwargs: Any) -> Any:
+        import os
 
-def _load_opts(fmt: str, project: str | None, profiles: tuple[str, ...], allow_unsupported: bool) -> Any:
-    return ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported)
+        from controller.inputs import input_files
+
+        try:
+            found = input_files(files, os.environ, project_dir or os.getcwd())
+        except InvalidSpec as exc:
+            err.print("[red]error:[/red] invalid input")
+            for issue in exc.issues:
+                err.print(f"  {issue}", markup=False)
+            sys.exit(EXIT_INVALID)
+        for w in found.warnings:
+            logger.warning(w)
+        opts = ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported,
+                                project_dir=project_dir, env_files=tuple(env_files))
+        return fn(*args, inputs=Inputs(found.files, opts), **kwargs)
+
+    out: Callable[..., Any] = wrapper
+    out = click.option("-f", "--file", "files", multiple=True,
+                       help="YAML file, native or compose (repeatable, merged in order; '-' for stdin). Default: "
+                            "COMPOSE_FILE, else compose.yaml & co. (and its override file) found in the working "
+                            "directory or a parent, as docker compose finds them.")(out)
+    out = click.option("--format", "fmt", type=click.Choice(["auto", "native", "compose"]), default="auto",
+                       show_default=True, help="Input format; auto detects compose files by shape.")(out)
+    out = click.option("-p", "--project-name", "project", default=None,
+                       help="Compose project name (default: COMPOSE_PROJECT_NAME, `name:` in the file, "
+                            "else the project directory's name).")(out)
+    out = click.option("--profile", "profiles", multiple=True,
+                       help="Activate a compose profile (repeatable; default: COMPOSE_PROFILES).")(out)
+    out = click.option("--allow-unsupported", is_flag=True,
+                       help="Compose keys reconcile does not support yet become warnings, not errors.")(out)
+    out = click.option("--env-file", "env_files", multiple=True, type=click.Path(dir_okay=False),
+                       help="Compose: read variables from this file instead of <project dir>/.env (repeatable).")(out)
+    out = click.option("--project-directory", "project_dir", default=None, type=click.Path(file_okay=False),
+                       help="Compose: the directory relative paths, .env and the default project name come "
+                            "from (default: the first file's directory).")(out)
+    return out
 
 
 def _ts(ts: float | None) -> str:
@@ -161,7 +204,6 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
 
 
 @cli.command()
-@click.option("-f", "--file", "files", multiple=True, required=True, help="YAML file (repeatable; '-' for stdin).")
 @click.option("--prune", is_flag=True, help="Remove services that earlier applies of the same files created "
               "and these files no longer name.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; write nothing, touch nothing.")
@@ -173,8 +215,8 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
 @input_options
 @click.pass_obj
 @handled
-def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: float,
-          as_json: bool, fmt: str, project: str | None, profiles: tuple[str, ...], allow_unsupported: bool) -> None:
+def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: float,
+          as_json: bool) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
     A changed spec bumps its generation; an unchanged one performs no engine action.
@@ -183,9 +225,9 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
     """
     if volumes and not prune:
         raise click.UsageError("--volumes only applies with --prune")
-    opts = _load_opts(fmt, project, profiles, allow_unsupported)
-    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=dry_run, wait=wait,
-                       volumes=volumes, timeout=timeout, opts=opts)
+    report = ops.apply(obj.store, obj.engine, inputs.files, prune=prune, dry_run=dry_run, wait=wait,
+                       volumes=volumes, timeout=timeout, opts=inputs.opts)
+    inputs.notices()
     if as_json:
         _dump({
             "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
@@ -225,19 +267,19 @@ def apply(obj: Ctx, files: tuple[str, ...], prune: bool, dry_run: bool, wait: bo
 
 
 @cli.command()
-@click.option("-f", "--file", "files", multiple=True, required=True, help="YAML file (repeatable).")
 @click.option("--prune", is_flag=True, help="Include the removals --prune would make.")
 @click.option("--json", "as_json", is_flag=True)
 @input_options
 @click.pass_obj
 @handled
-def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool, fmt: str, project: str | None,
-         profiles: tuple[str, ...], allow_unsupported: bool) -> None:
+def diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> None:
     """Show the plan for FILEs (merged in order), field by field, without acting or writing.
 
-    Exits 0 whether or not there are differences."""
-    opts = _load_opts(fmt, project, profiles, allow_unsupported)
-    report = ops.apply(obj.store, obj.engine, list(files), prune=prune, dry_run=True, opts=opts)
+    Exits 0 whether or not there are differences. Stored secret values show as a placeholder."""
+    from crd_like.secrets import redact_spec
+
+    report = ops.apply(obj.store, obj.engine, inputs.files, prune=prune, dry_run=True, opts=inputs.opts)
+    inputs.notices()
     actions = report.plan.actions if report.plan else []
     if as_json:
         _dump({"changes": [{"name": c.name, "change": c.change, "generation": c.generation,
@@ -248,7 +290,7 @@ def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool, fmt: str,
         if c.change == "unchanged":
             continue
         out.print(f"{c.kind.lower()}/{c.name}: {c.change}", markup=False)
-        old, new = c.old_spec or {}, c.new_spec or {}
+        old, new = redact_spec(c.old_spec or {}), redact_spec(c.new_spec or {})
         for f in report.field_diffs.get(c.name, []) or (sorted(new) if c.change == "created" else []):
             out.print(f"  {f}: {_get(old, f)!r} -> {_get(new, f)!r}", markup=False)
     if actions:
@@ -317,8 +359,10 @@ def describe(obj: Ctx, name: str, as_json: bool) -> None:
         sys.exit(EXIT_INVALID)
     row = next(r for r in ops.status_rows(obj.store) if r["name"] == name)
     events = obj.store.history(name, limit=20)
+    from crd_like.secrets import redact_spec
+
     data = {"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
-            "spec": rec.spec, "generation": rec.generation, "status": row,
+            "spec": redact_spec(rec.spec), "generation": rec.generation, "status": row,
             "events": [e.to_json() for e in events]}
     if as_json:
         _dump(data)
@@ -347,6 +391,8 @@ def describe(obj: Ctx, name: str, as_json: bool) -> None:
 def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ...], limit: int | None,
             revisions: bool, as_json: bool) -> None:
     """The audit history (newest last): what happened to NAME (or all) and why."""
+    from crd_like.secrets import redact_spec
+
     if revisions:
         if not name:
             raise click.UsageError("--revisions needs a NAME")
@@ -354,7 +400,8 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
         current = obj.store.get(name)
         if as_json:
             _dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at,
-                    "current": bool(current and current.generation == r.generation), "spec": r.spec} for r in revs])
+                    "current": bool(current and current.generation == r.generation),
+                    "spec": redact_spec(r.spec)} for r in revs])
             return
         for r in revs:
             mark = "*" if current and current.generation == r.generation else " "
@@ -509,20 +556,36 @@ def resume(obj: Ctx, name: str, reason: str) -> None:
 
 
 @cli.command()
-@click.option("-f", "--file", "files", multiple=True, required=True, help="Compose (or native) file; repeatable, merged in order.")
+@click.option("--reveal-secrets", is_flag=True, help="Print stored secret values (interpolated into "
+              "secret-looking env keys) instead of a placeholder, so that the output re-applies unchanged.")
 @input_options
 @handled
-def convert(files: tuple[str, ...], fmt: str, project: str | None, profiles: tuple[str, ...],
-            allow_unsupported: bool) -> None:
+def convert(inputs: Inputs, reveal_secrets: bool) -> None:
     """Print FILEs (e.g. docker-compose.yml + overrides) as native reconcile YAML.
 
     Applying the output gives the same containers (identical spec hashes). Secret values
-    are never printed: env files and secret files stay references."""
+    are never printed: env files and secret files stay references, and values
+    interpolated into secret-looking env keys print as a placeholder (with a warning
+    naming them) unless --reveal-secrets is given."""
     from crd_like.formats import to_native_yaml
 
-    opts = _load_opts(fmt, project, profiles, allow_unsupported)
-    resources = ops.load_models(list(files), opts)
-    click.echo(to_native_yaml(resources, header=f"converted by reconcile from {', '.join(files)}"), nl=False)
+    resources = ops.load_models(inputs.files, inputs.opts)
+    inputs.notices()
+    if not reveal_secrets:
+        _placeholder_warning([(r.metadata.name, r.spec.model_dump(mode="json", exclude_defaults=True))
+                              for r in resources], "convert")
+    click.echo(to_native_yaml(resources, header=f"converted by reconcile from {', '.join(inputs.files)}",
+                              reveal_secrets=reveal_secrets), nl=False)
+
+
+def _placeholder_warning(specs: list[tuple[str, dict[str, Any]]], verb: str) -> None:
+    from crd_like.secrets import SECRET_PLACEHOLDER, secret_keys
+
+    keys = [f"{name}: env.{k}" for name, spec in specs for k in secret_keys(spec)]
+    if keys:
+        err.print(f"warning: secret values are printed as {SECRET_PLACEHOLDER!r} ({'; '.join(keys)}); the output "
+                  f"does not re-apply to the same containers unless you pass `reconcile {verb} --reveal-secrets`",
+                  markup=False)
 
 
 @cli.command()
@@ -612,17 +675,26 @@ def db_check(obj: Ctx, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON list instead of YAML documents.")
+@click.option("--reveal-secrets", is_flag=True, help="Print stored secret values instead of a placeholder "
+              "(needed for the export to re-apply to identical spec hashes).")
 @click.pass_obj
 @handled
-def export(obj: Ctx, as_json: bool) -> None:
-    """Print the whole desired state as YAML that re-applies to identical spec hashes."""
+def export(obj: Ctx, as_json: bool, reveal_secrets: bool) -> None:
+    """Print the whole desired state as YAML that re-applies to identical spec hashes
+    (with --reveal-secrets when specs hold secret values; without it they print as a
+    placeholder and a warning names them)."""
     import yaml
 
+    from crd_like.secrets import redact_spec
+
     docs = []
-    for name, rec in sorted(obj.store.desired().items()):
+    desired = sorted(obj.store.desired().items())
+    if not reveal_secrets:
+        _placeholder_warning([(name, rec.spec) for name, rec in desired], "export")
+    for name, rec in desired:
         meta = {k: v for k, v in rec.metadata.items() if k != "name"}
         docs.append({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {"name": name, **meta},
-                     "spec": rec.spec})
+                     "spec": rec.spec if reveal_secrets else redact_spec(rec.spec)})
     if as_json:
         _dump(docs)
     else:

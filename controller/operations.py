@@ -63,19 +63,23 @@ def _read_bytes(path: str) -> bytes:
 
 
 def load_options(*, fmt: str = "auto", project: str | None = None, allow_unsupported: bool = False,
-                 profiles: tuple[str, ...] = ()) -> LoadOptions:
+                 profiles: tuple[str, ...] = (), project_dir: str | None = None,
+                 env_files: tuple[str, ...] = ()) -> LoadOptions:
     """Input options with this process's environment and a file reader (for compose's
     ``.env``, ``env_file`` and secret/config files)."""
     return LoadOptions(fmt=fmt, project=project, allow_unsupported=allow_unsupported,  # type: ignore[arg-type]
-                       environ=dict(os.environ), profiles=profiles, read_file=_read_bytes)
+                       environ=dict(os.environ), profiles=profiles, read_file=_read_bytes,
+                       project_dir=os.path.abspath(project_dir) if project_dir else None,
+                       env_files=tuple(os.path.abspath(f) for f in env_files))
 
 
 def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
     opts = opts or load_options()
-    resources = load_any(read_sources(files), opts)
-    for w in opts.warnings:
-        logger.warning(w)
-    return resources
+    try:
+        return load_any(read_sources(files), opts)
+    finally:  # also when the conversion fails: the warnings say what was dropped on the way
+        for w in opts.warnings:
+            logger.warning(w)
 
 
 def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:

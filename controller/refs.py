@@ -93,10 +93,13 @@ class RefCache:
         for path in spec.envFiles:
             try:
                 files[path] = self.file_digest(path)
-                env.update(parse_env_file(_read_text(path)))
-                secret.update(parse_env_file(_read_text(path)))
+                values = read_env_file(path)
+                env.update(values)
+                secret.update(values)
             except OSError as exc:
                 error = f"env file {path} cannot be read: {exc.strerror}"
+            except ValueError as exc:
+                error = f"env file {path}: {exc}"
         for key, value in spec.env.items():
             if isinstance(value, EnvFrom):
                 src = value.valueFrom
@@ -107,6 +110,8 @@ class RefCache:
                         env[key] = _read_text(src.file).rstrip("\n")
                     except OSError as exc:
                         error = f"secret file {src.file} for env {key} cannot be read: {exc.strerror}"
+                elif src.secret is not None:  # stored with the spec, already part of the spec hash
+                    env[key] = src.secret
                 else:
                     assert src.env is not None
                     if src.env not in environ:
@@ -139,24 +144,26 @@ def _read_text(path: str) -> str:
         return fh.read(MAX_FILE_BYTES).decode("utf-8", "replace")
 
 
-def parse_env_file(text: str) -> dict[str, str]:
-    """KEY=VALUE lines, compose style: '#' comments, blank lines, optional quotes, 'export '."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
+def read_env_file(path: str) -> dict[str, str]:
+    """An env file's variables, with compose's dotenv rules (the same parser the compose
+    loader uses: ``crd_like.interpolate.parse_env_file``). ``${VAR}`` refers to keys
+    defined earlier in the file only, never to the controller's own environment, so the
+    values do not depend on where the controller runs. Raises OSError or ValueError."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_FILE_BYTES)
+    return parse_env_file(raw, path)
+
+
+def parse_env_file(raw: bytes, name: str = "env file") -> dict[str, str]:
+    """Pure: dotenv bytes -> variables (compose's semantics). Raises ValueError with the
+    problems' lines (never the values)."""
+    from crd_like.errors import InvalidSpec
+    from crd_like.interpolate import parse_env_file as parse
+
+    try:
+        return parse(raw, name, {})
+    except InvalidSpec as exc:
+        raise ValueError("; ".join(f"line {i.line}: {i.message}" for i in exc.issues)) from None
 
 
 def redact(value: Any) -> str:

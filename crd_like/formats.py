@@ -60,6 +60,9 @@ class LoadOptions:
     warnings: list[str] = field(default_factory=list)  # filled with warnings while loading
     profiles: tuple[str, ...] = ()  # active compose profiles (none: COMPOSE_PROFILES from environ, if set)
     read_file: Callable[[str], bytes] | None = None
+    project_dir: str | None = None  # compose --project-directory (absolute); default: the first file's directory
+    env_files: tuple[str, ...] = ()  # compose --env-file (absolute); default: <project_dir>/.env
+    notices: list[str] = field(default_factory=list)  # info lines: the restart notice, ignored dev-only keys
 
 
 @dataclass
@@ -132,7 +135,8 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
     if compose:
         converted = convert(compose, environ=opts.environ, project=opts.project, profiles=opts.profiles,
                             allow_unsupported=opts.allow_unsupported, read_file=opts.read_file,
-                            warnings=opts.warnings)
+                            warnings=opts.warnings, notices=opts.notices, project_dir=opts.project_dir,
+                            env_files=opts.env_files)
         layers[compose_layer] = [_Entry(compose_layer, None, compose[0].base_dir, c) for c in converted]
     return _validate(layers)
 
@@ -216,17 +220,22 @@ def _issue(root: Node, err: Any) -> Issue:
     return Issue(node.file, node.line, node.field, message)
 
 
-def to_native_yaml(resources: list[Any], header: str | None = None) -> str:
+def to_native_yaml(resources: list[Any], header: str | None = None, *, reveal_secrets: bool = False) -> str:
     """Multi-document native YAML for ``resources`` (e.g. converted from compose).
 
     Only non-default fields are written; loading the text natively gives specs with the
-    same ``spec_hash``. Relative bind mounts are already absolute at this point."""
+    same ``spec_hash`` (with ``reveal_secrets``; otherwise stored secret values are
+    printed as ``crd_like.secrets.SECRET_PLACEHOLDER``). Relative bind mounts are
+    already absolute at this point."""
+    from crd_like.secrets import redact_spec
+
     docs = []
     for res in resources:
         doc: dict[str, Any] = {"apiVersion": res.apiVersion, "kind": res.kind,
                                "metadata": res.metadata.model_dump(mode="json", exclude_defaults=True)}
         doc["metadata"]["name"] = res.metadata.name
-        doc["spec"] = _readable(res.spec.model_dump(mode="json", exclude_defaults=True))
+        spec = res.spec.model_dump(mode="json", exclude_defaults=True)
+        doc["spec"] = _readable(spec if reveal_secrets else redact_spec(spec))
         docs.append(doc)
     text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     if header:

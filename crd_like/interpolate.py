@@ -199,7 +199,9 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
         key, eq, rest = line.partition("=")
         key = key.strip()
         if not _ENV_KEY.fullmatch(key):
-            issues.append(Issue(file, lineno, "", f"invalid line {lines[i - 1]!r}: expected KEY=VALUE"))
+            # the line itself is not quoted: env files hold secrets
+            issues.append(Issue(file, lineno, "", "invalid line: expected KEY=VALUE (KEY: letters, digits, '_', "
+                                                  "'.' and '-', not starting with a digit)"))
             continue
         if not eq:
             if key in environ:
@@ -217,7 +219,7 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
                     raise InterpolationError(key, f"unterminated {quote} quote in the value of {key}")
                 value, tail = body[:end], body[end + 1:].strip()
                 if tail and not tail.startswith("#"):
-                    raise InterpolationError(key, f"unexpected text {tail!r} after the quoted value of {key}")
+                    raise InterpolationError(key, f"unexpected text after the quoted value of {key}")
                 if quote == '"':
                     value = substitute(_unescape(value), lookup)
             else:

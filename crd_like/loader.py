@@ -392,14 +392,25 @@ def _issue_from_error(doc: Document, err: Any) -> Issue:
     elif etype == "missing":
         msg = "required field is missing"
     elif etype == "literal_error":
-        msg = f"got {err.get('input')!r}: {msg}"
+        msg = f"got {_shown(err.get('input'))}: {msg}"
     elif etype.endswith("_type") or etype.endswith("_parsing"):
-        msg = f"{msg}, got {type(err.get('input')).__name__} {err.get('input')!r}"[:300]
+        value = err.get("input")
+        shown = _shown(value) if isinstance(value, (dict, list)) else f"{type(value).__name__} {value!r}"
+        msg = f"{msg}, got {shown}"[:300]
     elif etype == "string_pattern_mismatch":
         field = next((p for p in reversed(loc) if isinstance(p, str)), "")
         what, expected = _PATTERN_FIELDS.get(field, ("value", f"a string matching {err.get('ctx', {}).get('pattern')}"))
         msg = f"{err.get('input')!r} is not a valid {what}: expected {expected}"
     return Issue(doc.file, doc.line_of(loc), _fmt(loc), msg)
+
+
+def _shown(value: Any) -> str:
+    """A value in an error message: scalars as written, never a Python repr of a structure."""
+    if isinstance(value, dict):
+        return "a mapping" + (f" (keys {', '.join(map(str, list(value)[:5]))})" if value else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return repr(value)
 
 
 # What each pattern-checked field (crd_like.models) expects, in words: the field, not the

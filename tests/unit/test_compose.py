@@ -370,7 +370,7 @@ def test_unsupported_key_is_a_warning_with_allow_unsupported(body: str, key: str
 
 
 @pytest.mark.parametrize(("top", "key", "line"), [
-    ("include: [other.yml]\n", "include", 4),
+    ("models:\n  m: {model: x}\n", "models", 4),
     ("volumes:\n  v: {driver: nfs}\n", "volumes.driver: nfs", 5),
     ("volumes:\n  v: {driver_opts: {o: x}}\n", "volumes.driver_opts", 5),
     ("networks:\n  n: {ipam: {config: []}}\n", "networks.ipam", 5),

@@ -114,7 +114,7 @@ def test_published_host_ports_are_unique_across_the_corpus() -> None:
 @pytest.mark.parametrize(("project", "files"), CASES, ids=["/".join((p, *f[1:])) for p, f in CASES])
 def test_round_trip_to_native_keeps_spec_hashes(project: str, files: tuple[str, ...]) -> None:
     resources = load(project, files)
-    text = to_native_yaml(resources, header=f"converted from tests/compose/{project}")
+    text = to_native_yaml(resources, header=f"converted from tests/compose/{project}", reveal_secrets=True)
     again = load_any([(text.encode(), "converted.yaml", "/nonexistent")], LoadOptions(fmt="native"))
     assert [(r.kind, r.name) for r in again] == [(r.kind, r.name) for r in resources]
     assert [spec_hash(r.spec) for r in again] == [spec_hash(r.spec) for r in resources]
