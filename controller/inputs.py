@@ -41,18 +41,17 @@ def input_files(files: tuple[str, ...] | list[str], environ: Mapping[str, str], 
     env_files = environ.get("COMPOSE_FILE")
     if env_files:
         sep = environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
-        return Found([p if os.path.isabs(p) else os.path.relpath(os.path.join(cwd, p))
-                      for p in env_files.split(sep) if p])
+        return Found([_shown(os.path.join(cwd, p)) for p in env_files.split(sep) if p])
     here = os.path.abspath(cwd)
     while True:
         found = [n for n in COMPOSE_NAMES if exists(os.path.join(here, n))]
         if found:
-            out = Found([_shown(os.path.join(here, found[0]), cwd)])
+            out = Found([_shown(os.path.join(here, found[0]))])
             if len(found) > 1:
                 out.warnings.append(f"found several compose files in {here}: {', '.join(found)}; using {found[0]}")
             override = next((n for n in OVERRIDE_NAMES if exists(os.path.join(here, n))), None)
             if override is not None:
-                out.files.append(_shown(os.path.join(here, override), cwd))
+                out.files.append(_shown(os.path.join(here, override)))
             return out
         parent = os.path.dirname(here)
         if parent == here:
@@ -62,6 +61,8 @@ def input_files(files: tuple[str, ...] | list[str], environ: Mapping[str, str], 
                                              f"(or below one) holding {', '.join(COMPOSE_NAMES)}")])
 
 
-def _shown(path: str, cwd: str) -> str:
-    rel = os.path.relpath(path, cwd)
+def _shown(path: str) -> str:
+    """Relative to the process's working directory when below it (shorter messages), else absolute."""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path)
     return rel if not rel.startswith("..") else path

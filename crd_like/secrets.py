@@ -41,7 +41,7 @@ def secret_value(value: str) -> dict[str, Any]:
 
 def is_secret(value: Any) -> bool:
     src = value.get("valueFrom") if isinstance(value, dict) else None
-    return isinstance(src, dict) and "secret" in src
+    return isinstance(src, dict) and src.get("secret") is not None
 
 
 def redact_spec(spec: Any) -> Any:
