@@ -19,7 +19,6 @@ import click
 from controller import operations as ops
 from controller.errors import EngineUnavailable, ReconcileError
 from crd_like.errors import InvalidSpec
-from crd_like.units import parse_duration
 from store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -88,6 +87,45 @@ def plain_text(text: str) -> bool:
 out = _LazyConsole(stderr=False)
 err = _LazyConsole(stderr=True)
 
+PIPE_WIDTH = 200  # the console width when stdout is not a terminal (see _LazyConsole.real)
+
+
+def plain_table(headers: list[str], rows: list[list[str]], width: int = PIPE_WIDTH) -> str | None:
+    """The text Rich prints for ``Table(box=None, pad_edge=False)`` of these cells on a
+    non-terminal ``width`` columns wide, or None when only Rich can say (a cell that is not
+    plain ASCII, a "[" that Rich may read as markup, or a table wider than ``width``, which
+    Rich would wrap or shrink). Rendering
+    200 rows through Rich took as long as the rest of ``status``; tests/unit/test_cli_output.py
+    checks this against Rich itself."""
+    cells = [headers, *rows]
+    if any(not (c.isascii() and c.isprintable()) or "[" in c for row in cells for c in row):
+        return None
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if sum(widths) + 2 * (len(widths) - 1) > width:
+        return None
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "\n" for row in cells)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A table on stdout: the plain rendering when stdout is a pipe or file (the same
+    characters Rich would print), Rich's own on a terminal (styles, wrapping)."""
+    import os
+
+    env_forces_tty = any(k in os.environ for k in ("FORCE_COLOR", "TTY_COMPATIBLE"))
+    text = None if sys.stdout.isatty() or env_forces_tty else plain_table(headers, rows)
+    if text is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in headers:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    out.real.print(table)
+
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.2
     """A duration option (``90s``, ``1m30s``, ``2h``) parsed by click, so that a bad value is
@@ -98,6 +136,8 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic since 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
+        from crd_like.units import parse_duration  # its patterns compile on import: only when a duration is given
+
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -383,23 +423,20 @@ def status(obj: Ctx, as_json: bool) -> None:
     if as_json:
         _dump(rows)
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"):
-        table.add_column(col)
+    rows_text = []
     for r in rows:
         ev = r["lastEvent"]
         last = f"{ev['type']} {_ago(ev['ts'])}: {ev['reason']}"[:70] if ev else "-"
         state = r["state"]
         if r["nextAttemptAt"]:
             state += f" (next {time.strftime('%H:%M:%S', time.localtime(r['nextAttemptAt']))})"
-        table.add_row(r["name"], r["kind"], str(r["generation"]), str(r["observedGeneration"]), state,
-                      r["health"] or "-", r["containerId"] or "-", str(r["restartCount"]), last)
+        rows_text.append([r["name"], r["kind"], str(r["generation"]), str(r["observedGeneration"]), state,
+                          r["health"] or "-", r["containerId"] or "-", str(r["restartCount"]), last])
     if not rows:
         out.print("no resources; `reconcile apply -f FILE` adds some", markup=False)
     else:
-        out.print(table)
+        print_table(["NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"],
+                    rows_text)
 
 
 def _ago(ts: float) -> str:

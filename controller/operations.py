@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crd_like.errors import InvalidSpec, Issue
-from store.records import AppliedChange, ResourceInput, Status
 
 # Heavy imports (loguru, pydantic models, the planner, SQLAlchemy, the Docker SDK) are made
 # inside the functions that need them: `status` and the other read verbs import this module
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from controller.render import DesiredService
     from crd_like.formats import LoadOptions
     from store import Store
+    from store.records import AppliedChange, ResourceInput
 
 
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
@@ -88,6 +88,7 @@ def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
 
 def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
     from crd_like.hashing import spec_hash
+    from store.records import ResourceInput
 
     resources = load_models(files, opts)
     return [
@@ -423,6 +424,8 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     gone = store.delete(name, actor="cli", now=clock())
     if gone is None:
         return None
+    from store.records import AppliedChange
+
     report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
     converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
     if volumes:
@@ -460,6 +463,8 @@ def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyR
 
 
 def status_rows(store: Store) -> list[dict[str, Any]]:
+    from store.records import Status
+
     desired = store.desired()
     statuses = store.statuses()
     last = store.last_events(desired)

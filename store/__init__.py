@@ -4,27 +4,32 @@ The only package that imports SQLAlchemy (besides ``migrations/``). Must not imp
 ``controller`` or ``docker``.
 
 ``store.records`` and ``store.errors`` are plain Python: importing them (or this package)
-does not load SQLAlchemy. ``Store`` loads ``store.repository`` (and SQLAlchemy) on first use
-(PEP 562), so the planner, the executor and a CLI verb that never opens a store stay lean.
+does not load SQLAlchemy. The names below load on first use (PEP 562): ``Store`` brings in
+``store.repository`` and SQLAlchemy, so the planner, the executor and a CLI verb that never
+opens a store stay lean.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from store.errors import StoreError
-from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
-
 if TYPE_CHECKING:
+    from store.errors import StoreError
+    from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
     from store.repository import Store
 
 __all__ = ["AppliedChange", "Desired", "Event", "ResourceInput", "Revision", "Status", "Store", "StoreError"]
 
+_WHERE = {"StoreError": "store.errors", "Store": "store.repository",
+          **{n: "store.records" for n in ("AppliedChange", "Desired", "Event", "ResourceInput", "Revision", "Status")}}
+
 
 def __getattr__(name: str) -> Any:
-    if name == "Store":
-        from store.repository import Store
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    import importlib
 
-        globals()["Store"] = Store
-        return Store
-    raise AttributeError(f"module 'store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -92,3 +92,51 @@ def test_logging_set_up_before_loguru_is_imported_applies_when_it_is(as_json: bo
         assert json.loads(lines[0])["record"]["level"]["name"] == "WARNING"
     else:
         assert "WARNING" in lines[0] and not lines[0].startswith("{")
+
+
+HEADERS = ["NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"]
+ROW = ["web", "Service", "3", "3", "Running", "healthy", "0123456789ab", "0", "Restarted 5s ago: container exited"]
+
+
+def _rich_table(headers: list[str], rows: list[list[str]], width: int = 200) -> str:
+    from rich.table import Table
+
+    buf = io.StringIO()
+    table = Table(box=None, pad_edge=False)
+    for h in headers:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*r)
+    Console(file=buf, highlight=False, emoji=False, soft_wrap=True, width=width).print(table)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("rows", [
+    [ROW],
+    [ROW, ["a-much-longer-service-name-0001", "Job", "12", "11", "CrashLoopBackOff (next 10:00:01)", "-", "-", "14",
+           "-"]],
+    [[f"s{i:03d}", "Service", "1", "1", "Running", "-", f"{i:012x}", str(i), f"Applied {i}m ago: new resource"]
+     for i in range(200)],
+    [["x" * 60, "Service", "1", "1", "Running", "-", "-", "0", "y" * 76]],  # exactly 200 wide
+    [["", "", "", "", "", "", "", "", ""]],
+    [[" lead", "trail ", "1", "1", "a  b", "-", "-", "0", "-"]],
+])
+def test_plain_table_matches_rich(rows: list[list[str]]) -> None:
+    assert cli.plain_table(HEADERS, rows) == _rich_table(HEADERS, rows)
+
+
+@pytest.mark.parametrize("cell", ["x" * 120, "[red]markup[/red]", "café", "tab\tcell", "wide 日本"])
+def test_plain_table_leaves_what_only_rich_renders_to_rich(cell: str) -> None:
+    assert cli.plain_table(HEADERS, [[cell, *ROW[1:8], "y" * 90]]) is None
+
+
+def test_print_table_on_a_pipe_prints_rich_characters(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    cli.print_table(HEADERS, [ROW])
+    assert capsys.readouterr().out == _rich_table(HEADERS, [ROW])
+
+
+def test_a_table_one_column_wider_than_the_console_goes_to_rich() -> None:
+    assert cli.plain_table(HEADERS, [["x" * 60, "Service", "1", "1", "Running", "-", "-", "0", "y" * 77]]) is None
