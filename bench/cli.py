@@ -21,6 +21,8 @@ wall time median/p95 over the repetitions (quick 5, full 15). Every repetition r
 command once, the order rotating, with ``docker ps`` and ``docker-compose ps`` in the same
 rotation. The ratio is against ``docker ps``; the note gives ``docker-compose ps`` and the
 ratio to it. Targets: ``--help``/``version`` <= 120 ms; the read verbs <= 8x ``docker ps``.
+``python -c pass`` runs in the same rotation: the interpreter's start-up on this machine,
+under every verb.
 
 ``python -m bench.cli --populate DIR`` builds the store alone (records only, no engine
 writes) and prints its path: for profiling a verb by hand.
@@ -156,11 +158,14 @@ def run(b: Bench) -> list[Figure]:
         cmds["get -o wide"] = ["get", "-o", "wide"]
     cmds.update({"describe NAME": ["describe", target], "history NAME --since 1h": ["history", target, "--since", "1h"]})
     peers = {"docker ps": ["docker", "ps"],
-             "docker-compose ps": ["-p", project, "-f", str(compose_file), "ps"]}
+             "docker-compose ps": ["-p", project, "-f", str(compose_file), "ps"],
+             "python -c pass": [sys.executable, "-c", "pass"]}
 
     def once(key: str) -> float:
         if key == "docker ps":
             p = b.run(peers[key]).check()
+        elif key == "python -c pass":  # the interpreter's own start-up, in the CLI's environment
+            p = b.run(peers[key], env=b.env(db)).check()
         elif key == "docker-compose ps":
             p = b.compose(*peers[key], cwd=cdir).check()
         else:
@@ -192,6 +197,10 @@ def run(b: Bench) -> list[Figure]:
                               peer_p95=pct(samples["docker ps"], 95)))
     figures.append(Figure(NAME, "`docker-compose ps` wall (the second peer)", cps, "ms", "docker ps", dps, "", None,
                           reps, setup, p95=pct(samples["docker-compose ps"], 95),
+                          peer_p95=pct(samples["docker ps"], 95)))
+    figures.append(Figure(NAME, "`python -c pass` wall (interpreter start-up, the floor of every verb)",
+                          median(samples["python -c pass"]), "ms", "docker ps", dps, "", None, reps,
+                          "site-packages' .pth start-up hooks included", p95=pct(samples["python -c pass"], 95),
                           peer_p95=pct(samples["docker ps"], 95)))
     return figures
 

@@ -252,7 +252,8 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         if wait:
             report.converged = wait_converged(store, names, deadline, clock)
         return
-    rec = _reconciler(store, engine, actor="cli", clock=clock, workers=inline_workers(store, names))
+    rec = _reconciler(store, engine, actor="cli", clock=clock, workers=inline_workers(
+        {n: r.spec for n, r in store.desired().items() if names is None or n in names}))
     wake: EngineWakeups | None = None
     try:
         while True:
@@ -297,11 +298,11 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
 INLINE_WORKERS_MIN, INLINE_WORKERS_MAX = 4, 16
 
 
-def inline_workers(store: Store, names: set[str] | None) -> int:
-    """Workers for an inline converge: the width of the widest dependency layer among these
-    services (a layer's services become ready together, and each waits for a free worker
-    otherwise), at least 4 (the daemon's default), at most 16."""
-    specs = {n: r.spec for n, r in store.desired().items() if names is None or n in names}
+def inline_workers(specs: dict[str, dict[str, Any]]) -> int:
+    """Workers for an inline converge of these specs: the width of the widest dependency
+    layer (a layer's services become ready together, and each waits for a free worker
+    otherwise), at least 4 (the daemon's default), at most 16. Cycles are refused before
+    this runs; a dependency outside ``specs`` is already converged and does not count."""
     depth: dict[str, int] = {}
 
     def layer(name: str, seen: frozenset[str]) -> int:
