@@ -119,8 +119,13 @@ class Store:
         changes: list[AppliedChange] = []
         with self.writing() as s, s.begin():
             names = {r.name for r in resources}
+            ordered = sorted(names)
+            existing: dict[str, ResourceRow] = {}
+            for i in range(0, len(ordered), 500):  # one SELECT per 500 names, not one per resource
+                existing.update((row.name, row) for row in s.scalars(
+                    select(ResourceRow).where(ResourceRow.name.in_(ordered[i : i + 500]))))
             for res in resources:
-                row = s.get(ResourceRow, res.name)
+                row = existing.get(res.name)
                 spec_json = _dumps(res.spec)
                 if row is None:
                     gen = 1
@@ -133,6 +138,7 @@ class Store:
                         source=source, suspended=False, created_at=now, updated_at=now,
                     )
                     s.add(row)
+                    existing[res.name] = row  # the same name twice in one batch: the second updates it
                     changes.append(AppliedChange(res.name, res.kind, "created", gen, None, res.spec))
                 elif row.spec_hash != res.spec_hash or row.kind != res.kind:
                     old = json.loads(row.spec)
