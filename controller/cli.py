@@ -94,9 +94,8 @@ def plain_table(headers: list[str], rows: list[list[str]], width: int = PIPE_WID
     """The text Rich prints for ``Table(box=None, pad_edge=False)`` of these cells on a
     non-terminal ``width`` columns wide, or None when only Rich can say (a cell that is not
     plain ASCII, a "[" that Rich may read as markup, or a table wider than ``width``, which
-    Rich would wrap or shrink). Rendering
-    200 rows through Rich took as long as the rest of ``status``; tests/unit/test_cli_output.py
-    checks this against Rich itself."""
+    Rich would wrap or shrink). Rendering 200 rows through Rich took as long as the rest of
+    ``status``; tests/unit/test_cli_output.py checks this against Rich itself."""
     cells = [headers, *rows]
     if any(not (c.isascii() and c.isprintable()) or "[" in c for row in cells for c in row):
         return None
@@ -109,8 +108,6 @@ def plain_table(headers: list[str], rows: list[list[str]], width: int = PIPE_WID
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     """A table on stdout: the plain rendering when stdout is a pipe or file (the same
     characters Rich would print), Rich's own on a terminal (styles, wrapping)."""
-    import os
-
     env_forces_tty = any(k in os.environ for k in ("FORCE_COLOR", "TTY_COMPATIBLE"))
     text = None if sys.stdout.isatty() or env_forces_tty else plain_table(headers, rows)
     if text is not None:
