@@ -267,6 +267,11 @@ class Bench:
         env = {**os.environ, "RECONCILE_DB": str(db),
                "RECONCILE_LOG_LEVEL": os.environ.get("RECONCILE_BENCH_LOG_LEVEL", "INFO")}
         env.pop("RECONCILE_LOG_JSON", None)
+        # Bytecode caches as an installed package has them (pip compiles on install; the
+        # peers' own modules are compiled): without them every command would compile the
+        # project's sources first. Kept in the run's temp directory, never in the checkout.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.tmp / "pycache")
         if docker_host:
             env["DOCKER_HOST"] = docker_host
         return env

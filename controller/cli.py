@@ -7,32 +7,121 @@ unavailable), 2 invalid input.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from loguru import logger
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from controller import operations as ops
 from controller.errors import EngineUnavailable, ReconcileError
-from crd_like import InvalidSpec
-from crd_like.units import parse_duration
-from store import Store, StoreError
+from crd_like.errors import InvalidSpec
+from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from store import Store
+
+# A read verb must not pay for what it does not use: rich, loguru, SQLAlchemy, pydantic and
+# the Docker SDK load inside the code that needs them (`python -X importtime -m
+# controller.cli status` shows what a verb imports; bench/cli.py times the verbs).
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
-# Not a terminal (pipes, CI logs): wide lines instead of wrapped table cells. No emoji:
-# what is printed includes the user's values, and Rich would turn ':warning:' into a
-# symbol even with markup=False.
-out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True,
-              width=None if sys.stderr.isatty() else 200)
+
+def escape(text: str) -> str:
+    """rich.markup.escape, loaded when a message is actually printed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class _LazyConsole:
+    """The CLI's Rich console, built on first use (Rich costs ~40 ms to import).
+
+    ``print(str, markup=False)`` of plain text (printable lines, no tabs or control
+    characters) writes the text itself: Rich would print exactly the same characters
+    (no highlight, no emoji, soft wrap), which tests/unit/test_cli_output.py checks. Anything
+    else (markup, tables, styles) goes to the real Console; ``.real`` is that Console, for
+    code that hands a console to Rich (Live, Progress)."""
+
+    def __init__(self, *, stderr: bool):
+        self._stderr = stderr
+        self._real: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._real is None:
+            from rich.console import Console
+
+            # Not a terminal (pipes, CI logs): wide lines instead of wrapped table cells. No
+            # emoji: what is printed includes the user's values, and Rich would turn
+            # ':warning:' into a symbol even with markup=False.
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._real = Console(stderr=self._stderr, highlight=False, emoji=False, soft_wrap=True,
+                                 width=None if stream.isatty() else 200)
+        return self._real
+
+    def print(self, *objects: Any, markup: bool | None = None, **kwargs: Any) -> None:
+        if (markup is False and not kwargs and len(objects) == 1 and isinstance(objects[0], str)
+                and plain_text(objects[0])):
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(objects[0] + "\n")
+            stream.flush()  # as Rich does after every print: stdout and stderr lines keep their order
+            return
+        self.real.print(*objects, markup=markup, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def plain_text(text: str) -> bool:
+    """Text Rich would print unchanged: printable lines (no tabs, escapes or control codes)."""
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+PIPE_WIDTH = 200  # the console width when stdout is not a terminal (see _LazyConsole.real)
+
+
+def plain_table(headers: list[str], rows: list[list[str]], width: int = PIPE_WIDTH) -> str | None:
+    """The text Rich prints for ``Table(box=None, pad_edge=False)`` of these cells on a
+    non-terminal ``width`` columns wide, or None when only Rich can say (a cell that is not
+    plain ASCII, a "[" that Rich may read as markup, or a table wider than ``width``, which
+    Rich would wrap or shrink). Rendering 200 rows through Rich took as long as the rest of
+    ``status``; tests/unit/test_cli_output.py checks this against Rich itself."""
+    cells = [headers, *rows]
+    if any(not (c.isascii() and c.isprintable()) or "[" in c for row in cells for c in row):
+        return None
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if sum(widths) + 2 * (len(widths) - 1) > width:
+        return None
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "\n" for row in cells)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A table on stdout: the plain rendering when stdout is a pipe or file (the same
+    characters Rich would print), Rich's own on a terminal (styles, wrapping)."""
+    env_forces_tty = any(k in os.environ for k in ("FORCE_COLOR", "TTY_COMPATIBLE"))
+    text = None if sys.stdout.isatty() or env_forces_tty else plain_table(headers, rows)
+    if text is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in headers:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    out.real.print(table)
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.2
@@ -44,6 +133,8 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic since 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
+        from crd_like.units import parse_duration  # its patterns compile on import: only when a duration is given
+
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -56,12 +147,53 @@ COUNT = click.IntRange(1, 2**63 - 1)
 
 
 def setup_logging(level: str, as_json: bool) -> None:
+    """Configure loguru, or, if it is not loaded yet, configure it the moment it is imported:
+    verbs that never log (status, describe, history) then never import it (~40 ms)."""
+    if "loguru" in sys.modules:
+        _configure_logging(level, as_json)
+        return
+    for finder in list(sys.meta_path):
+        if isinstance(finder, _ConfigureOnImport):
+            sys.meta_path.remove(finder)
+    sys.meta_path.insert(0, _ConfigureOnImport(level, as_json))
+
+
+def _configure_logging(level: str, as_json: bool) -> None:
+    from loguru import logger
+
     logger.remove()
     if as_json:
         logger.add(sys.stderr, level=level.upper(), serialize=True)
     else:
         logger.add(sys.stderr, level=level.upper(), format="<green>{time:HH:mm:ss}</green> {level: <7} {message}",
                    colorize=None)
+
+
+class _ConfigureOnImport:
+    """A one-shot import hook: runs ``_configure_logging`` right after ``loguru`` is imported."""
+
+    def __init__(self, level: str, as_json: bool):
+        self.level, self.as_json = level, as_json
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "loguru":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, level, as_json = spec.loader, self.level, self.as_json
+        exec_module = loader.exec_module
+
+        def exec_then_configure(module: Any) -> None:
+            exec_module(module)
+            sys.modules[name] = module
+            _configure_logging(level, as_json)
+
+        loader.exec_module = exec_then_configure  # type: ignore[method-assign]
+        return spec
 
 
 class Ctx:
@@ -73,8 +205,17 @@ class Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from store import Store
+
             self._store = Store.open(self.db)
         return self._store
+
+    def close(self) -> None:
+        """Close the store (its connections) when the command ends: main() exits without
+        interpreter teardown, so nothing else would."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     @property
     def engine(self) -> Any:
@@ -201,6 +342,7 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
     """
     setup_logging(log_level, log_json)
     ctx.obj = Ctx(db)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -320,21 +462,20 @@ def status(obj: Ctx, as_json: bool) -> None:
     if as_json:
         _dump(rows)
         return
-    table = Table(box=None, pad_edge=False)
-    for col in ("NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"):
-        table.add_column(col)
+    rows_text = []
     for r in rows:
         ev = r["lastEvent"]
         last = f"{ev['type']} {_ago(ev['ts'])}: {ev['reason']}"[:70] if ev else "-"
         state = r["state"]
         if r["nextAttemptAt"]:
             state += f" (next {time.strftime('%H:%M:%S', time.localtime(r['nextAttemptAt']))})"
-        table.add_row(r["name"], r["kind"], str(r["generation"]), str(r["observedGeneration"]), state,
-                      r["health"] or "-", r["containerId"] or "-", str(r["restartCount"]), last)
+        rows_text.append([r["name"], r["kind"], str(r["generation"]), str(r["observedGeneration"]), state,
+                          r["health"] or "-", r["containerId"] or "-", str(r["restartCount"]), last])
     if not rows:
         out.print("no resources; `reconcile apply -f FILE` adds some", markup=False)
     else:
-        out.print(table)
+        print_table(["NAME", "KIND", "GEN", "OBSERVED", "STATE", "HEALTH", "CONTAINER", "RESTARTS", "LAST EVENT"],
+                    rows_text)
 
 
 def _ago(ts: float) -> str:
@@ -606,6 +747,7 @@ def db() -> None:
 @handled
 def db_upgrade(obj: Ctx) -> None:
     """Upgrade the store's schema to the newest migration."""
+    from store import Store
     from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
@@ -619,6 +761,7 @@ def db_upgrade(obj: Ctx) -> None:
 @handled
 def db_current(obj: Ctx, as_json: bool) -> None:
     """Show the store's schema revision and the newest one available."""
+    from store import Store
     from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
@@ -702,7 +845,34 @@ def export(obj: Ctx, as_json: bool, reveal_secrets: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="reconcile")
+    """Run the command line, then leave without interpreter teardown.
+
+    Freeing every module and object at exit took 0.3-1.6 s per command on a loaded host
+    (docs/PERFORMANCE.md). By then the command's output is written and the store closed
+    (``Ctx.close``), so ``os._exit`` skips only the freeing; the exit code is kept. When a
+    non-daemon thread is still running (which normal exit would wait for), or the command
+    raised an unexpected exception (a traceback), the normal exit is taken instead.
+    """
+    try:
+        cli(prog_name="reconcile")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str) or (code is not None and not isinstance(code, int)):
+        print(code, file=sys.stderr)
+        code = 1
+    code = code or 0
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (| head): as Python's own exit
+        code = code or 120
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -239,6 +239,20 @@ class Engine:
             return None
 
     # -- events --------------------------------------------------------------
+    def open_events(self, instance: str, since: float | None = None) -> tuple[Iterator[dict[str, Any]], Callable[[], None]]:
+        """The events of ``events`` plus a function that ends the stream from another thread:
+        the blocked reader then stops (an inline apply waits on it, then closes it)."""
+        filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
+        stream = self._call("events", lambda: self.api.events(decode=True, filters=filters, since=since))
+
+        def read() -> Iterator[dict[str, Any]]:
+            try:
+                yield from stream
+            except Exception:  # noqa: BLE001 - closed under the reader, or the engine went away: the end
+                return
+
+        return read(), stream.close
+
     def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Container and image events of this store's containers, decoded, blocking."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}

@@ -7,31 +7,33 @@ here (crd_like does no I/O).
 from __future__ import annotations
 
 import os
-import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
+from crd_like.errors import InvalidSpec, Issue
 
-from controller.actions import Action, describe
-from controller.planner import PENDING, UPDATING, WAITING, Plan
-from controller.render import DesiredService, prepare
+# Heavy imports (loguru, pydantic models, the planner, SQLAlchemy, the Docker SDK) are made
+# inside the functions that need them: `status` and the other read verbs import this module
+# and must not pay for what only apply and converge use (python -X importtime).
+if TYPE_CHECKING:
+    from controller.actions import Action
+    from controller.engine import Engine
+    from controller.planner import Plan
+    from controller.reconciler import Reconciler
+    from controller.render import DesiredService
+    from crd_like.formats import LoadOptions
+    from store import Store
+    from store.records import AppliedChange, ResourceInput
 
 
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
     from controller.reconciler import Reconciler
 
     return Reconciler(store, engine, **kwargs)
-from crd_like import InvalidSpec, Issue, spec_hash
-from crd_like.formats import LoadOptions, load_any
-from crd_like.hashing import changed_fields
-from store import AppliedChange, ResourceInput, Status, Store
 
-if TYPE_CHECKING:  # the Docker SDK is imported only by verbs that talk to the engine
-    from controller.engine import Engine
-    from controller.reconciler import Reconciler
 
 INLINE_LEASE_TTL = 30.0
 
@@ -67,6 +69,8 @@ def load_options(*, fmt: str = "auto", project: str | None = None, allow_unsuppo
                  env_files: tuple[str, ...] = ()) -> LoadOptions:
     """Input options with this process's environment and a file reader (for compose's
     ``.env``, ``env_file`` and secret/config files)."""
+    from crd_like.formats import LoadOptions
+
     return LoadOptions(fmt=fmt, project=project, allow_unsupported=allow_unsupported,  # type: ignore[arg-type]
                        environ=dict(os.environ), profiles=profiles, read_file=_read_bytes,
                        project_dir=os.path.abspath(project_dir) if project_dir else None,
@@ -74,6 +78,10 @@ def load_options(*, fmt: str = "auto", project: str | None = None, allow_unsuppo
 
 
 def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
+    from loguru import logger
+
+    from crd_like.formats import load_any
+
     opts = opts or load_options()
     try:
         return load_any(read_sources(files), opts)
@@ -83,6 +91,9 @@ def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
 
 
 def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
+    from crd_like.hashing import spec_hash
+    from store.records import ResourceInput
+
     resources = load_models(files, opts)
     return [
         ResourceInput(
@@ -135,11 +146,15 @@ def source_key(files: list[str]) -> str:
 
 
 def holder_id(role: str) -> str:
+    import socket
+
     return f"{role}:{socket.gethostname()}:{os.getpid()}"
 
 
 def holder_is_dead(holder: str) -> bool:
     """True only when the holder ran on this host and its process no longer exists."""
+    import socket
+
     try:
         _role, host, pid = holder.rsplit(":", 2)
         if host != socket.gethostname():
@@ -164,6 +179,8 @@ class ApplyReport:
 
 
 def _field_diffs(changes: list[AppliedChange]) -> dict[str, list[str]]:
+    from crd_like.hashing import changed_fields
+
     out = {}
     for ch in changes:
         if ch.change == "updated" and ch.old_spec is not None and ch.new_spec is not None:
@@ -172,6 +189,8 @@ def _field_diffs(changes: list[AppliedChange]) -> dict[str, list[str]]:
 
 
 def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, source: str) -> dict[str, DesiredService]:
+    from controller.render import prepare
+
     current = store.desired()
     out: dict[str, DesiredService] = {}
     for name, rec in current.items():
@@ -188,6 +207,8 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
 def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
           wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time,
           opts: LoadOptions | None = None) -> ApplyReport:
+    from loguru import logger
+
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
@@ -215,6 +236,10 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
 def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None, wait: bool,
              timeout: float, clock: Callable[[], float] = time.time) -> None:
     """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
+    from loguru import logger
+
+    from controller.planner import PENDING, UPDATING, WAITING
+
     holder = holder_id("cli")
     deadline = clock() + timeout
     lease = store.lease(now=clock())
@@ -231,9 +256,14 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         if wait:
             report.converged = wait_converged(store, names, deadline, clock)
         return
-    rec = _reconciler(store, engine, actor="cli", clock=clock)
+    rec = _reconciler(store, engine, actor="cli", clock=clock, workers=inline_workers(
+        {n: r.spec for n, r in store.desired().items() if names is None or n in names}))
+    wake: EngineWakeups | None = None
     try:
         while True:
+            pass_started = clock()
+            if wake is not None:
+                wake.clear()  # an event from here on means the next pass may find something new
             store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock())  # renew during long applies
             result = rec.reconcile(only=names)
             report.plan = report.plan or result.plan
@@ -254,13 +284,92 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
                     report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
                 break
             if not result.actions:
-                time.sleep(0.3)
+                # waiting for the engine (a start, a health probe, a dependency): wake on its
+                # next event for these containers, at the latest after 0.3 s
+                if wake is None:
+                    wake = EngineWakeups(engine, rec.instance, since=pass_started)
+                wake.wait(0.3)
         rec.refresh_status(only=names)
         removed = rec.gc_networks()
         report.done.extend(f"removed network {n}: no desired service names it" for n in removed)
     finally:
+        if wake is not None:
+            wake.close()
         rec.close()
         store.release_lease(holder)
+
+
+INLINE_WORKERS_MIN, INLINE_WORKERS_MAX = 4, 16
+
+
+def inline_workers(specs: dict[str, dict[str, Any]]) -> int:
+    """Workers for an inline converge of these specs: the width of the widest dependency
+    layer (a layer's services become ready together, and each waits for a free worker
+    otherwise), at least 4 (the daemon's default), at most 16. Cycles are refused before
+    this runs; a dependency outside ``specs`` is already converged and does not count."""
+    depth: dict[str, int] = {}
+
+    def layer(name: str, seen: frozenset[str]) -> int:
+        if name not in depth:
+            deps = [d for d in (specs[name].get("dependsOn") or {}) if d in specs and d not in seen]
+            depth[name] = 1 + max((layer(d, seen | {name}) for d in deps), default=-1)
+        return depth[name]
+
+    widths: dict[int, int] = {}
+    for name in specs:
+        level = layer(name, frozenset())
+        widths[level] = widths.get(level, 0) + 1
+    return max(INLINE_WORKERS_MIN, min(INLINE_WORKERS_MAX, max(widths.values(), default=0)))
+
+
+class EngineWakeups:
+    """Wakes an inline converge when the engine reports an event for this store's containers
+    (start, die, health_status, ...), instead of a blind sleep between passes. A thread reads
+    the engine's event stream (from ``since``, so nothing between the pass and the stream is
+    missed) and sets a flag; ``close`` ends the stream. Without a stream (the engine refused
+    it), ``wait`` is the plain bounded sleep it replaces."""
+
+    def __init__(self, engine: Engine, instance: str, *, since: float):
+        self._flag = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._end: Callable[[], None] | None = None
+        self._thread = threading.Thread(target=self._read, args=(engine, instance, int(since)),
+                                        name="reconcile-wakeups", daemon=True)
+        self._thread.start()
+
+    def _read(self, engine: Engine, instance: str, since: int) -> None:
+        try:
+            stream, end = engine.open_events(instance, since=since)
+        except Exception:  # noqa: BLE001 - no stream: the bounded sleep alone
+            return
+        with self._lock:
+            self._end = end
+            closed = self._closed
+        if closed:
+            end()
+            return
+        for _event in stream:
+            self._flag.set()
+            if self._closed:
+                return
+
+    def clear(self) -> None:
+        self._flag.clear()
+
+    def wait(self, timeout: float) -> bool:
+        return self._flag.wait(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            end = self._end
+        if end is not None:
+            try:
+                end()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+        self._thread.join(timeout=1.0)
 
 
 def _blocked(plan: Plan) -> set[str]:
@@ -320,6 +429,8 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     gone = store.delete(name, actor="cli", now=clock())
     if gone is None:
         return None
+    from store.records import AppliedChange
+
     report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
     converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
     if volumes:
@@ -357,6 +468,8 @@ def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyR
 
 
 def status_rows(store: Store) -> list[dict[str, Any]]:
+    from store.records import Status
+
     desired = store.desired()
     statuses = store.statuses()
     last = store.last_events(desired)
@@ -378,6 +491,8 @@ def status_rows(store: Store) -> list[dict[str, Any]]:
 
 
 def plan_lines(plan: Plan) -> list[str]:
+    from controller.actions import describe
+
     return [describe(a) for a in plan.actions]
 
 

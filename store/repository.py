@@ -19,7 +19,10 @@ from sqlalchemy.orm import Session
 
 from store import db
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
+from store.errors import StoreError
 from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
+
+__all__ = ["Store", "StoreError"]
 
 LEASE_NAME = "controller"
 _REQUEST_FIELDS = frozenset({"name", "restart_requested_at", "restart_reason"})
@@ -43,21 +46,6 @@ def _event(row: EventRow) -> Event:
         id=row.id, ts=row.ts, service=row.service, container_id=row.container_id, type=row.type,
         reason=row.reason, message=row.message, generation=row.generation, actor=row.actor,
     )
-
-
-class StoreError(Exception):
-    """The store cannot be read or written (disk full, read-only, corrupt)."""
-
-    @staticmethod
-    def wraps(exc: BaseException) -> bool:
-        from sqlalchemy.exc import DBAPIError
-
-        return isinstance(exc, (DBAPIError, sqlite3.Error))
-
-    @staticmethod
-    def describe(exc: BaseException) -> str:
-        orig = getattr(exc, "orig", None)
-        return str(orig or exc)
 
 
 class Store:
@@ -131,8 +119,13 @@ class Store:
         changes: list[AppliedChange] = []
         with self.writing() as s, s.begin():
             names = {r.name for r in resources}
+            ordered = sorted(names)
+            existing: dict[str, ResourceRow] = {}
+            for i in range(0, len(ordered), 500):  # one SELECT per 500 names, not one per resource
+                existing.update((row.name, row) for row in s.scalars(
+                    select(ResourceRow).where(ResourceRow.name.in_(ordered[i : i + 500]))))
             for res in resources:
-                row = s.get(ResourceRow, res.name)
+                row = existing.get(res.name)
                 spec_json = _dumps(res.spec)
                 if row is None:
                     gen = 1
@@ -145,6 +138,7 @@ class Store:
                         source=source, suspended=False, created_at=now, updated_at=now,
                     )
                     s.add(row)
+                    existing[res.name] = row  # the same name twice in one batch: the second updates it
                     changes.append(AppliedChange(res.name, res.kind, "created", gen, None, res.spec))
                 elif row.spec_hash != res.spec_hash or row.kind != res.kind:
                     old = json.loads(row.spec)
@@ -321,14 +315,22 @@ class Store:
         return rows
 
     def last_events(self, names: Iterable[str]) -> dict[str, Event]:
-        """The newest event of each service (one indexed lookup per service)."""
+        """The newest event (by ts, then id) of each named stored resource, in one statement
+        per 500 names: a correlated ``ORDER BY ts DESC, id DESC LIMIT 1`` per resource, each
+        an index lookup on (service, ts), so the cost does not grow with the history.
+        Portable SQL (a scalar subquery: SQLite and PostgreSQL)."""
+        events, resources = EventRow.__table__, ResourceRow.__table__
+        newest = events.alias("newest")
+        wanted = sorted(set(names))
         out: dict[str, Event] = {}
-        with self.reading() as s:
-            for name in names:
-                row = s.scalars(select(EventRow).where(EventRow.service == name)
-                                .order_by(EventRow.ts.desc(), EventRow.id.desc()).limit(1)).first()
-                if row is not None:
-                    out[name] = _event(row)
+        with self._read.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                pick = (select(newest.c.id).where(newest.c.service == resources.c.name)
+                        .order_by(newest.c.ts.desc(), newest.c.id.desc()).limit(1)
+                        .correlate(resources).scalar_subquery())
+                ids = select(pick).where(resources.c.name.in_(wanted[i : i + 500]))
+                for row in conn.execute(select(events).where(events.c.id.in_(ids))):
+                    out[row.service] = _event(row)
         return out
 
     def containers_with_events(self, container_ids: list[str], types: tuple[str, ...]) -> set[str]:

@@ -404,3 +404,30 @@ def test_head_constant_matches_alembic_head() -> None:
     from store import db as store_db
 
     assert store_db.HEAD == store_db.head_revision()
+
+
+@pytest.mark.parametrize("events, expected", [
+    # (service, ts) in insertion order -> the index (in that order) of each service's newest
+    ([("a", 1.0), ("a", 3.0), ("a", 2.0)], {"a": 1}),  # newest by ts, not by insertion
+    ([("a", 5.0), ("a", 5.0)], {"a": 1}),  # a tie on ts: the later row
+    ([("a", 1.0), ("b", 2.0), ("", 9.0)], {"a": 0, "b": 1}),  # controller-wide rows are nobody's
+    ([("b", 1.0)], {"b": 0}),  # a resource without events has no entry
+])
+def test_last_events_is_the_newest_per_service(store: Store, events: list[tuple[str, float]],
+                                                expected: dict[str, int]) -> None:
+    store.apply([res("a"), res("b"), res("c")], source="f", actor="t", now=0.5)
+    store.record([Event(ts=ts, service=svc, type="T", reason=f"row {i}") for i, (svc, ts) in enumerate(events)])
+    got = store.last_events(["a", "b", "c", "not-stored"])
+    want = {svc: f"row {i}" for svc, i in expected.items()}
+    assert {svc: ev.reason for svc, ev in got.items() if ev.type == "T"} == want
+    assert set(got) == {"a", "b", "c"}  # every stored resource has its Applied row at least
+
+
+def test_last_events_matches_per_service_lookups_beyond_one_chunk(store: Store) -> None:
+    names = [f"s{i:03d}" for i in range(620)]  # more than one statement's 500 names
+    store.apply([res(n) for n in names], source="f", actor="t", now=1.0)
+    store.record([Event(ts=2.0 + (i % 7), service=names[i % 620], type="T", reason=str(i)) for i in range(3000)])
+    got = store.last_events(names)
+    for n in names[::37]:
+        newest = store.history(n, limit=1)
+        assert got[n] == newest[0]
