@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from bench.sockproxy import CountingProxy
-from tests.e2e.conftest import WORKER_IMAGE, Harness, wait_for
+from tests.e2e.conftest import RUN_ID, TEST_LABEL, WORKER_IMAGE, Harness, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +78,40 @@ def test_a_hung_removal_times_out_is_audited_and_retried_while_other_services_he
     finally:
         proxy.release()
         proxy.close()
+
+
+def test_bench_cleanup_is_bounded_and_reports_what_it_could_not_remove(
+        dclient: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/run.py's sweep (Bench.remove_bounded): one removal the engine never answers
+    ends in a report naming that container after the sweep's time bound, the others are
+    removed, and nothing waits on the hung call."""
+    from bench.common import Bench
+
+    made = [dclient.api.create_container(WORKER_IMAGE, labels={TEST_LABEL: RUN_ID})["Id"] for _ in range(3)]
+    stuck = made[0]
+    proxy = CountingProxy(tmp_path / "engine.sock",
+                          hold=lambda method, target: method == "DELETE" and f"/containers/{stuck}" in target)
+    proxy.start()
+    b: Bench | None = None
+    try:
+        monkeypatch.setenv("DOCKER_HOST", proxy.url)
+        b = Bench(quick=True)
+        t0 = time.monotonic()
+        left = b.remove_bounded(made, workers=2, timeout=5.0)
+        took = time.monotonic() - t0
+        assert set(left) == {stuck}, left
+        assert left[stuck] == "not removed within 5s"
+        assert took < 15, f"the sweep took {took:.1f}s past its 5 s bound"
+        remaining = {c["Id"] for c in dclient.api.containers(all=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"})}
+        assert stuck in remaining and not (set(made[1:]) & remaining)
+    finally:
+        proxy.release()
+        if b is not None:
+            b.events.close()
+            b.client.close()
+        proxy.close()
+        for cid in made:
+            try:
+                dclient.api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass
