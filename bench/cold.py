@@ -138,7 +138,7 @@ def run(b: Bench) -> list[Figure]:
                 elapsed = time.perf_counter() - t0
                 times[who].append(elapsed)
                 b.log(f"cold ({kind}) rep {rep + 1}/{reps}: {who} {elapsed:.2f} s")
-                b.remove_containers(tag, workers=16)
+                b.remove_containers(tag)
         rc = median(times["reconcile"])
         fl = median(times["floor"])
         cp = median(times["compose"])

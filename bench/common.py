@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,12 @@ BASE_IMAGE = "reconcile/busybox:latest"
 WEB_IMAGE = "reconcile/demo-web:1"
 WORKER_IMAGE = "reconcile/demo-worker:1"
 SLEEP_CMD = ["sleep", "1000000"]
+# removals: a wedged engine (20.10 after hundreds of concurrent force-removals) must not be
+# piled onto, and one removal that never returns must not hang the run
+REMOVE_WORKERS = 8
+REMOVE_CALL_TIMEOUT = 30.0
 LEASE_ACQUIRED = "acquired the controller lease"
+CLEANUP_BUDGET = 300.0  # seconds the final sweep may take in all
 
 
 class BenchError(Exception):
@@ -369,21 +373,65 @@ class Bench:
         label = [self.label] + ([f"{PEER_LABEL}={peer}"] if peer else [])
         return self.api.containers(all=all, filters={"label": label})
 
-    def remove_containers(self, peer: str | None = None, workers: int = 8) -> int:
+    def remove_containers(self, peer: str | None = None, workers: int = REMOVE_WORKERS,
+                          timeout: float = 300.0) -> int:
+        """Force-remove this run's containers, at most ``workers`` at once, bounded by
+        ``timeout`` in all. Raises BenchError naming what could not be removed."""
         ids = [c["Id"] for c in self.containers(peer)]
-        if ids:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(self._force_remove, ids))
+        left = self.remove_bounded(ids, workers=workers, timeout=timeout)
+        if left:
+            raise BenchError(f"{len(left)} of {len(ids)} containers not removed within {timeout:.0f}s: "
+                             + "; ".join(f"{cid[:12]} ({why})" for cid, why in sorted(left.items())[:10]))
         return len(ids)
 
-    def _force_remove(self, cid: str) -> None:
-        try:
-            self.api.remove_container(cid, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
+    def remove_bounded(self, ids: Sequence[str], *, workers: int = REMOVE_WORKERS,
+                       timeout: float = 300.0) -> dict[str, str]:
+        """Remove containers with bounded concurrency and a bounded total time. Each call
+        has its own timeout (REMOVE_CALL_TIMEOUT); the workers are daemon threads, so a
+        removal the engine never answers cannot keep the run (or the interpreter) from
+        ending. Returns {id: why} of the containers that were not removed."""
+        if not ids:
+            return {}
+        todo = list(ids)
+        lock = threading.Lock()
+        left: dict[str, str] = {cid: "not attempted" for cid in ids}
+        api = docker.APIClient(**{**docker.utils.kwargs_from_env(), "timeout": REMOVE_CALL_TIMEOUT,
+                                  "version": self.api.api_version})
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    cid = todo.pop()
+                try:
+                    api.remove_container(cid, force=True)
+                    why = ""
+                except docker.errors.NotFound:
+                    why = ""
+                except docker.errors.APIError as exc:
+                    why = "" if "already in progress" in str(exc) else f"engine refused: {exc.explanation or exc}"
+                except Exception as exc:  # noqa: BLE001 - timed out, engine gone: report it
+                    why = f"{type(exc).__name__}: {exc}"[:200]
+                with lock:
+                    if why:
+                        left[cid] = why
+                    else:
+                        left.pop(cid, None)
+
+        threads = [threading.Thread(target=worker, name=f"bench-remove-{i}", daemon=True)
+                   for i in range(max(1, min(workers, len(ids))))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with lock:
+            todo.clear()  # what was not started by now is not started at all
+            out = dict(left)
+        # never started, or started and still waiting for the engine
+        return {cid: (f"not removed within {timeout:.0f}s" if why == "not attempted" else why)
+                for cid, why in out.items()}
 
     def wait_until(self, pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
         deadline = time.monotonic() + timeout
@@ -426,7 +474,7 @@ class Bench:
                 self.wait_until(self._pings, max(1.0, deadline - time.monotonic()), "the Docker engine to answer",
                                 interval=1.0)
                 time.sleep(2.0)  # let a restarting engine settle before the sweep
-                self.remove_containers(workers=16)
+                self.remove_containers(timeout=max(10.0, deadline - time.monotonic()))
                 return
             except BenchError:
                 raise
@@ -455,12 +503,17 @@ class Bench:
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"process {p.pid}: {exc}")
         self.events.close()
-        # the engine may be restarting (other users of this host): wait for it, then sweep
-        deadline = time.monotonic() + 300
-        while True:
+        # the engine may be restarting (other users of this host): wait for it, then sweep;
+        # bounded in all (CLEANUP_BUDGET), and every call on its own, so a wedged engine
+        # ends in a report of what is left, never in a hang
+        deadline = time.monotonic() + CLEANUP_BUDGET
+        last: Exception | None = None
+        left: dict[str, str] = {}
+        while time.monotonic() < deadline:
             try:
                 self.api.ping()
-                self.remove_containers(workers=16)
+                left = self.remove_bounded([c["Id"] for c in self.containers()],
+                                           timeout=max(5.0, deadline - time.monotonic()))
                 for n in self.api.networks(filters={"label": [self.label]}):
                     self.api.remove_network(n["Id"])
                 for n in self.api.networks():
@@ -468,16 +521,18 @@ class Bench:
                         self.api.remove_network(n["Id"])
                 for v in (self.api.volumes(filters={"label": [self.label]}) or {}).get("Volumes") or []:
                     self.api.remove_volume(v["Name"], force=True)
-                left = self.containers()
-                if left:
-                    raise BenchError(f"{len(left)} containers still carry {self.label}")
-                break
-            except Exception as exc:  # noqa: BLE001 - keep trying until the deadline
-                if time.monotonic() > deadline:
-                    problems.append(f"engine sweep incomplete ({exc}); remove what carries {self.label} by hand: "
-                                    f"docker ps -aq --filter label={self.label} | xargs docker rm -f")
+                if not left and not self.containers():
+                    last = None
                     break
-                time.sleep(2)
+                last = BenchError(f"{len(left) or len(self.containers())} containers still carry {self.label}")
+            except Exception as exc:  # noqa: BLE001 - keep trying until the deadline
+                last = exc
+            time.sleep(2)
+        if last is not None:
+            for cid, why in sorted(left.items()):
+                problems.append(f"container {cid[:12]} not removed: {why}")
+            problems.append(f"engine sweep incomplete after {CLEANUP_BUDGET:.0f}s ({last}); remove what carries "
+                            f"{self.label} by hand: docker ps -aq --filter label={self.label} | xargs docker rm -f")
         if not self.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
         try:

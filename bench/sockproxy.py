@@ -4,16 +4,24 @@ Point a client at ``proxy.url`` (``DOCKER_HOST=unix:///...``) and every HTTP req
 makes is forwarded unchanged to the engine and counted by method and normalised path
 (``GET /containers/{id}/json``). Used to count the engine API calls of processes the
 bench does not run in-process (docker-compose, the ``reconcile run`` daemon, the CLI).
+
+``hold(method, target)`` makes chosen requests hang for real: a request it answers True
+for is kept from the engine until ``release()`` (or ``hold_max`` seconds), so the client
+sees an engine that takes the request and does not answer — the way Docker 20.10 wedged
+on removals — while every other request is served (tests/e2e/test_engine_timeouts.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import socket
 import socketserver
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 _VERSION = re.compile(r"^/v\d+\.\d+")
@@ -42,11 +50,16 @@ def engine_socket() -> str:
 
 
 class CountingProxy:
-    def __init__(self, path: Path, target: str | None = None):
+    def __init__(self, path: Path, target: str | None = None,
+                 hold: Callable[[str, str], bool] | None = None, hold_max: float = 600.0):
         self.path = str(path)
         self.target = target or engine_socket()
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.hold = hold
+        self.hold_max = hold_max
+        self.held: list[str] = []  # "METHOD target" of every request held
+        self._released = threading.Event()
         proxy = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -77,6 +90,25 @@ class CountingProxy:
         except OSError:
             pass
 
+    def release(self) -> None:
+        """Let held requests (and any later ones) through to the engine."""
+        self._released.set()
+
+    def _wait_released(self, client: socket.socket) -> bool:
+        """Until release() (True) or until the client hangs up or hold_max passes (False)."""
+        deadline = time.monotonic() + self.hold_max
+        while not self._released.wait(0.1):
+            if time.monotonic() > deadline:
+                return False
+            readable, _, _ = select.select([client], [], [], 0)
+            if readable:
+                try:
+                    if not client.recv(1, socket.MSG_PEEK):
+                        return False
+                except OSError:
+                    return False
+        return True
+
     def snapshot(self) -> Counter[str]:
         with self.lock:
             return Counter(self.counts)
@@ -102,29 +134,41 @@ class CountingProxy:
                 data = client.recv(65536)
                 if not data:
                     break
-                upstream.sendall(data)
                 if raw:
+                    upstream.sendall(data)
                     continue
                 buf += data
+                # forward request by request (a held one waits before it reaches the engine)
                 while buf:
                     if body_left:
                         take = min(body_left, len(buf))
                         body_left -= take
+                        upstream.sendall(buf[:take])
                         buf = buf[take:]
                         continue
                     end = buf.find(b"\r\n\r\n")
                     if end < 0:
                         if len(buf) > 1 << 20:
-                            raw, buf = True, b""
+                            raw = True
+                            upstream.sendall(buf)
+                            buf = b""
                         break
-                    head, buf = buf[:end].decode("latin-1"), buf[end + 4:]
-                    lines = head.split("\r\n")
+                    raw_head, buf = buf[:end + 4], buf[end + 4:]
+                    lines = raw_head[:end].decode("latin-1").split("\r\n")
                     parts = lines[0].split(" ")
                     if len(parts) >= 2:
                         self._count(normalise(parts[0], parts[1]))
+                        if self.hold is not None and not self._released.is_set() and self.hold(parts[0], parts[1]):
+                            with self.lock:
+                                self.held.append(f"{parts[0]} {parts[1]}")
+                            if not self._wait_released(client):
+                                return  # the client gave up: the engine never sees the request
+                    upstream.sendall(raw_head)
                     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
                     if "upgrade" in headers or headers.get("transfer-encoding", "").lower() == "chunked":
-                        raw, buf = True, b""
+                        raw = True
+                        upstream.sendall(buf)
+                        buf = b""
                         break
                     body_left = int(headers.get("content-length") or 0)
         except OSError:

@@ -222,7 +222,11 @@ class Ctx:
         if self._engine is None:
             from controller.engine import Engine
 
-            self._engine = Engine()
+            try:
+                self._engine = Engine()
+            except ValueError as exc:  # a malformed RECONCILE_ENGINE_TIMEOUTS
+                err.print(f"[red]error:[/red] {escape(str(exc))}")
+                sys.exit(EXIT_INVALID)
         return self._engine
 
 

@@ -3,23 +3,50 @@
 It speaks the low-level API (``docker.APIClient``): ``containers()`` is one list call,
 whereas the high-level ``containers.list()`` inspects every container it returns.
 Every call is counted (``calls``) so benchmarks can report engine calls per pass.
-``docker.errors`` and connection failures are translated into ``controller.errors``.
 Images are never pulled: no registry is assumed to be reachable.
+
+Engines. The API version is negotiated with the engine (``version="auto"``): Docker 20.10
+speaks 1.41, Docker 26.1 speaks 1.45, Podman's compatible API reports 1.41. ``info()``
+names the engine (docker / podman), its version and the negotiated API version. What
+differs between engines is handled here and nowhere else (docs/ENGINES.md).
+
+Time. Every call is bounded by a timeout suited to it (``CallTimeouts``): lists and
+inspects are short, stop/restart get the container's grace period on top, builds are
+long; the event stream alone blocks. Each timeout class has its own client (and
+connection pool), so concurrent calls never share a mutable timeout. Removals are
+issued with bounded concurrency (``max_removals``): an engine that wedges on removal
+(seen on 20.10 after hundreds of concurrent force-removals) is not piled onto.
+
+Errors. ``docker.errors`` and transport failures are translated into
+``controller.errors`` here and only here:
+
+    docker.errors.ImageNotFound           -> ImageMissing        (terminal)
+    docker.errors.NotFound (404)          -> NotFound            (terminal)
+    APIError 409                          -> NameConflict        (terminal)
+    APIError 5xx                          -> TransientError      (retry after 2 s)
+    other APIError (4xx)                  -> ReconcileError
+    read timeout of one call              -> EngineTimeout       (transient; names the call
+                                                                  and the container; audited
+                                                                  as EngineDegraded)
+    connection refused / reset, no socket -> EngineUnavailable   (transient; the engine is down)
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from controller import labels as L
-from controller.errors import EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError, TransientError
+from controller.errors import (EngineTimeout, EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError,
+                               TransientError)
 from controller.observed import Observed, from_list_entry
 from controller.render import ContainerConfig
 
@@ -33,32 +60,140 @@ def _normalise_ref(ref: str) -> str:
     return ref + ":latest"
 
 
+TimeoutClass = Literal["read", "act", "stop", "build"]
+
+
+@dataclass(frozen=True)
+class CallTimeouts:
+    """Seconds an engine call may take before it counts as hung (``EngineTimeout``).
+
+    read: ping, version, lists, inspects, logs. act: create, start, remove, rename,
+    connect, volume/network create and remove. stop: added to the container's own grace
+    period for stop and restart (the engine waits that long before it kills). build: an
+    image build, whole.
+    """
+
+    read: float = 15.0
+    act: float = 60.0
+    stop: float = 30.0
+    build: float = 900.0
+
+    ENV = "RECONCILE_ENGINE_TIMEOUTS"
+
+    @classmethod
+    def parse(cls, text: str, source: str = ENV) -> CallTimeouts:
+        """``"read=10,act=30"`` (seconds; classes not named keep their default)."""
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or key not in ("read", "act", "stop", "build"):
+                raise ValueError(f"{source}: {item!r}: expected CLASS=SECONDS with CLASS one of read, act, stop, build")
+            try:
+                value = float(raw.strip().removesuffix("s"))
+            except ValueError:
+                raise ValueError(f"{source}: {key}={raw!r}: expected a number of seconds") from None
+            if not 0 < value < 86400:
+                raise ValueError(f"{source}: {key}={raw!r}: expected seconds above 0 and below 86400")
+            values[key] = value
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls) -> CallTimeouts:
+        return cls.parse(os.environ.get(cls.ENV, ""))
+
+
+# call name -> timeout class; calls not listed are "act"
+_CLASS: dict[str, TimeoutClass] = {
+    "ping": "read", "version": "read", "containers.list": "read", "containers.inspect": "read",
+    "containers.logs": "read", "images.list": "read", "images.inspect": "read", "volumes.inspect": "read",
+    "volumes.list": "read", "networks.inspect": "read", "networks.list": "read",
+    "containers.stop": "stop", "containers.restart": "stop", "images.build": "build",
+}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ``reconcile version`` and the controller's start-up log say about the engine."""
+
+    name: Literal["docker", "podman"]
+    version: str
+    api_version: str  # negotiated: what this client speaks with the engine
+    engine_api_version: str  # the newest the engine speaks
+    min_api_version: str
+    os: str
+    arch: str
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} (API {self.api_version})"
+
+
+def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
+    """Docker and Podman both answer ``GET /version``; Podman names itself in Components."""
+    components = [str(c.get("Name", "")) for c in v.get("Components") or []]
+    platform = str((v.get("Platform") or {}).get("Name", ""))
+    podman = any("podman" in c.lower() for c in components) or "podman" in platform.lower()
+    return EngineInfo(name="podman" if podman else "docker", version=str(v.get("Version", "?")),
+                      api_version=negotiated, engine_api_version=str(v.get("ApiVersion", "?")),
+                      min_api_version=str(v.get("MinAPIVersion", "?")), os=str(v.get("Os", "?")),
+                      arch=str(v.get("Arch", "?")))
+
+
 class Engine:
-    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+    def __init__(self, base_url: str | None = None, timeout: float | None = None,
+                 timeouts: CallTimeouts | None = None, max_removals: int = 4):
         kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
         if base_url:
             kwargs["base_url"] = base_url
-        self._kwargs = {**kwargs, "timeout": timeout, "version": "auto"}
-        self._api: docker.APIClient | None = None
+        self._kwargs = kwargs
+        if timeouts is None:
+            # ``timeout`` (the old single knob) still bounds the act calls
+            timeouts = CallTimeouts.from_env() if timeout is None else CallTimeouts(act=timeout)
+        self.timeouts = timeouts
+        self._clients: dict[TimeoutClass, docker.APIClient] = {}
+        self._api_version: str | None = None
         self._lock = threading.Lock()
+        self._removals = threading.BoundedSemaphore(max(1, max_removals))
         self.calls: Counter[str] = Counter()
+        self._target = threading.local()  # the container the current call is about (for EngineTimeout)
 
     # -- plumbing ------------------------------------------------------------
+    def _client(self, cls: TimeoutClass) -> docker.APIClient:
+        client = self._clients.get(cls)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(cls)
+            if client is None:
+                try:
+                    # negotiate once ("auto" asks the engine), then every client speaks that version
+                    client = docker.APIClient(**self._kwargs, timeout=getattr(self.timeouts, cls),
+                                              version=self._api_version or "auto")
+                except docker.errors.DockerException as exc:
+                    raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
+                self._api_version = client.api_version
+                self._clients[cls] = client
+        return client
+
     @property
     def api(self) -> docker.APIClient:
-        if self._api is None:
-            with self._lock:
-                if self._api is None:
-                    try:
-                        self._api = docker.APIClient(**self._kwargs)
-                    except docker.errors.DockerException as exc:
-                        raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
-        return self._api
+        """The client of the short (read) calls."""
+        return self._client("read")
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _reset(self) -> None:
+        """Reconnect (and renegotiate the API version) next time: the engine may have changed."""
+        with self._lock:
+            self._clients = {}
+            self._api_version = None
+
+    def _call(self, what: str, fn: Callable[[docker.APIClient], T], target: str = "") -> T:
         self.calls[what] += 1
+        cls = _CLASS.get(what, "act")
         try:
-            return fn()
+            return fn(self._client(cls))
+        except requests.exceptions.ReadTimeout as exc:
+            # the engine took the request and did not answer in time: degraded, not down
+            raise EngineTimeout(what, target, getattr(self.timeouts, cls)) from exc
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(str(exc.explanation or exc)) from exc
         except docker.errors.NotFound as exc:
@@ -71,14 +206,19 @@ class Engine:
             raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
                 docker.errors.DockerException) as exc:
-            self._api = None  # reconnect (and renegotiate the API version) next time
+            self._reset()
             raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
 
     def ping(self) -> bool:
-        return bool(self._call("ping", lambda: self.api.ping()))
+        return bool(self._call("ping", lambda api: api.ping()))
 
     def version(self) -> dict[str, Any]:
-        return self._call("version", lambda: self.api.version())
+        return self._call("version", lambda api: api.version())
+
+    def info(self) -> EngineInfo:
+        """The engine's name (docker / podman), version and the negotiated API version."""
+        v = self.version()
+        return engine_info_from_version(v, self._api_version or str(v.get("ApiVersion", "?")))
 
     # -- observe -------------------------------------------------------------
     def list_owned(self, instance: str, service: str | None = None) -> list[Observed]:
@@ -86,7 +226,7 @@ class Engine:
         label = [f"{L.MANAGED}=true", f"{L.INSTANCE}={instance}"]
         if service:
             label.append(f"{L.SERVICE}={service}")
-        entries = self._call("containers.list", lambda: self.api.containers(all=True, filters={"label": label}))
+        entries = self._call("containers.list", lambda api: api.containers(all=True, filters={"label": label}))
         return [from_list_entry(e) for e in entries]
 
     def image_ids(self) -> dict[str, str]:
@@ -96,7 +236,7 @@ class Engine:
         """(tag -> image id, tag -> build hash of images reconcile built), one call."""
         ids: dict[str, str] = {}
         builds: dict[str, str] = {}
-        for img in self._call("images.list", lambda: self.api.images()):
+        for img in self._call("images.list", lambda api: api.images()):
             for tag in img.get("RepoTags") or []:
                 if tag and tag != "<none>:<none>":
                     ids[tag] = img["Id"]
@@ -115,9 +255,9 @@ class Engine:
         lines: list[str] = []
         ok = True
 
-        def run() -> None:
+        def run(api: docker.APIClient) -> None:
             nonlocal ok
-            for chunk in self.api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
+            for chunk in api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
                                         target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True):
                 if "stream" in chunk:
                     lines.extend(chunk["stream"].rstrip("\n").splitlines())
@@ -126,30 +266,30 @@ class Engine:
                     lines.append("ERROR: " + str(chunk["error"]).strip())
                 del lines[:-40]
 
-        self._call("images.build", run)
+        self._call("images.build", run, tag)
         return ok, "\n".join(lines[-20:])
 
     def image_id(self, ref: str) -> str | None:
         try:
-            return self._call("images.inspect", lambda: self.api.inspect_image(ref))["Id"]
+            return self._call("images.inspect", lambda api: api.inspect_image(ref))["Id"]
         except (NotFound, ImageMissing):
             return None
 
     def inspect(self, container_id: str) -> dict[str, Any]:
-        return self._call("containers.inspect", lambda: self.api.inspect_container(container_id))
+        return self._call("containers.inspect", lambda api: api.inspect_container(container_id), container_id)
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
-        raw = self._call("containers.logs", lambda: self.api.logs(container_id, tail=lines))
+        raw = self._call("containers.logs", lambda api: api.logs(container_id, tail=lines), container_id)
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
     # -- act -----------------------------------------------------------------
     def ensure_volume(self, name: str, labels: dict[str, str]) -> bool:
         """Create a named volume if missing. True if it was created."""
         try:
-            self._call("volumes.inspect", lambda: self.api.inspect_volume(name))
+            self._call("volumes.inspect", lambda api: api.inspect_volume(name))
             return False
         except NotFound:
-            self._call("volumes.create", lambda: self.api.create_volume(name, labels=labels))
+            self._call("volumes.create", lambda api: api.create_volume(name, labels=labels))
             return True
 
     def create(self, cfg: ContainerConfig) -> str:
@@ -177,60 +317,66 @@ class Engine:
             host_config["NetworkMode"] = first
             kwargs["networking_config"] = api.create_networking_config(
                 {first: api.create_endpoint_config(aliases=cfg.aliases or [cfg.labels.get(L.SERVICE, "")])})
-        result = self._call("containers.create", lambda: api.create_container(**kwargs))
+        result = self._call("containers.create", lambda a: a.create_container(**kwargs), cfg.name)
         return str(result["Id"])
 
     def connect(self, container_id: str, network: str, aliases: list[str]) -> None:
         self._call("networks.connect",
-                   lambda: self.api.connect_container_to_network(container_id, network, aliases=aliases))
+                   lambda api: api.connect_container_to_network(container_id, network, aliases=aliases),
+                   container_id)
 
     def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
         """Create a bridge network if missing. True if created."""
         try:
-            self._call("networks.inspect", lambda: self.api.inspect_network(name))
+            self._call("networks.inspect", lambda api: api.inspect_network(name))
             return False
         except NotFound:
-            self._call("networks.create", lambda: self.api.create_network(name, driver="bridge", labels=labels,
+            self._call("networks.create", lambda api: api.create_network(name, driver="bridge", labels=labels,
                                                                           check_duplicate=True))
             return True
 
     def owned_networks(self, instance: str) -> list[dict[str, Any]]:
-        return self._call("networks.list", lambda: self.api.networks(filters={"label": [f"{L.INSTANCE}={instance}"]}))
+        return self._call("networks.list", lambda api: api.networks(filters={"label": [f"{L.INSTANCE}={instance}"]}))
 
     def remove_network(self, name: str) -> None:
         try:
-            self._call("networks.remove", lambda: self.api.remove_network(name))
+            self._call("networks.remove", lambda api: api.remove_network(name))
         except NotFound:
             pass
 
     def owned_volumes(self, instance: str, service: str | None = None) -> list[str]:
         label = [f"{L.INSTANCE}={instance}"] + ([f"{L.SERVICE}={service}"] if service else [])
-        res = self._call("volumes.list", lambda: self.api.volumes(filters={"label": label}))
+        res = self._call("volumes.list", lambda api: api.volumes(filters={"label": label}))
         return [v["Name"] for v in (res or {}).get("Volumes") or []]
 
     def remove_volume(self, name: str) -> None:
         try:
-            self._call("volumes.remove", lambda: self.api.remove_volume(name))
+            self._call("volumes.remove", lambda api: api.remove_volume(name))
         except NotFound:
             pass
 
     def start(self, container_id: str) -> None:
-        self._call("containers.start", lambda: self.api.start(container_id))
+        self._call("containers.start", lambda api: api.start(container_id), container_id)
 
     def restart(self, container_id: str, timeout: int) -> None:
-        self._call("containers.restart", lambda: self.api.restart(container_id, timeout=timeout))
+        self._call("containers.restart", lambda api: api.restart(container_id, timeout=timeout), container_id)
 
     def stop(self, container_id: str, timeout: int) -> None:
-        self._call("containers.stop", lambda: self.api.stop(container_id, timeout=timeout))
+        self._call("containers.stop", lambda api: api.stop(container_id, timeout=timeout), container_id)
 
     def remove(self, container_id: str, *, force: bool = True) -> None:
+        # at most ``max_removals`` at once; waiting for a slot is bounded like the call itself
+        if not self._removals.acquire(timeout=self.timeouts.act):
+            raise EngineTimeout("containers.remove", container_id, self.timeouts.act, queued=True)
         try:
-            self._call("containers.remove", lambda: self.api.remove_container(container_id, force=force))
+            self._call("containers.remove", lambda api: api.remove_container(container_id, force=force), container_id)
         except NotFound:
             pass  # already gone: removal is idempotent
+        finally:
+            self._removals.release()
 
     def rename(self, container_id: str, name: str) -> None:
-        self._call("containers.rename", lambda: self.api.rename(container_id, name))
+        self._call("containers.rename", lambda api: api.rename(container_id, name), container_id)
 
     def find_by_name(self, name: str) -> dict[str, Any] | None:
         try:
@@ -256,7 +402,7 @@ class Engine:
     def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Container and image events of this store's containers, decoded, blocking."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda: self.api.events(decode=True, filters=filters, since=since))
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
         try:
             yield from stream
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:

@@ -2,7 +2,10 @@
 
     ReconcileError                 root of everything the controller raises on purpose
     ├── TransientError(retry_after) worth retrying later: engine unreachable, timeouts
-    │   └── EngineUnavailable       the Docker engine does not answer
+    │   ├── EngineUnavailable       the Docker engine does not answer
+    │   └── EngineTimeout(call, target, timeout)
+    │                               one call took longer than its timeout (the engine
+    │                               answers others): audited as EngineDegraded
     ├── TerminalError               retrying the same thing will not help
     │   ├── NotFound                container / image / network does not exist
     │   ├── NameConflict            the name belongs to a container we do not own
@@ -27,6 +30,20 @@ class TransientError(ReconcileError):
 
 class EngineUnavailable(TransientError):
     pass
+
+
+class EngineTimeout(TransientError):
+    """One engine call did not answer within its timeout: the engine is degraded (it may
+    still answer other calls). ``call`` is the engine call (``containers.remove``),
+    ``target`` the container (id or name) it was about, if any."""
+
+    def __init__(self, call: str, target: str, timeout: float, *, queued: bool = False):
+        what = f"{call} {target[:12]}".rstrip()
+        how = "found no free slot" if queued else "did not answer"
+        super().__init__(f"engine call {what} {how} within {timeout:g}s", retry_after=min(30.0, max(1.0, timeout / 4)))
+        self.call = call
+        self.target = target
+        self.timeout = timeout
 
 
 class TerminalError(ReconcileError):

@@ -16,7 +16,7 @@ from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller.engine import Engine
-from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
+from controller.errors import EngineTimeout, ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import DesiredService, render
 from store.records import Event, Status
 
@@ -70,6 +70,14 @@ class Executor:
                 logger.warning(msg)
                 out.errors.append(msg)
                 gen = svc.generation if svc else 0
+                if isinstance(exc, EngineTimeout):
+                    # a hung call: the engine is degraded; the service is retried with backoff
+                    # (the reconciler's error backoff) while the others go on
+                    out.events.append(self._event(
+                        action.service, "EngineDegraded", f"{exc.call} timed out after {exc.timeout:g}s",
+                        truncate(f"{describe(action)}: {exc}"),
+                        getattr(action, "container_id", "") or (exc.target if len(exc.target) == 64 else ""), gen))
+                    break  # the rest of this service's actions depend on the one that hung
                 out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
                                               truncate(str(exc)), getattr(action, "container_id", ""), gen))
                 if isinstance(exc, (ImageMissing, NameConflict)):

@@ -27,7 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 from controller.engine import Engine
-from controller.errors import EngineUnavailable, ReconcileError
+from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.metrics import Metrics, serve
 from controller.operations import holder_id, holder_is_dead
 from controller.planner import dependents
@@ -119,6 +119,7 @@ class Controller:
         self.stopping = threading.Event()
         self.leader = threading.Event()
         self.engine_down_since: float | None = None
+        self._degraded = False  # an EngineDegraded row was written for the current episode
         self._engine_lock = threading.Lock()
         self.last_pass_at = 0.0
         self._desired_rev = -1
@@ -175,9 +176,19 @@ class Controller:
         if since is not None:
             downtime = self.clock() - since
             logger.info(f"Docker engine is back after {downtime:.1f}s; resyncing everything")
+            self._log_engine()  # it may be another version now (upgraded while away)
             self._record("EngineRestored", f"engine answered again after {downtime:.1f}s", "full resync")
         self.reconciler.invalidate_images()
         self.queue.add_all()
+
+    def _log_engine(self) -> None:
+        try:
+            info = self.engine.info()
+        except ReconcileError as exc:
+            logger.warning(f"engine version unknown: {exc}")
+            return
+        logger.info(f"engine: {info.name} {info.version}, API {info.api_version} "
+                    f"(engine speaks {info.min_api_version}-{info.engine_api_version})")
 
     def _wait_for_engine(self) -> None:
         delay = 0.5
@@ -247,10 +258,23 @@ class Controller:
             except EngineUnavailable as exc:
                 self.engine_down(exc)
                 continue
+            except EngineTimeout as exc:
+                # the pass's own look (a list) hung: audited once per episode, retried soon
+                if not self._degraded:
+                    self._degraded = True
+                    logger.warning(f"engine degraded: {exc}; retrying in {exc.retry_after:g}s")
+                    self._record("EngineDegraded", f"{exc.call} timed out after {exc.timeout:g}s", str(exc))
+                for n in names:
+                    self.queue.add_after(n, self.clock() + exc.retry_after)
+                if full:
+                    self.stopping.wait(exc.retry_after)
+                    self.queue.add_all()
+                continue
             except Exception as exc:  # noqa: BLE001 - the loop must not die
                 logger.exception(f"reconcile pass failed: {exc}")
                 self.stopping.wait(1.0)
                 continue
+            self._degraded = False
             self.last_pass_at = self.clock()
             self.metrics.passes.inc()
             self.metrics.pass_seconds.observe(time.perf_counter() - started)
@@ -343,6 +367,7 @@ class Controller:
         try:
             self.engine.ping()
             self.metrics.engine_up.set(1)
+            self._log_engine()
         except ReconcileError as exc:
             self.engine_down(exc)
         s = self.scheduler

@@ -273,7 +273,7 @@ class Reconciler:
             if not repeat:
                 self._errors[name] = (_count, until, f"{message}\0{self.clock()}")
         if repeat:
-            return [e for e in res.events if e.type != "Failed"]
+            return [e for e in res.events if e.type not in ("Failed", "EngineDegraded")]
         return res.events
 
     def _adopt(self, observed: list[Observed]) -> None:

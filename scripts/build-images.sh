@@ -13,6 +13,8 @@
 # --force. Freshly built images get a quick smoke test.
 #
 # Usage: scripts/build-images.sh [--force] [--no-verify]
+#   The images are built on the engine DOCKER_HOST points to (RECONCILE_ENGINE=docker26
+#   selects that engine when DOCKER_HOST is unset; see scripts/ensure-docker.sh).
 #   Progress goes to stderr; the last line (stdout) lists the images present.
 #   VERBOSE=1 shows docker build output.
 set -euo pipefail
@@ -262,7 +264,11 @@ verify_image() {
 
 # --------------------------------------------------------------------------
 main() {
-    "$SCRIPT_DIR/ensure-docker.sh"
+    # Build on the engine DOCKER_HOST (or RECONCILE_ENGINE) selects: ensure-docker.sh
+    # starts it if needed and prints the DOCKER_HOST every docker command below uses.
+    DOCKER_HOST="$("$SCRIPT_DIR/ensure-docker.sh" | tail -n 1)"
+    export DOCKER_HOST
+    log "building on $DOCKER_HOST ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
 
     # Serialise concurrent runs (after ensure-docker, so dockerd never
     # inherits this lock fd).

@@ -79,27 +79,49 @@ def engine_answers(timeout: float = 10) -> bool:
         return False
 
 
+# The engines scripts/ensure-docker.sh manages: the socket each serves and its dockerd's
+# pid file. The engine-restart tests restart the engine DOCKER_HOST points to, with that
+# script, and never start another one. (podman: its own entry, see docs/ENGINES.md.)
+ENGINE_SOCKETS = {
+    "docker20": ("unix:///var/run/docker.sock", "unix:///run/docker.sock"),
+    "docker26": ("unix:///run/reconcile-docker26/docker.sock",),
+}
+ENGINE_PIDFILES = {"docker20": "/var/run/docker.pid", "docker26": "/run/reconcile-docker26/docker.pid"}
+OTHER_ENGINES_MARK = "/run/reconcile-"  # in the command line of every engine but docker20's
+
+
+def selected_engine() -> str | None:
+    """The engine DOCKER_HOST points to, if ensure-docker.sh manages it (else None)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    for engine, sockets in ENGINE_SOCKETS.items():
+        if host in sockets:
+            return engine
+    return None
+
+
 def ensure_engine(timeout: float = 300) -> bool:
-    """Leave an engine running, whatever happened: scripts/ensure-docker.sh, retried while
-    it does not answer (another suite may be restarting it too), bounded by ``timeout``."""
+    """Leave the selected engine running, whatever happened: scripts/ensure-docker.sh for
+    that engine, retried while it does not answer (another suite may be restarting it
+    too), bounded by ``timeout``."""
+    engine = selected_engine()
     deadline = time.monotonic() + timeout
     while True:
         if engine_answers():
             return True
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or engine is None:
             return False
         try:
-            subprocess.run(["bash", str(REPO / "scripts" / "ensure-docker.sh")], timeout=max(30.0, remaining),
-                           check=False, capture_output=True)
+            subprocess.run(["bash", str(REPO / "scripts" / "ensure-docker.sh"), "--engine", engine],
+                           timeout=max(30.0, remaining), check=False, capture_output=True)
         except subprocess.TimeoutExpired:
             pass
         time.sleep(1)
 
 
 def engine_is_local() -> bool:
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock") in (
-        "unix:///var/run/docker.sock", "unix:///run/docker.sock")
+    """Can ensure-docker.sh restart the engine DOCKER_HOST points to?"""
+    return selected_engine() is not None
 
 
 def pid_alive(pid: int) -> bool:
@@ -110,10 +132,27 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def dockerd_pid() -> int:
-    """The dockerd behind this host's socket. `pidof` also lists a dockerd that runs inside a
-    container (docker-in-docker tests of other suites): keep ours (same mount namespace),
-    prefer the pid file."""
+    """The dockerd of the selected engine. docker26's is the one its pid file names. For
+    docker20, `pidof` also lists a dockerd that runs inside a container (docker-in-docker
+    tests of other suites) and the docker26 one: keep ours (same mount namespace, not
+    another engine of ours), prefer the pid file."""
+    engine = selected_engine()
+    assert engine is not None, f"DOCKER_HOST={os.environ.get('DOCKER_HOST')} is not an engine ensure-docker.sh manages"
+    try:
+        from_file: int | None = int(Path(ENGINE_PIDFILES[engine]).read_text().strip())
+    except (OSError, ValueError):
+        from_file = None
+    if engine != "docker20":
+        assert from_file is not None and pid_alive(from_file), f"no live dockerd in {ENGINE_PIDFILES[engine]}"
+        return from_file
     pids = [int(p) for p in subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()]
     ours = os.readlink("/proc/self/ns/mnt")
 
@@ -123,11 +162,7 @@ def dockerd_pid() -> int:
         except OSError:
             return ""
 
-    local = [p for p in pids if mnt(p) == ours]
-    try:
-        from_file = int(Path("/var/run/docker.pid").read_text().strip())
-    except (OSError, ValueError):
-        from_file = None
+    local = [p for p in pids if mnt(p) == ours and OTHER_ENGINES_MARK not in _cmdline(p)]
     if from_file in local:
         return from_file
     assert len(local) == 1, f"cannot tell which dockerd serves this host: pidof {pids}, ours {local}"

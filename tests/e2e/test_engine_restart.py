@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.engine_restart]
 
 def test_engine_restart_is_survived_and_services_come_back(rc: Harness, dclient: docker.DockerClient) -> None:
     if not engine_is_local():
-        pytest.skip("DOCKER_HOST is not the local engine: ensure-docker.sh cannot restart it")
+        pytest.skip("DOCKER_HOST is not an engine ensure-docker.sh manages: it cannot restart it")
     f = rc.write([rc.service("web", ports=["127.0.0.1::80"]), rc.service("worker", WORKER_IMAGE)])
     proc = rc.start_daemon("--resync-interval", "1s")
     rc.run("apply", "-f", f, "--wait", "--timeout", "60s")

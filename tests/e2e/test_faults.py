@@ -310,7 +310,7 @@ class StartWatch:
 def test_engine_restarts_are_survived_and_the_stack_comes_back_in_dependency_order(
         rc: Harness, mode: str, figures: fu.Figures, dclient: docker.DockerClient) -> None:
     if not fu.engine_is_local():
-        pytest.skip("DOCKER_HOST is not the local engine: ensure-docker.sh cannot restart it")
+        pytest.skip("DOCKER_HOST is not an engine ensure-docker.sh manages: it cannot restart it")
     if os.environ.get("RECONCILE_FAULT_ENGINE_RESTART") == "0":
         pytest.skip("RECONCILE_FAULT_ENGINE_RESTART=0: engine restarts disabled on this host")
     rng = fu.rng_for("engine-restart")
