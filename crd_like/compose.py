@@ -817,7 +817,11 @@ class _Service:
             if isinstance(item.value, dict):
                 source, target = plain(item.get("source")), plain(item.get("target"))
                 for sub, sub_node in item.value.items():
-                    if sub not in ("source", "target"):
+                    if sub in ("uid", "gid", "mode"):
+                        # docker compose itself ignores these for file-based secrets and configs
+                        self.ctx.warn(sub_node, f"{kind}.{sub}", "ignored: the file is bind-mounted read-only with "
+                                      "its own owner and mode on the host (docker compose ignores it too)")
+                    elif sub not in ("source", "target"):
                         self.ctx.unsupported(sub_node, f"{kind}.{sub}")
             if source not in self.ctx.files[kind]:
                 self.ctx.error(item, f"service {self.key!r} refers to undefined {kind[:-1]} {source!r}: "
