@@ -102,6 +102,9 @@ services:
     assert binds["/www/site"] == str(root / "common" / "site")  # relative to the extended file
     cache = rc.inspect(only_container(rc, f"{rc.prefix}-cache").id)
     assert "MODE=from-lib-env" in cache["Config"]["Env"]
+    # compose's DNS name (the bare service name, from the included file) resolves on the project network
+    code, output = only_container(rc, f"{rc.prefix}-web").exec_run(["wget", "-q", "-O-", "http://cache:6379/ping"])
+    assert (code, output.strip()) == (0, b"PONG"), output
     # and without the override the port is published: the !reset is what removed it
     cli(rc, "apply", "-f", str(root / "compose.yaml"), "--wait", "--timeout", "120s")
     web = rc.inspect(only_container(rc, f"{rc.prefix}-web").id)
