@@ -764,7 +764,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="write the figures and tables as Markdown")
     ap.add_argument("--list", action="store_true", help="list file sets and exit")
     ap.add_argument("--no-fork", action="store_true", help="spawn one `python3 -m controller.cli` per command")
+    ap.add_argument("--from-json", type=Path, help="re-render the report of an earlier --json run, run nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        summary = summarise([Result(**r) for r in data["results"]], data["summary"]["meta"])
+        print_summary(summary)
+        if args.markdown:
+            args.markdown.write_text(markdown(summary))
+        return 0
     args.code = args.code.resolve()
     args.work = args.work.resolve()
 
