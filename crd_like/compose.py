@@ -1,7 +1,7 @@
 """Compose files -> native ``Service`` / ``Job`` documents (as location-tracking Node trees).
 
-Each compose service becomes one native document named ``<project>-<service>``; the
-caller (``crd_like.formats``) validates it with the normal models, and every error
+Each compose service becomes one native document named by ``native_name`` (
+``<project>-<service>`` made a valid resource name, see there); the caller (``crd_like.formats``) validates it with the normal models, and every error
 points back at the compose file, line and key the value came from. What this module
 does not convert is reported by key name and file:line: an error, or with
 ``LoadOptions.allow_unsupported`` a warning. Nothing is dropped silently.
@@ -21,9 +21,13 @@ Compose semantics emulated (differences are spelled out where they happen):
 - ``env_file:`` becomes ``envFiles`` (read by the controller when it creates the
   container, values treated as secrets), ``secrets:`` / ``configs:`` read-only binds.
 
-Services reach each other by their native name (the engine's network alias is
-``<project>-<service>``); the bare compose service name is recorded in the metadata
-label ``compose.service`` (with ``compose.project``) for whoever adds that alias.
+Services reach each other by their native name and by the bare compose service name
+(an alias on the project's networks); the original names are recorded in the metadata
+labels ``compose.service`` / ``compose.project``. ``include`` and ``extends`` are resolved
+per file first (``crd_like.compose_load``), then the files merge (``crd_like.merge``).
+Restart policy and ``onUnhealthy`` follow the rule in ``_Service._restart``; ``convert``
+adds a once-per-stack notice naming the services that are never restarted. Values
+interpolated into secret-looking env keys become secret value sources (``crd_like.secrets``).
 
 No I/O: the ``.env`` file is read, and ``env_file`` / secret / config files are checked
 to exist, through ``LoadOptions.read_file``, which the caller supplies. Must not import
@@ -817,7 +821,11 @@ class _Service:
             if isinstance(item.value, dict):
                 source, target = plain(item.get("source")), plain(item.get("target"))
                 for sub, sub_node in item.value.items():
-                    if sub not in ("source", "target"):
+                    if sub in ("uid", "gid", "mode"):
+                        # docker compose itself ignores these for file-based secrets and configs
+                        self.ctx.warn(sub_node, f"{kind}.{sub}", "ignored: the file is bind-mounted read-only with "
+                                      "its own owner and mode on the host (docker compose ignores it too)")
+                    elif sub not in ("source", "target"):
                         self.ctx.unsupported(sub_node, f"{kind}.{sub}")
             if source not in self.ctx.files[kind]:
                 self.ctx.error(item, f"service {self.key!r} refers to undefined {kind[:-1]} {source!r}: "

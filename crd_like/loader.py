@@ -183,6 +183,9 @@ class _Builder:
             self.raw[path] = node.value
         try:
             return self.constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:  # e.g. an unknown tag: the problem, without PyYAML's own location
+            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path),
+                                     f"{exc.problem or exc.context or 'invalid value'} (YAML)")]) from None
         except yaml.YAMLError as exc:
             raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path), str(exc))])
         except (ValueError, LookupError, AttributeError, TypeError, ArithmeticError) as exc:

@@ -157,8 +157,8 @@ def materialise(mirrors: Path, work: Path, repo: str, commit: str, sets: list[Fi
             inside = any(d == "" or path.startswith(d + "/") for d in recursive)
             if not inside and parent not in ancestors:
                 continue
-            if size != "-" and int(size) > MAX_BLOB:
-                continue
+            if not size.isdigit() or int(size) > MAX_BLOB:
+                continue  # absent from the snapshot (large files), or too large to matter
             entries.append((mode, sha, path))
         if entries:
             proc = subprocess.Popen(["git", f"--git-dir={gd}", "cat-file", "--batch"], stdin=subprocess.PIPE,
@@ -168,6 +168,8 @@ def materialise(mirrors: Path, work: Path, repo: str, commit: str, sets: list[Fi
                 proc.stdin.write(sha.encode() + b"\n")
                 proc.stdin.flush()
                 header = proc.stdout.readline().split()
+                if len(header) < 3 or header[1] == b"missing":
+                    continue
                 data = proc.stdout.read(int(header[2]))
                 proc.stdout.read(1)
                 target = dest / path
@@ -371,7 +373,8 @@ def norm_key(path: str) -> str:
     if len(parts) > 1 and parts[0] in TOP_NAMED:
         parts[1] = "*"
     if len(parts) > 3 and parts[0] == "services" and parts[2] in NAME_KEYED:
-        parts[3] = "*"
+        # names may hold dots (network `meet.jitsi`): keep only the attribute after the name
+        parts = parts[:3] + ["*"] + ([parts[-1]] if len(parts) > 4 else [])
     if len(parts) > 3 and parts[0] == "services" and parts[2] == "build" and parts[3] == "args" and len(parts) > 4:
         parts[4] = "*"
     if len(parts) > 2 and parts[0] != "services" and parts[2] in NAME_KEYED and len(parts) > 3:
@@ -398,6 +401,12 @@ def parse_issue(line: str) -> Issue | None:
     if not m:
         return None
     return Issue(m["loc"], norm_key(m["key"]), m["msg"], line.strip())
+
+
+def where(r: "Result", loc: str) -> str:
+    """OWNER/NAME/dir/file:line of a message location (locations are relative to the project dir)."""
+    pdir = os.path.dirname(r.files[0])
+    return f"{r.repo}/{os.path.normpath(os.path.join(pdir, loc)) if loc else ' + '.join(r.files)}"
 
 
 def split_stderr(text: str) -> tuple[list[str], list[str], list[str]]:
@@ -605,7 +614,7 @@ def summarise(results: list[Result], meta: dict[str, Any]) -> dict[str, Any]:
                 k = (e["key"], msg_kind(e["msg"]))
                 if k not in seen:
                     seen.add(k)
-                    causes[k].append(f"{r.repo}/{e['loc']}: {e['key']}: {e['msg']}")
+                    causes[k].append(f"{where(r, e['loc'])}: {e['key']}: {e['msg']}")
             for u in r.unclear:
                 k = ("(no file:line/key)", msg_kind(u))
                 if k not in seen:
@@ -616,13 +625,13 @@ def summarise(results: list[Result], meta: dict[str, Any]) -> dict[str, Any]:
     for r in results:
         for w in r.warnings:
             warn[w["key"]][msg_kind(w["msg"])] += 1
-            warn_ex.setdefault(w["key"], f"{r.repo}/{w['loc']}: {w['msg']}")
+            warn_ex.setdefault(w["key"], f"{where(r, w['loc'])}: {w['msg']}")
     rej: dict[str, Counter[str]] = defaultdict(Counter)
     rej_ex: dict[str, str] = {}
     for r in results:
         for e in r.errors:
             rej[e["key"]][msg_kind(e["msg"])] += 1
-            rej_ex.setdefault(e["key"], f"{r.repo}/{e['loc']}: {e['msg']}")
+            rej_ex.setdefault(e["key"], f"{where(r, e['loc'])}: {e['msg']}")
     # key table over accepted sets
     used: Counter[str] = Counter()
     rejected_in: Counter[str] = Counter()
@@ -755,7 +764,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="write the figures and tables as Markdown")
     ap.add_argument("--list", action="store_true", help="list file sets and exit")
     ap.add_argument("--no-fork", action="store_true", help="spawn one `python3 -m controller.cli` per command")
+    ap.add_argument("--from-json", type=Path, help="re-render the report of an earlier --json run, run nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        summary = summarise([Result(**r) for r in data["results"]], data["summary"]["meta"])
+        print_summary(summary)
+        if args.markdown:
+            args.markdown.write_text(markdown(summary))
+        return 0
     args.code = args.code.resolve()
     args.work = args.work.resolve()
 

@@ -25,7 +25,7 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    api = docker.APIClient(version="auto", timeout=60)
+    api = docker.APIClient(version="auto", timeout=60, **docker.utils.kwargs_from_env())  # DOCKER_HOST: the engine under test
     while not stop.is_set():
         try:
             for c in api.containers(filters={"health": "unhealthy", "label": [args.label]}):

@@ -1,9 +1,10 @@
 """`reconcile run` survives the Docker engine going away and coming back (issue 3).
 
-This stops the host's dockerd, so it is marked ``engine_restart`` (select or deselect it
-with ``-m``) and skips itself while containers that are not this test's run on the
-engine: stopping dockerd would stop them too. Whatever happens, it leaves an engine
-running (``scripts/ensure-docker.sh`` in a ``finally``).
+This stops the dockerd of the engine DOCKER_HOST points to (docker20 or docker26, see
+docs/ENGINES.md), so it is marked ``engine_restart`` (select or deselect it with ``-m``)
+and skips itself while containers that are not this test's run on the engine: stopping
+dockerd would stop them too. Whatever happens, it leaves that engine running
+(``scripts/ensure-docker.sh --engine <it>`` in a ``finally``); it never starts another.
 """
 
 from __future__ import annotations

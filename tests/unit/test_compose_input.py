@@ -437,3 +437,21 @@ def test_runtime_env_errors_never_quote_the_line() -> None:
     with pytest.raises(ValueError) as info:
         runtime_env(b"OK=1\nthis is s3cr3t\n")
     assert "s3cr3t" not in str(info.value) and "line 2" in str(info.value)
+
+
+def test_accepted_keys_whose_meaning_differs_warn_with_file_line_key() -> None:
+    warnings: list[str] = []
+    text = ("name: ct\nservices:\n  s:\n    image: x\n    secrets:\n      - source: pw\n        mode: 0o400\n"
+            "secrets:\n  pw: {file: ./pw.txt}\n")
+    load_files([("compose.yaml", text)], {f"{DIR}/pw.txt": "x"}, warnings=warnings)
+    assert warnings == ["ct/compose.yaml:7: services.s.secrets[0].mode: compose key 'secrets.mode': ignored: the file "
+                        "is bind-mounted read-only with its own owner and mode on the host (docker compose ignores "
+                        "it too)"]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("services:\n  s:\n    image: !foo x\n", "could not determine a constructor for the tag '!foo'"),
+])
+def test_unknown_yaml_tags_are_clear_errors(text: str, fragment: str) -> None:
+    found = problems(text)
+    assert fragment in found[0].message and "<unicode string>" not in found[0].message
