@@ -91,6 +91,21 @@ def _expose(v: Any) -> str:
     return f"{start}/{proto}" if start == end else f"{start}-{end}/{proto}"
 
 
+def _container_name(v: Any) -> str:
+    if not isinstance(v, str) or not re.match(CONTAINER_NAME, v) or len(v) > 128:
+        raise ValueError(f"{v!r} is not a valid container name: expected letters, digits, '_', '.' and '-', "
+                         "starting with a letter or digit, at most 128 characters")
+    return v
+
+
+def _word(what: str) -> Any:
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or not v or any(c.isspace() for c in v):
+            raise ValueError(f"{v!r} is not a valid {what}: expected one word without spaces")
+        return v
+    return check
+
+
 def _link(v: Any) -> str:
     if not isinstance(v, str) or not _LINK.match(v):
         raise ValueError(f"invalid link {v!r}: expected 'NAME' or 'NAME:ALIAS'")
@@ -195,7 +210,7 @@ class NetworkFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    containerName: Annotated[str, Field(pattern=CONTAINER_NAME, max_length=128)] | None = Field(
+    containerName: Annotated[str, BeforeValidator(_container_name)] | None = Field(
         default=None, description="The container's exact name (instead of <name>-<replica>); needs replicas: 1.")
     expose: list[Annotated[str, BeforeValidator(_expose)]] = Field(
         default_factory=list, description="Ports exposed without publishing: '80', '80/udp', '8000-8010'.")
@@ -213,8 +228,8 @@ class NetworkFields(BaseModel):
     volumesFrom: list[Annotated[str, BeforeValidator(_volumes_from)]] = Field(
         default_factory=list, description="'service:NAME[:ro]' or 'container:NAME[:ro]': mount all its volumes.")
     dns: list[IP] = Field(default_factory=list, description="DNS servers (IP addresses).")
-    dnsSearch: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(default_factory=list)
-    dnsOpt: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(default_factory=list)
+    dnsSearch: list[Annotated[str, BeforeValidator(_word("DNS search domain"))]] = Field(default_factory=list)
+    dnsOpt: list[Annotated[str, BeforeValidator(_word("DNS option (e.g. ndots:2)"))]] = Field(default_factory=list)
     networkSpecs: dict[str, NetworkSpec] = Field(
         default_factory=dict, description="Per network in `networks`: how reconcile creates it, or external.")
     volumeSpecs: dict[str, VolumeSpec] = Field(
