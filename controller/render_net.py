@@ -181,7 +181,7 @@ def plan_network(svc: DesiredService) -> NetworkPlan:
         ep = spec.endpoints.get(net)
         cfg: dict[str, Any] = {"aliases": [svc.name, *spec.aliases, *(ep.aliases if ep else [])]}
         if links:  # on a user-defined network, links are endpoint links (scoped to this container)
-            cfg["links"] = [f"{name}:{alias}" for name, alias in links]
+            cfg["links"] = list(links)  # (container, alias) pairs, as the SDK wants them
         if ep is not None:
             if ep.ipv4Address:
                 cfg["ipv4_address"] = ep.ipv4Address
