@@ -278,7 +278,7 @@ def network_problems(spec: Any) -> list[str]:
     }
     why = {"host": "it uses the host's network stack", "none": "it has no network",
            "bridge": "it joins the engine's default bridge network (no user-defined networks, no aliases)"}
-    reason = why.get(mode, f"it shares the network stack of {mode.split(':', 1)[1]}")
+    reason = why[mode] if mode in why else f"it shares the network stack of {mode.split(':', 1)[1]}"
     bad = [k for k, v in conflicts.items() if v]
     if bad:
         out.append(f"networkMode {mode!r} cannot be combined with {', '.join(bad)}: {reason}")
