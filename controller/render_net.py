@@ -117,7 +117,7 @@ def _peer(svc: DesiredService, name: str) -> Peer:
 
 
 def _expand(ports: Sequence[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for p in ports:
         rng, _, proto = p.partition("/")
         start, _, end = rng.partition("-")
@@ -152,12 +152,12 @@ def plan_network(svc: DesiredService) -> NetworkPlan:
         made: dict[str, str] = {}
         froms = []
         for item in spec.volumesFrom:
-            kind, name, *mode = item.split(":")
-            target = name
+            kind, ref, *access = item.split(":")
+            target = ref
             if kind == "service":
-                target = _peer(svc, name).id
-                made[name] = target
-            froms.append(f"{target}:{mode[0] if mode else 'rw'}")
+                target = _peer(svc, ref).id
+                made[ref] = target
+            froms.append(f"{target}:{access[0] if access else 'rw'}")
         host["volumes_from"] = froms
         if made:
             labels[L.VOLUMES_FROM] = json.dumps(made, sort_keys=True)
@@ -172,10 +172,13 @@ def plan_network(svc: DesiredService) -> NetworkPlan:
         else:
             host["network_mode"] = mode
         if mode == "bridge" and links:  # legacy links on the default bridge
-            host["links"] = {name: alias for name, alias in links}
-    order = sorted(range(len(spec.networks)), key=lambda i: (-(spec.endpoints.get(spec.networks[i]).priority
-                                                                if spec.networks[i] in spec.endpoints else 0), i))
-    networks = [spec.networks[i] for i in order]
+            host["links"] = dict(links)
+
+    def priority(i: int) -> tuple[int, int]:
+        ep = spec.endpoints.get(spec.networks[i])
+        return (-(ep.priority if ep else 0), i)
+
+    networks = [spec.networks[i] for i in sorted(range(len(spec.networks)), key=priority)]
     endpoints: dict[str, dict[str, Any]] = {}
     for net in networks:
         ep = spec.endpoints.get(net)
