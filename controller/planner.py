@@ -131,6 +131,12 @@ def requirements(svc: DesiredService) -> dict[str, Dependency]:
     return {**svc.spec.dependsOn, **implicit}
 
 
+def _network_peer(svc: DesiredService) -> str:
+    """X of ``networkMode: service:X``, or ''."""
+    mode = svc.spec.networkMode or ""
+    return mode.split(":", 1)[1] if mode.startswith("service:") else ""
+
+
 def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
     out = []
     for name, dep in requirements(svc).items():
@@ -331,6 +337,15 @@ def plan_service(
                 actions.append(Restart(svc.name, replica, c.id,
                                        f"dependency {', '.join(cascade)} was restarted (cascade: dependsOn.restart)",
                                        requested=True))
+                states.append(PENDING)
+                converged = False
+                continue
+            peer = _network_peer(svc)
+            if (c.state == "running" and peer in deps and not unmet and status.last_started_at > 0
+                    and deps[peer].last_started_at > status.last_started_at):
+                # same container, but its restart made a new network stack: rejoin it
+                actions.append(Restart(svc.name, replica, c.id, f"network_mode service:{peer}: its container was "
+                                       "restarted (the network stack shared with it is new)", requested=True))
                 states.append(PENDING)
                 converged = False
                 continue

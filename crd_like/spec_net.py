@@ -255,6 +255,16 @@ def network_problems(spec: Any) -> list[str]:
         if unknown:
             out.append(f"{what} names network(s) {', '.join(unknown)} that are not in `networks` "
                        f"({', '.join(networks) or 'none'})")
+    for net, ep in sorted(spec.endpoints.items()):
+        ns = spec.networkSpecs.get(net)
+        if ns is not None and ns.external:
+            continue  # its subnets are the engine's to check
+        subnets = [ipaddress.ip_network(p.subnet) for p in (ns.ipam.config if ns is not None and ns.ipam else [])]
+        for key, addr in (("ipv4Address", ep.ipv4Address), ("ipv6Address", ep.ipv6Address)):
+            if addr and not any(ipaddress.ip_address(addr) in sub for sub in subnets):
+                out.append(f"endpoints.{net}.{key} {addr} needs a subnet that contains it in "
+                           f"networkSpecs.{net}.ipam.config (the engine only gives fixed addresses on "
+                           "networks with a configured subnet)")
     macs = [n for n, e in spec.endpoints.items() if e.macAddress]
     if len(macs) > 1:
         out.append(f"macAddress is set on networks {', '.join(sorted(macs))}: this engine sets one MAC address "

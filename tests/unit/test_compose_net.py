@@ -53,7 +53,7 @@ MAPPINGS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("networks long form", "networks:\n  front:\n    aliases: [a, b]\n    ipv4_address: 172.28.0.5\n"
      "    ipv6_address: 'fd00::5'\n    mac_address: 02:42:AC:11:00:02\n    priority: 100\n"
      "    link_local_ips: [169.254.1.1]\n    driver_opts: {com.example.opt: 1}",
-     "networks: {front: {}}",
+     "networks: {front: {enable_ipv6: true, ipam: {config: [{subnet: 172.28.0.0/16}, {subnet: 'fd00::/64'}]}}}",
      {"networks": ["ct_front"], "endpoints": {"ct_front": {
          "aliases": ["a", "b"], "ipv4Address": "172.28.0.5", "ipv6Address": "fd00::5",
          "macAddress": "02:42:ac:11:00:02", "priority": 100, "linkLocalIps": ["169.254.1.1"],
@@ -158,6 +158,10 @@ ERRORS: list[tuple[str, str, str, int | None, str, str]] = [
     ("expose not a list", "expose: 80", "", 5, "services.s.expose", "must be a list of strings"),
     ("ipv4 not ipv4", "networks:\n  default:\n    ipv4_address: 'fd00::1'", "", 7,
      "services.s.networks.default.ipv4_address", "is not an IPv4 address"),
+    ("fixed ip without subnet", "networks:\n  default:\n    ipv4_address: 10.0.0.5", "", 3, "services.s",
+     "endpoints.ct_default.ipv4Address 10.0.0.5 needs a subnet that contains it"),
+    ("fixed ip outside subnet", "networks:\n  n:\n    ipv4_address: 10.9.0.5", "networks:\n  n: {ipam: {config: "
+     "[{subnet: 10.0.0.0/16}]}}", 3, "services.s", "endpoints.ct_n.ipv4Address 10.9.0.5 needs a subnet"),
     ("bad mac", "networks:\n  default:\n    mac_address: zz", "", 7, "services.s.networks.default.mac_address",
      "is not a MAC address"),
     ("two macs", "networks:\n  default: {mac_address: '02:00:00:00:00:01'}\n  n: {mac_address: '02:00:00:00:00:02'}",
@@ -244,7 +248,8 @@ def test_render_network_fields() -> None:
     svc = _svc("web", containerName="exact", networks=["a", "b"], aliases=["w"], links=["db:database"],
                externalLinks=["ext"], expose=["8000-8001/udp"], dns=["1.1.1.1"], dnsSearch=["x.internal"],
                dnsOpt=["ndots:1"], endpoints={"b": {"priority": 5, "aliases": ["bee"], "ipv4Address": "10.0.0.2",
-                                                    "macAddress": "02:00:00:00:00:09"}})
+                                                    "macAddress": "02:00:00:00:00:09"}},
+               networkSpecs={"b": {"ipam": {"config": [{"subnet": "10.0.0.0/24"}]}}})
     svc = replace(svc, peers={"db": Peer("dbid", "db-1", True)})
     cfg = render(svc, "inst", 1)
     assert cfg.name == "exact"
@@ -324,3 +329,25 @@ def test_dependency_order_includes_implicit_references() -> None:
                "web": _svc("web", links=["app"], networks=["n"])}
     assert planner.topological_order(desired) == ["vpn", "app", "web"]
     assert planner.dependents(desired, "vpn") == {"app", "web"}
+
+
+@pytest.mark.parametrize(("peer_started", "own_started", "restart"), [
+    (50.0, 40.0, True),   # the peer restarted after this container started: rejoin its new network stack
+    (30.0, 40.0, False),  # the peer started first (the normal order): nothing to do
+    (50.0, 0.0, False),   # nothing known about this container's start
+])
+def test_a_network_mode_dependent_restarts_when_its_peer_restarted(peer_started: float, own_started: float,
+                                                                   restart: bool) -> None:
+    from controller.actions import Restart
+    from store.records import Status
+
+    vpn, app = _svc("vpn"), _svc("app", networkMode="service:vpn")
+    observed = [_obs("vpn", "v1", hash_=vpn.container_hash),
+                _obs("app", "a1", hash_=app.container_hash, labels={L.NETWORK_FROM: "v1"})]
+    statuses = {"vpn": Status(name="vpn", last_started_at=peer_started),
+                "app": Status(name="app", last_started_at=own_started)}
+    desired = with_peers({"vpn": vpn, "app": app}, observed)
+    sp = planner.plan(desired, observed, statuses, now=100.0).services["app"]
+    got = [a.reason for a in sp.actions if isinstance(a, Restart)]
+    assert got == (["network_mode service:vpn: its container was restarted (the network stack shared with it is new)"]
+                   if restart else [])
