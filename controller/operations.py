@@ -133,6 +133,19 @@ def _requires(spec: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*(spec.get("dependsOn") or {}).keys(), *service_refs(spec)]))
 
 
+def check_shared(store: Store, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
+    """What resources share on the host must agree (container names, network and volume
+    definitions): raise before anything is written."""
+    from crd_like.spec_net import shared_problems
+
+    specs = {name: rec.spec for name, rec in store.desired().items() if not (prune and rec.source == source)}
+    specs.update({res.name: res.spec for res in inputs})
+    applied = {r.name for r in inputs}
+    found = [p for p in shared_problems(specs) if p[0] in applied]
+    if found:
+        raise InvalidSpec([Issue(", ".join(files), None, f"{name}: {fld}", msg) for name, fld, msg in found])
+
+
 def check_externals(engine: Engine, inputs: list[ResourceInput], files: list[str]) -> None:
     """External networks and volumes must exist (reconcile never creates them): a clear
     error before anything is stored."""
@@ -218,6 +231,7 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
+    check_shared(store, inputs, files, prune=prune, source=source)
     check_externals(engine, inputs, files)
     if dry_run:
         changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)

@@ -315,3 +315,27 @@ def replaced_on(spec: Any) -> dict[str, str]:
     """The subset of ``service_refs`` whose container id is baked into this container
     (network stack, volumes): it must be recreated when that container is replaced."""
     return {n: why for n, why in service_refs(spec).items() if not why.startswith("links")}
+
+
+def shared_problems(specs: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """[(resource, field, message)] across resources (JSON dumps of their specs): two with
+    one ``containerName``, or one network / volume defined two ways (it is created once)."""
+    out: list[tuple[str, str, str]] = []
+    owners: dict[str, str] = {}
+    for name in sorted(specs):
+        cname = specs[name].get("containerName")
+        if cname and cname in owners:
+            out.append((name, "spec.containerName", f"containerName {cname!r} is also the containerName of "
+                                                    f"{owners[cname]}: container names are unique on a host"))
+        elif cname:
+            owners[cname] = name
+    for key, what in (("networkSpecs", "network"), ("volumeSpecs", "volume")):
+        seen: dict[str, tuple[str, Any]] = {}
+        for name in sorted(specs):
+            for res, definition in sorted((specs[name].get(key) or {}).items()):
+                if res in seen and seen[res][1] != definition:
+                    out.append((name, f"spec.{key}.{res}", f"{what} {res!r} is defined differently by "
+                                                           f"{seen[res][0]}: it is created once, so every "
+                                                           "resource using it must agree"))
+                seen.setdefault(res, (name, definition))
+    return out

@@ -351,3 +351,21 @@ def test_a_network_mode_dependent_restarts_when_its_peer_restarted(peer_started:
     got = [a.reason for a in sp.actions if isinstance(a, Restart)]
     assert got == (["network_mode service:vpn: its container was restarted (the network stack shared with it is new)"]
                    if restart else [])
+
+
+@pytest.mark.parametrize(("specs", "want"), [
+    ({"a": {"containerName": "x"}, "b": {"containerName": "y"}}, []),
+    ({"a": {"containerName": "x"}, "b": {"containerName": "x"}},
+     [("b", "spec.containerName", "containerName 'x' is also the containerName of a")]),
+    ({"a": {"networkSpecs": {"n": {"internal": True}}}, "b": {"networkSpecs": {"n": {"internal": True}}}}, []),
+    ({"a": {"networkSpecs": {"n": {"internal": True}}}, "b": {"networkSpecs": {"n": {}}}},
+     [("b", "spec.networkSpecs.n", "network 'n' is defined differently by a")]),
+    ({"a": {"volumeSpecs": {"v": {"external": True}}}, "b": {"volumeSpecs": {"v": {"driver": "nfs"}}}},
+     [("b", "spec.volumeSpecs.v", "volume 'v' is defined differently by a")]),
+])
+def test_shared_problems(specs: dict[str, Any], want: list[tuple[str, str, str]]) -> None:
+    from crd_like.spec_net import shared_problems
+
+    got = shared_problems(specs)
+    assert [(n, f) for n, f, _m in got] == [(n, f) for n, f, _m in want]
+    assert all(w[2] in g[2] for g, w in zip(got, want))
