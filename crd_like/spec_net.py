@@ -269,6 +269,12 @@ def network_problems(spec: Any) -> list[str]:
     if len(macs) > 1:
         out.append(f"macAddress is set on networks {', '.join(sorted(macs))}: this engine sets one MAC address "
                    "per container (on its primary network)")
+    elif macs and networks:
+        primary = min(range(len(networks)), key=lambda i: (-(spec.endpoints[networks[i]].priority
+                                                              if networks[i] in spec.endpoints else 0), i))
+        if networks[primary] != macs[0]:
+            out.append(f"macAddress is set on network {macs[0]}, but the engine gives it to the container's "
+                       f"primary network, {networks[primary]}: give {macs[0]} the highest priority (or list it first)")
     named = {units.parse_volume(v).source for v in getattr(spec, "volumes", []) if units.parse_volume(v).kind == "volume"}
     unknown_vols = sorted(set(spec.volumeSpecs) - named)
     if unknown_vols:

@@ -196,6 +196,8 @@ NATIVE_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ("endpoint for an unknown network", {"networks": ["a"], "endpoints": {"b": {}}}, "not in `networks`"),
     ("networkSpecs for an unknown network", {"networkSpecs": {"b": {}}}, "not in `networks`"),
     ("volumeSpecs for an unmounted volume", {"volumeSpecs": {"v": {}}}, "no entry of `volumes` mounts"),
+    ("macAddress not on the primary network", {"networks": ["a", "b"], "endpoints": {"b": {"macAddress":
+     "02:00:00:00:00:01"}}}, "give b the highest priority"),
     ("networkMode none with networks", {"networkMode": "none", "networks": ["a"]}, "cannot be combined with networks"),
     ("networkMode bridge with aliases", {"networkMode": "bridge", "aliases": ["x"]}, "cannot be combined with aliases"),
     ("networkMode container with hostname", {"networkMode": "container:x", "hostname": "h"}, "hostname"),
