@@ -45,10 +45,12 @@ import docker.errors
 import requests.exceptions
 
 from controller import labels as L
-from controller.errors import (EngineTimeout, EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError,
+from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
+                               ReconcileError,
                                TransientError)
 from controller.observed import Observed, from_list_entry
 from controller.render import ContainerConfig
+from crd_like.spec_net import NetworkSpec, VolumeSpec
 
 T = TypeVar("T")
 
@@ -283,14 +285,36 @@ class Engine:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
     # -- act -----------------------------------------------------------------
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> bool:
-        """Create a named volume if missing. True if it was created."""
+    def ensure_volume(self, name: str, labels: dict[str, str], spec: VolumeSpec | None = None) -> bool:
+        """Create a named volume if missing (with the spec's driver, options and labels).
+        True if it was created. An external volume is never created: ExternalMissing."""
         try:
             self._call("volumes.inspect", lambda api: api.inspect_volume(name))
             return False
         except NotFound:
-            self._call("volumes.create", lambda api: api.create_volume(name, labels=labels))
+            if spec is not None and spec.external:
+                raise ExternalMissing(f"external volume {name!r} does not exist: reconcile never creates it; "
+                                      f"create it first (docker volume create {name})") from None
+            driver = spec.driver if spec else "local"
+            opts = dict(spec.driverOpts) if spec and spec.driverOpts else None
+            all_labels = {**(dict(spec.labels) if spec else {}), **labels}
+            self._call("volumes.create", lambda api: api.create_volume(name, driver=driver, driver_opts=opts,
+                                                                        labels=all_labels))
             return True
+
+    def network_exists(self, name: str) -> bool:
+        try:
+            self._call("networks.inspect", lambda api: api.inspect_network(name))
+            return True
+        except NotFound:
+            return False
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self._call("volumes.inspect", lambda api: api.inspect_volume(name))
+            return True
+        except NotFound:
+            return False
 
     def create(self, cfg: ContainerConfig) -> str:
         api = self.api
@@ -312,27 +336,41 @@ class Engine:
             kwargs["stop_timeout"] = cfg.stop_timeout
         kwargs.update(cfg.create)
         if cfg.networks:
-            # the first network at create time (with the service name as alias); others are connected after
+            # the first network at create time (aliases, links, addresses); others are connected after
             first = cfg.networks[0]
             host_config["NetworkMode"] = first
-            kwargs["networking_config"] = api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=cfg.aliases or [cfg.labels.get(L.SERVICE, "")])})
+            endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
+            kwargs["networking_config"] = api.create_networking_config({first: api.create_endpoint_config(**endpoint)})
         result = self._call("containers.create", lambda a: a.create_container(**kwargs), cfg.name)
         return str(result["Id"])
 
-    def connect(self, container_id: str, network: str, aliases: list[str]) -> None:
+    def connect(self, container_id: str, network: str, endpoint: dict[str, Any]) -> None:
+        """Attach to one more network with its endpoint config (aliases, links, addresses)."""
         self._call("networks.connect",
-                   lambda api: api.connect_container_to_network(container_id, network, aliases=aliases),
+                   lambda api: api.connect_container_to_network(container_id, network, **endpoint),
                    container_id)
 
-    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
-        """Create a bridge network if missing. True if created."""
+    def ensure_network(self, name: str, labels: dict[str, str], spec: NetworkSpec | None = None) -> bool:
+        """Create a network if missing, as its spec says (bridge by default). True if
+        created. An external network is never created: ExternalMissing."""
         try:
             self._call("networks.inspect", lambda api: api.inspect_network(name))
             return False
         except NotFound:
-            self._call("networks.create", lambda api: api.create_network(name, driver="bridge", labels=labels,
-                                                                          check_duplicate=True))
+            if spec is not None and spec.external:
+                raise ExternalMissing(f"external network {name!r} does not exist: reconcile never creates it; "
+                                      f"create it first (docker network create {name})") from None
+            kwargs: dict[str, Any] = {"driver": "bridge", "labels": labels, "check_duplicate": True}
+            if spec is not None:
+                kwargs.update(driver=spec.driver, labels={**spec.labels, **labels}, internal=spec.internal,
+                              enable_ipv6=spec.enableIpv6, attachable=spec.attachable or None,
+                              options=dict(spec.driverOpts) or None)
+                if spec.ipam is not None:
+                    pools = [docker.types.IPAMPool(subnet=p.subnet, iprange=p.ipRange, gateway=p.gateway,
+                                                   aux_addresses=dict(p.auxAddresses) or None) for p in spec.ipam.config]
+                    kwargs["ipam"] = docker.types.IPAMConfig(driver=spec.ipam.driver, pool_configs=pools,
+                                                             options=dict(spec.ipam.options) or None)
+            self._call("networks.create", lambda api: api.create_network(name, **kwargs))
             return True
 
     def owned_networks(self, instance: str) -> list[dict[str, Any]]:
@@ -389,7 +427,7 @@ class Engine:
         """The events of ``events`` plus a function that ends the stream from another thread:
         the blocked reader then stops (an inline apply waits on it, then closes it)."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda: self.api.events(decode=True, filters=filters, since=since))
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
 
         def read() -> Iterator[dict[str, Any]]:
             try:

@@ -9,7 +9,8 @@
     ├── TerminalError               retrying the same thing will not help
     │   ├── NotFound                container / image / network does not exist
     │   ├── NameConflict            the name belongs to a container we do not own
-    │   └── ImageMissing            the image is not present and cannot be pulled
+    │   ├── ImageMissing            the image is not present and cannot be pulled
+    │   └── ExternalMissing         an external network / volume does not exist (never created)
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -60,3 +61,7 @@ class NameConflict(TerminalError):
 
 class ImageMissing(TerminalError):
     pass
+
+
+class ExternalMissing(TerminalError):
+    """An external network or volume is missing: reconcile never creates one."""

@@ -16,8 +16,8 @@ from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller.engine import Engine
-from controller.errors import EngineTimeout, ImageMissing, NameConflict, NotFound, ReconcileError
-from controller.render import DesiredService, render
+from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, ReconcileError
+from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
 
 OUTPUT_LIMIT = 500
@@ -80,7 +80,7 @@ class Executor:
                     break  # the rest of this service's actions depend on the one that hung
                 out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
                                               truncate(str(exc)), getattr(action, "container_id", ""), gen))
-                if isinstance(exc, (ImageMissing, NameConflict)):
+                if isinstance(exc, (ImageMissing, NameConflict, ExternalMissing)):
                     break
         return out
 
@@ -210,10 +210,8 @@ class Executor:
         cfg = render(svc, self.instance, replica)
         if name:
             cfg = replace(cfg, name=name)
-        for vol in cfg.volumes:
-            if self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name}):
-                logger.info(f"created volume {vol} for {svc.name}")
-        self._ensure_networks(svc, cfg.networks)
+        self._ensure_volumes(svc, cfg)
+        self._ensure_networks(svc, cfg)
         try:
             cid = self.engine.create(cfg)
         except NameConflict:
@@ -222,21 +220,30 @@ class Executor:
         except ImageMissing as exc:
             raise ImageMissing(f"image {svc.spec.image!r} is not present on this host and is never pulled; "
                                f"build or load it first ({exc})") from exc
-        self._connect_rest(cid, cfg.networks, cfg.aliases)
+        self._connect_rest(cid, cfg)
         self.engine.start(cid)
         return cid
 
-    def _ensure_networks(self, svc: DesiredService, networks: list[str]) -> None:
+    def _ensure_volumes(self, svc: DesiredService, cfg: ContainerConfig) -> None:
+        """Named volumes exist before the engine would create them itself (without our
+        labels and options); an external one is only checked (ExternalMissing)."""
+        for vol in cfg.volumes:
+            if self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name},
+                                         cfg.volume_specs.get(vol)):
+                logger.info(f"created volume {vol} for {svc.name}")
+
+    def _ensure_networks(self, svc: DesiredService, cfg: ContainerConfig) -> None:
         # the engine allows two networks with one name; services created in parallel
         # must not race to make the same one
         with self._create_lock:
-            for net in networks:
-                if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance}):
+            for net in cfg.networks:
+                if self.engine.ensure_network(net, {L.MANAGED: "true", L.INSTANCE: self.instance},
+                                              cfg.network_specs.get(net)):
                     logger.info(f"created network {net} for {svc.name}")
 
-    def _connect_rest(self, cid: str, networks: list[str], aliases: list[str]) -> None:
-        for net in networks[1:]:
-            self.engine.connect(cid, net, aliases)
+    def _connect_rest(self, cid: str, cfg: ContainerConfig) -> None:
+        for net in cfg.networks[1:]:
+            self.engine.connect(cid, net, cfg.endpoints.get(net) or {})
 
     def _explain_conflict(self, name: str, service: str, replica: int) -> None:
         other = self.engine.find_by_name(name)
@@ -259,11 +266,10 @@ class Executor:
         self.engine.rename(old, aside)
         cfg = render(svc, self.instance, action.replica)
         try:
-            for vol in cfg.volumes:
-                self.engine.ensure_volume(vol, {L.MANAGED: "true", L.INSTANCE: self.instance, L.SERVICE: svc.name})
-            self._ensure_networks(svc, cfg.networks)
+            self._ensure_volumes(svc, cfg)
+            self._ensure_networks(svc, cfg)
             new = self.engine.create(cfg)
-            self._connect_rest(new, cfg.networks, cfg.aliases)
+            self._connect_rest(new, cfg)
         except ReconcileError:
             self.engine.rename(old, real_name)
             raise

@@ -12,6 +12,8 @@ SPEC_HASH = PREFIX + "spec-hash"        # container hash of the desired spec it 
 GENERATION = PREFIX + "generation"      # the resource generation it was made from
 CONFIG_HASH = PREFIX + "config-hash"    # digest of the files the spec references
 CONFIG_FILES = PREFIX + "config-files"  # JSON {path: digest} of those files (names what changed)
+NETWORK_FROM = PREFIX + "network-from"  # networkMode service:X: the id of X's container it shares
+VOLUMES_FROM = PREFIX + "volumes-from"  # volumesFrom service:X: JSON {X: container id}
 BUILD_HASH = PREFIX + "build-hash"      # on images reconcile built: digest of the build context
 
 ALL = (MANAGED, INSTANCE, SERVICE, KIND, REPLICA, SPEC_HASH, GENERATION)

@@ -115,9 +115,9 @@ def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, 
     for name, rec in store.desired().items():
         if prune and rec.source == source:
             continue
-        graph[name] = list((rec.spec.get("dependsOn") or {}).keys())
+        graph[name] = _requires(rec.spec)
     for res in inputs:
-        graph[res.name] = list((res.spec.get("dependsOn") or {}).keys())
+        graph[res.name] = _requires(res.spec)
     found = problems(graph, set(graph))
     applied = {r.name for r in inputs}
     found = [p for p in found if p[0] in applied or p[1] in applied]
@@ -139,6 +139,50 @@ def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, 
         fname, line = locations.get(f"{name}/{dep}") or locations.get(name) or ("<store>", None)
         issues.append(Issue(fname, line, f"{name}: spec.dependsOn.{dep}", message))
     raise InvalidSpec(issues)
+
+
+def _requires(spec: dict[str, Any]) -> list[str]:
+    """dependsOn plus the services networkMode / volumesFrom / links refer to."""
+    from crd_like.spec_net import service_refs
+
+    return list(dict.fromkeys([*(spec.get("dependsOn") or {}).keys(), *service_refs(spec)]))
+
+
+def check_shared(store: Store, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
+    """What resources share on the host must agree (container names, network and volume
+    definitions): raise before anything is written."""
+    from crd_like.spec_net import shared_problems
+
+    specs = {name: rec.spec for name, rec in store.desired().items() if not (prune and rec.source == source)}
+    specs.update({res.name: res.spec for res in inputs})
+    applied = {r.name for r in inputs}
+    found = [p for p in shared_problems(specs) if p[0] in applied]
+    if found:
+        raise InvalidSpec([Issue(", ".join(files), None, f"{name}: {fld}", msg) for name, fld, msg in found])
+
+
+def check_externals(engine: Engine, inputs: list[ResourceInput], files: list[str]) -> None:
+    """External networks and volumes must exist (reconcile never creates them): a clear
+    error before anything is stored."""
+    issues = []
+    where = ", ".join(files)
+    for res in inputs:
+        for kind, key, exists in (("network", "networkSpecs", engine.network_exists),
+                                  ("volume", "volumeSpecs", engine.volume_exists)):
+            for name, spec in sorted((res.spec.get(key) or {}).items()):
+                if (spec or {}).get("external") and not exists(name):
+                    issues.append(Issue(where, None, f"{res.name}: spec.{key}.{name}",
+                                        f"external {kind} {name!r} does not exist: reconcile never creates an "
+                                        f"external {kind}; create it first (docker {kind} create {name})"))
+    if issues:
+        raise InvalidSpec(issues)
+
+
+def external_names(specs: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """(networks, volumes) these specs mark external: never removed by reconcile."""
+    nets = {n for s in specs for n, v in (s.get("networkSpecs") or {}).items() if (v or {}).get("external")}
+    vols = {n for s in specs for n, v in (s.get("volumeSpecs") or {}).items() if (v or {}).get("external")}
+    return nets, vols
 
 
 def source_key(files: list[str]) -> str:
@@ -212,6 +256,8 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
+    check_shared(store, inputs, files, prune=prune, source=source)
+    check_externals(engine, inputs, files)
     if dry_run:
         changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)
         rec = _reconciler(store, engine, actor="cli", clock=clock)
@@ -229,7 +275,8 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
     names = {i.name for i in inputs} | pruned
     converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock)
     if volumes and pruned:
-        remove_volumes(store, engine, pruned, report, clock)
+        remove_volumes(store, engine, pruned, report, clock,
+                       gone_specs=[c.old_spec for c in changes if c.change == "pruned" and c.old_spec])
     return report
 
 
@@ -434,25 +481,31 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
     converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
     if volumes:
-        remove_volumes(store, engine, {name}, report, clock)
+        remove_volumes(store, engine, {name}, report, clock, gone_specs=[gone.spec])
     return report
 
 
 def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyReport,
-                   clock: Callable[[], float] = time.time) -> None:
+                   clock: Callable[[], float] = time.time, gone_specs: list[dict[str, Any]] | None = None) -> None:
     """Remove the named volumes the controller created for these (deleted) services.
-    Only with an explicit --volumes; says what it removes; audited."""
+    Only with an explicit --volumes; says what it removes; audited. Volumes marked
+    external (by a desired spec or ``gone_specs``, the deleted ones) are never removed."""
     from store import Event
 
+    gone_specs = gone_specs or []
     if report.delegated_to:
         deadline = clock() + 60
         while clock() < deadline and any(engine.list_owned(store.instance_id, n) for n in names):
             time.sleep(0.3)
     desired = store.desired()
     still_used = {v.split(":")[0] for rec in desired.values() for v in rec.spec.get("volumes") or []}
+    external = external_names([rec.spec for rec in desired.values()] + gone_specs)[1]
     events = []
     for name in sorted(names):
         for vol in engine.owned_volumes(store.instance_id, name):
+            if vol in external:
+                report.done.append(f"kept volume {vol}: it is external (reconcile never removes it)")
+                continue
             if vol in still_used:
                 report.done.append(f"kept volume {vol}: still used by another service")
                 continue

@@ -23,6 +23,9 @@ from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start
 from controller.observed import Observed
 from controller.render import DesiredService, container_name, has_refs
+from controller.render_net import replaced_peers
+from crd_like.models import Dependency
+from crd_like.spec_net import service_refs
 from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
 from store.records import Status
 
@@ -121,9 +124,22 @@ def dep_info(svc: DesiredService, containers: Sequence[Observed], status: Status
                    st.last_started_at, st.restart_requested_at > st.last_started_at)
 
 
+def requirements(svc: DesiredService) -> dict[str, Dependency]:
+    """``dependsOn``, plus the services its networkMode, volumesFrom and links refer to
+    (they must have started: the engine needs their container)."""
+    implicit = {name: Dependency() for name in service_refs(svc.spec) if name not in svc.spec.dependsOn}
+    return {**svc.spec.dependsOn, **implicit}
+
+
+def _network_peer(svc: DesiredService) -> str:
+    """X of ``networkMode: service:X``, or ''."""
+    mode = svc.spec.networkMode or ""
+    return mode.split(":", 1)[1] if mode.startswith("service:") else ""
+
+
 def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
     out = []
-    for name, dep in svc.spec.dependsOn.items():
+    for name, dep in requirements(svc).items():
         info = deps.get(name)
         if info is None or not info.exists:
             out.append(f"{name} ({dep.condition}: it does not exist)")
@@ -185,6 +201,10 @@ def _drift(c: Observed, svc: DesiredService, revisions: Mapping[tuple[str, int],
         missing = sorted(set(svc.spec.networks) - set(c.networks))
         return (f"not attached to network {', '.join(missing)} (detached or removed outside reconcile)",
                 tuple(f"network {n}" for n in missing))
+    replaced = replaced_peers(svc, c)
+    if replaced:  # its network stack / volumes come from a container that no longer is the peer's
+        return ("; ".join(f"{why}: its container was replaced" for _ref, why in replaced),
+                tuple(why for _ref, why in replaced))
     if svc.spec.onConfigChange == "recreate" and c.labels.get(L.CONFIG_HASH, "") != svc.config_hash:
         files = _changed_files(c, svc)
         return ("referenced file changed: " + ", ".join(files), tuple(f"file {f}" for f in files))
@@ -293,7 +313,7 @@ def plan_service(
             actions.append(Recreate(svc.name, replica, c.id, drift[0], drift[1], rollout=rollout))
             states.append(UPDATING if rollout else PENDING)
             continue
-        want_name = container_name(svc.name, replica)
+        want_name = container_name(svc, replica)
         if c.name != want_name and not dups:
             actions.append(Rename(svc.name, replica, c.id, c.name, want_name,
                                   f"container was renamed to {c.name} outside reconcile"))
@@ -317,6 +337,15 @@ def plan_service(
                 actions.append(Restart(svc.name, replica, c.id,
                                        f"dependency {', '.join(cascade)} was restarted (cascade: dependsOn.restart)",
                                        requested=True))
+                states.append(PENDING)
+                converged = False
+                continue
+            peer = _network_peer(svc)
+            if (c.state == "running" and peer in deps and not unmet and status.last_started_at > 0
+                    and deps[peer].last_started_at > status.last_started_at):
+                # same container, but its restart made a new network stack: rejoin it
+                actions.append(Restart(svc.name, replica, c.id, f"network_mode service:{peer}: its container was "
+                                       "restarted (the network stack shared with it is new)", requested=True))
                 states.append(PENDING)
                 converged = False
                 continue
@@ -466,7 +495,7 @@ def dependents(desired: Mapping[str, DesiredService], name: str) -> set[str]:
     while frontier:
         cur = frontier.pop()
         for other, svc in desired.items():
-            if cur in svc.spec.dependsOn and other not in out:
+            if cur in requirements(svc) and other not in out:
                 out.add(other)
                 frontier.append(other)
     return out
@@ -481,7 +510,7 @@ def topological_order(desired: Mapping[str, DesiredService]) -> list[str]:
         if n in seen or n not in desired:
             return
         seen.add(n)
-        for d in sorted(desired[n].spec.dependsOn):
+        for d in sorted(requirements(desired[n])):
             visit(d)
         order.append(n)
 

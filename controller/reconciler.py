@@ -26,6 +26,7 @@ from controller.executor import Executor, Result, truncate
 from controller.observed import Observed
 from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
+from controller.render_net import with_peers
 from store import Event, Status, Store
 from store.repository import StoreError
 
@@ -129,6 +130,7 @@ class Reconciler:
         now = self.clock()
         desired = self.desired() if desired is None else desired
         observed = self.engine.list_owned(self.instance)
+        desired = with_peers(desired, observed)
         statuses = self._statuses()
         revisions = self._revisions(desired, observed, statuses)
         plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
@@ -362,7 +364,8 @@ class Reconciler:
 
     def gc_networks(self) -> list[str]:
         """Remove this store's networks that no desired service names (and nothing uses)."""
-        wanted = {n for svc in self.desired().values() for n in svc.spec.networks}
+        # external networks are never removed, even one reconcile created before it was marked so
+        wanted = {n for svc in self.desired().values() for n in [*svc.spec.networks, *svc.spec.networkSpecs]}
         removed = []
         for net in self.engine.owned_networks(self.instance):
             name = net.get("Name", "")
@@ -382,8 +385,8 @@ class Reconciler:
 
     def _observe_only(self, only: set[str] | None) -> PassResult:
         now = self.clock()
-        desired = self.desired()
         observed = self.engine.list_owned(self.instance)
+        desired = with_peers(self.desired(), observed)
         statuses = self.store.statuses()
         plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only,
                             image_builds=self.image_builds())

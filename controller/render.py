@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from controller import labels as L
-from controller import render_host
+from controller import render_host, render_net
 from crd_like import units
 from crd_like.hashing import container_hash
 from crd_like.models import SPEC_MODELS, ServiceSpec
@@ -35,6 +35,7 @@ class DesiredService:
     config_files: dict[str, str] = field(default_factory=dict)
     build_hash: str = ""
     ref_error: str = ""
+    peers: dict[str, render_net.Peer] = field(default_factory=dict)  # observed containers of referenced services
 
     @property
     def replicas(self) -> int:
@@ -62,8 +63,9 @@ def with_refs(svc: DesiredService, env: dict[str, str], secret_keys: frozenset[s
                    build_hash=build_hash, ref_error=error)
 
 
-def container_name(service: str, replica: int) -> str:
-    return f"{service}-{replica}"
+def container_name(svc: DesiredService, replica: int) -> str:
+    """``<name>-<replica>``, or the spec's ``containerName``."""
+    return render_net.container_name(svc.spec, svc.name, replica)
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,10 @@ class ContainerConfig:
     stop_timeout: int
     host: dict[str, Any] = field(default_factory=dict)  # extra HostConfig settings
     create: dict[str, Any] = field(default_factory=dict)  # extra create_container arguments
-    networks: list[str] = field(default_factory=list)
-    aliases: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)  # joined in this order; the first at create
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> endpoint config kwargs
+    network_specs: dict[str, Any] = field(default_factory=dict)  # network -> spec_net.NetworkSpec
+    volume_specs: dict[str, Any] = field(default_factory=dict)  # volume -> spec_net.VolumeSpec
 
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
@@ -133,7 +137,10 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
     if spec.logging:
         host["log_config"] = {"Type": spec.logging.driver, "Config": dict(spec.logging.options)}
     host.update(render_host.host_config(spec))
+    net = render_net.plan_network(svc)
+    host.update(net.host)
     create: dict[str, Any] = render_host.create_args(spec)
+    create.update(net.create)
     if spec.user:
         create["user"] = spec.user
     if spec.workingDir:
@@ -147,15 +154,17 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         L.MANAGED: "true", L.INSTANCE: instance, L.SERVICE: svc.name, L.KIND: svc.kind,
         L.REPLICA: str(replica), L.SPEC_HASH: svc.container_hash, L.GENERATION: str(svc.generation),
     })
+    labels.update(net.labels)
     if svc.config_hash:
         labels[L.CONFIG_HASH] = svc.config_hash
         # secret env values are in the hash but never named on a label, not even digested
         labels[L.CONFIG_FILES] = json.dumps({k: v for k, v in svc.config_files.items() if not k.startswith("env:")},
                                             sort_keys=True)
     return ContainerConfig(
-        name=container_name(svc.name, replica), image=spec.image, command=spec.command,
-        env=dict(svc.env), labels=labels, port_bindings=bindings, exposed=sorted(bindings),
+        name=container_name(svc, replica), image=spec.image, command=spec.command,
+        env=dict(svc.env), labels=labels, port_bindings=bindings, exposed=sorted(set(bindings) | set(net.exposed)),
         binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
-        host=host, create=create, networks=list(spec.networks), aliases=[svc.name, *spec.aliases],
+        host=host, create=create, networks=net.networks, endpoints=net.endpoints,
+        network_specs=net.network_specs, volume_specs=net.volume_specs,
     )

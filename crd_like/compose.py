@@ -143,6 +143,8 @@ class _Ctx:
     def warn(self, node: Node, key: str, what: str) -> None:
         """A key that is accepted but whose meaning differs here: a warning naming file:line:key."""
         self.warnings.append(str(Issue(node.file, node.line, node.field, f"compose key '{key}': {what}")))
+    network_specs: dict[str, Node] = field(default_factory=dict)  # engine name -> native networkSpecs entry
+    volume_specs: dict[str, Node] = field(default_factory=dict)  # engine name -> native volumeSpecs entry
 
     def error(self, node: Node, message: str, field_: str | None = None) -> None:
         self.issues.append(Issue(node.file, node.line, node.field if field_ is None else field_, message))
@@ -378,25 +380,9 @@ def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
 
 
 def _resources(top: Node | None, ctx: _Ctx, kind: str, names: dict[str, str], drivers: set[str]) -> None:
-    """Top-level volumes / networks: compose name -> engine name."""
-    if top is None or top.value is None:
-        return
-    if not isinstance(top.value, dict):
-        ctx.error(top, f"top-level `{kind}` must be a mapping of names")
-        return
-    for key, node in top.value.items():
-        cfg = node.value if isinstance(node.value, dict) else {}
-        if node.value is not None and not isinstance(node.value, dict):
-            ctx.error(node, f"a {kind[:-1]} definition must be a mapping (or empty)")
-        explicit = cfg.get("name")
-        names[str(key)] = str(explicit.value) if explicit is not None else (
-            str(key) if _bool(cfg.get("external")) else f"{ctx.project}_{key}")
-        for sub, sub_node in cfg.items():
-            if sub in ("name", "external") or str(sub).startswith("x-"):
-                continue
-            if sub == "driver" and sub_node.value in drivers:
-                continue
-            ctx.unsupported(sub_node, f"{kind}.{sub}" if sub != "driver" else f"{kind}.driver: {sub_node.value}")
+    """Top-level volumes / networks: compose name -> engine name, and how each is created
+    (see ``compose_net.resources``; ``drivers`` is no longer used)."""
+    compose_net.resources(top, ctx, kind, names, ctx.network_specs if kind == "networks" else ctx.volume_specs)
 
 
 def _files(top: Node | None, ctx: _Ctx, kind: str) -> None:
@@ -580,6 +566,7 @@ class _Service:
         if res:
             self._set("resources", self.node.at(res))
         self._scale()
+        compose_net.finish(self)
         restarts = self._restart()
         name = self.native(self.key)
         kind = "Job" if self.is_job else "Service"

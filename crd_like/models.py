@@ -295,7 +295,8 @@ class ServiceSpec(NetworkFields, HostFields, Frozen):
     workingDir: str | None = None
     entrypoint: Command | None = None
     hostname: str | None = None
-    extraHosts: list[Annotated[str, Field(pattern=r"^[^:\s]+:[0-9a-fA-F.:]+$")]] = Field(default_factory=list)
+    extraHosts: list[Annotated[str, Field(pattern=r"^[^:\s]+:([0-9a-fA-F.:]+|host-gateway)$")]] = Field(
+        default_factory=list, description="'HOST:IP'; 'HOST:host-gateway' is the host's address as the engine sees it.")
     readOnly: bool = False
     capAdd: list[str] = Field(default_factory=list)
     capDrop: list[str] = Field(default_factory=list)

@@ -317,11 +317,8 @@ def test_normalize_project_name(text: str, expected: str) -> None:
 # ------------------------------------------------------------------------------ unsupported keys
 UNSUPPORTED: list[tuple[str, str, int, str]] = [
     # (service body, key named in the message, line, field)
-    ("container_name: web", "container_name", 5, "services.s.container_name"),
     ("build:\n  context: .\n  cache_from: [x]", "build.cache_from", 7, "services.s.build.cache_from"),
     ("privileged: true", "privileged", 5, "services.s.privileged"),
-    ("expose: ['80']", "expose", 5, "services.s.expose"),
-    ("network_mode: host", "network_mode", 5, "services.s.network_mode"),
     ("ulimits: {nofile: 1024}", "ulimits", 5, "services.s.ulimits"),
     ("healthcheck:\n  test: [CMD, x]\n  start_interval: 1s", "healthcheck.start_interval", 7,
      "services.s.healthcheck.start_interval"),
@@ -331,7 +328,8 @@ UNSUPPORTED: list[tuple[str, str, int, str]] = [
      "services.s.deploy.resources.limits.pids"),
     ("deploy:\n  update_config: {max_failure_ratio: 0.1}", "deploy.update_config.max_failure_ratio", 6,
      "services.s.deploy.update_config.max_failure_ratio"),
-    ("networks:\n  default:\n    aliases: [x]", "networks.aliases", 7, "services.s.networks.default.aliases"),
+    ("networks:\n  default:\n    interface_name: eth7", "networks.interface_name", 7,
+     "services.s.networks.default.interface_name"),
     ("ports:\n  - {target: 80, name: web}", "ports.name", 6, "services.s.ports[0].name"),
     ("volumes: ['data:/data:z']", "volumes mode 'z'", 5, "services.s.volumes[0]"),
     ("volumes:\n  - {type: volume, source: data, target: /d, volume: {nocopy: true}}", "volumes.volume.nocopy", 6,
@@ -371,10 +369,10 @@ def test_unsupported_key_is_a_warning_with_allow_unsupported(body: str, key: str
 
 @pytest.mark.parametrize(("top", "key", "line"), [
     ("models:\n  m: {model: x}\n", "models", 4),
-    ("volumes:\n  v: {driver: nfs}\n", "volumes.driver: nfs", 5),
-    ("volumes:\n  v: {driver_opts: {o: x}}\n", "volumes.driver_opts", 5),
-    ("networks:\n  n: {ipam: {config: []}}\n", "networks.ipam", 5),
-    ("networks:\n  n: {internal: true}\n", "networks.internal", 5),
+    ("include: [other.yml]\n", "include", 4),
+    ("volumes:\n  v: {scope: global}\n", "volumes.scope", 5),
+    ("networks:\n  n: {ipam: {weird: 1}}\n", "networks.ipam.weird", 5),
+    ("networks:\n  n: {scope: swarm}\n", "networks.scope", 5),
     ("secrets:\n  s: {environment: X}\n", "secrets.environment", 5),
 ])
 def test_unsupported_top_level_keys(top: str, key: str, line: int) -> None:
@@ -389,9 +387,9 @@ def test_version_is_accepted_and_ignored() -> None:
 
 
 def test_several_unsupported_keys_are_all_reported() -> None:
-    found = problems("name: ct-u\nservices:\n  s:\n    image: x\n    container_name: a\n    tty: true\n"
+    found = problems("name: ct-u\nservices:\n  s:\n    image: x\n    isolation: a\n    tty: true\n"
                      "    stdin_open: true\n")
-    assert [(i.line, i.field) for i in found] == [(5, "services.s.container_name"), (6, "services.s.tty"),
+    assert [(i.line, i.field) for i in found] == [(5, "services.s.isolation"), (6, "services.s.tty"),
                                                   (7, "services.s.stdin_open")]
 
 
