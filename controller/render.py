@@ -73,7 +73,7 @@ class ContainerConfig:
     command: list[str] | None
     env: dict[str, str]
     labels: dict[str, str]
-    port_bindings: dict[str, list[tuple[str, int | None]]]
+    port_bindings: dict[str, list[tuple[str, int | str | None]]]
     exposed: list[str]
     binds: list[str]
     volumes: list[str]  # named volumes to ensure exist
@@ -86,11 +86,12 @@ class ContainerConfig:
     create: dict[str, Any] = field(default_factory=dict)  # extra create_container arguments
     networks: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    checks: render_host.EngineChecks = field(default_factory=render_host.EngineChecks)  # done where the engine is known
 
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
     spec = svc.spec
-    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    bindings: dict[str, list[tuple[str, int | str | None]]] = {}
     for p in spec.ports:
         for cport, binding in units.parse_port(p).bindings():
             bindings.setdefault(cport, []).append(binding)
@@ -100,16 +101,10 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         if m.kind == "anonymous":
             anonymous.append(m.target)
             continue
-        binds.append(f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}")
+        binds.append(f"{m.source}:{m.target}:{m.engine_mode()}")
         if m.kind == "volume":
             named.append(m.source)
-    health = None
-    if spec.healthcheck is not None:
-        hc = spec.healthcheck
-        health = {
-            "test": list(hc.test), "interval": int(hc.interval * NANO), "timeout": int(hc.timeout * NANO),
-            "retries": hc.retries, "start_period": int(hc.startPeriod * NANO),
-        }
+    health = render_host.healthcheck(spec.healthcheck)
     host: dict[str, Any] = {}
     lim, res = spec.resources.limits, spec.resources.reservations
     if lim.memory:
@@ -158,4 +153,5 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
         host=host, create=create, networks=list(spec.networks), aliases=[svc.name, *spec.aliases],
+        checks=render_host.engine_checks(spec, svc.name),
     )
