@@ -182,6 +182,25 @@ def _platform(v: str) -> str:
     return v
 
 
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    """A pattern check whose error says what was expected in words, not as a regex."""
+    regex = re.compile(pattern)
+
+    def check(v: str) -> str:
+        if not regex.fullmatch(v):
+            raise ValueError(f"invalid value {v!r}: expected {expected}")
+        return v
+    return AfterValidator(check)
+
+
+_CPUSET = r"\d+(-\d+)?(,\d+(-\d+)?)*"
+Ipc = Annotated[str, _matching(rf"host|private|shareable|none|{_NS_PEER}",
+                               "host, private, shareable, none, service:NAME or container:NAME")]
+Pid = Annotated[str, _matching(rf"host|{_NS_PEER}", "host, service:NAME or container:NAME")]
+Cpuset = Annotated[str, _matching(_CPUSET, "CPU numbers and ranges such as '0-2,4'")]
+Mac = Annotated[str, _matching(_MAC.pattern[1:-1], "a MAC address such as '02:42:ac:11:00:02'")]
+
+
 def _security_opt(v: str) -> str:
     key, sep, value = v.partition("=")
     if not sep:
@@ -216,8 +235,8 @@ class HostFields(BaseModel):
     shmSize: Size | None = Field(default=None, description="Size of /dev/shm, e.g. 64m.")
     tty: bool = False
     stdinOpen: bool = False
-    ipc: str | None = Field(default=None, pattern=rf"^(host|private|shareable|none|{_NS_PEER})$")
-    pid: str | None = Field(default=None, pattern=rf"^(host|{_NS_PEER})$")
+    ipc: Ipc | None = None
+    pid: Pid | None = None
     uts: Literal["host"] | None = None
     usernsMode: Literal["host"] | None = None
     cgroup: Literal["host", "private"] | None = None
@@ -231,14 +250,14 @@ class HostFields(BaseModel):
     cpuQuota: Micros | None = Field(default=None, ge=-1)
     cpuRtPeriod: Micros | None = Field(default=None, ge=1)
     cpuRtRuntime: Micros | None = Field(default=None, ge=-1)
-    cpuset: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$", description="e.g. '0-2,4'")
-    cpusetMems: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+    cpuset: Cpuset | None = Field(default=None, description="e.g. '0-2,4'")
+    cpusetMems: Cpuset | None = None
     memSwappiness: int | None = Field(default=None, ge=0, le=100)
     memswapLimit: SizeOrUnlimited | None = Field(default=None, description="Memory + swap, e.g. 1g; -1 = unlimited.")
     oomKillDisable: bool = False
     oomScoreAdj: int | None = Field(default=None, ge=-1000, le=1000)
     runtime: str | None = Field(default=None, min_length=1)
-    macAddress: str | None = Field(default=None, pattern=_MAC.pattern)
+    macAddress: Mac | None = None
     domainname: str | None = Field(default=None, min_length=1)
     storageOpt: dict[str, Str] = Field(default_factory=dict)
     blkio: Blkio | None = None

@@ -46,6 +46,15 @@ def cname(rc: Harness, service: str) -> str:
     return f"{rc.prefix}-{service}-1"
 
 
+def remove_own_containers(rc: Harness) -> None:
+    """The containers of this test's store (by its instance label), nothing else."""
+    for c in rc.client.containers.list(all=True, sparse=True, filters={"label": f"io.reconcile.instance={rc.instance}"}):
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
 def sleeper(**keys: Any) -> dict[str, Any]:
     return {"image": BASE_IMAGE, "command": ["sleep", "600"], "labels": {TEST_LABEL: RUN_ID}, **keys}
 
@@ -119,10 +128,9 @@ def unhealthy_image(rc: Harness) -> Iterator[str]:
     try:
         yield tag
     finally:
-        for c in rc.client.containers.list(all=True, filters={"ancestor": tag}):
-            c.remove(force=True)
+        remove_own_containers(rc)
         try:
-            rc.client.images.remove(tag, force=True)
+            rc.client.images.remove(tag)
         except docker.errors.ImageNotFound:
             pass
 
@@ -188,9 +196,17 @@ def test_engine_dependent_keys_fail_clearly_and_inline_builds_work(rc: Harness) 
             "inline": sleeper(image=built, build={"dockerfile_inline": f"FROM {BASE_IMAGE}\nRUN echo inline > /m\n",
                                                   "labels": {TEST_LABEL: RUN_ID, "org.example.built": "yes"}}),
             "native-ok": sleeper(platform=f"linux/{local['Architecture']}"),
+            "probe": sleeper(healthcheck={"test": ["CMD", "true"], "interval": "1s", "start_period": "5s",
+                                          "start_interval": "1s"}),
         }
         (rc.tmp / "proj").mkdir()  # the build context: not the test's directory, where the store changes
-        rc.run("apply", "-f", write_compose(rc, good, "proj/good.yaml"), "--wait", "--timeout", "90s")
+        ok = rc.run("apply", "-f", write_compose(rc, good, "proj/good.yaml"), "--wait", "--timeout", "90s")
+        probe = rc.inspect(cname(rc, "probe"))["Config"]["Healthcheck"]
+        if tuple(int(p) for p in version.split(".")) < (1, 44):
+            assert "healthcheck.startInterval is ignored" in ok.stderr, ok.stderr  # said, not silently dropped
+            assert "StartInterval" not in probe, probe
+        else:
+            assert probe["StartInterval"] == 1_000_000_000, probe
         image = rc.client.images.get(built)
         assert image.labels.get("org.example.built") == "yes"
         assert rc.client.containers.get(cname(rc, "inline")).exec_run(["cat", "/m"]).output.decode().strip() == "inline"
@@ -214,10 +230,11 @@ def test_engine_dependent_keys_fail_clearly_and_inline_builds_work(rc: Harness) 
         failed = [e for e in rc.history(None, "Failed")]
         assert any("platform" in e["message"] for e in failed), json.dumps(failed)
     finally:
+        # only this test's containers (its store's instance label), then its two tags: the
+        # loopback tag names the shared base image, so it is untagged, never force-removed
+        remove_own_containers(rc)
         for ref in (registry_ref, built):
-            for c in rc.client.containers.list(all=True, filters={"ancestor": ref}):
-                c.remove(force=True)
             try:
-                rc.client.images.remove(ref, force=True)
+                rc.client.images.remove(ref, noprune=ref == registry_ref)
             except docker.errors.ImageNotFound:
                 pass
