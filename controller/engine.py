@@ -29,11 +29,23 @@ Errors. ``docker.errors`` and transport failures are translated into
                                                                   and the container; audited
                                                                   as EngineDegraded)
     connection refused / reset, no socket -> EngineUnavailable   (transient; the engine is down)
+
+Images are never pulled: no registry is assumed to be reachable (``pullPolicy: always``
+makes one bounded pull attempt, and fails clearly when no registry answers).
+
+What depends on the engine's API version or on the local image is decided here, at
+create time (``ContainerConfig.checks``): ``annotations`` need API 1.43 (an error on an
+older engine: they are read by the runtime, so dropping them would change what runs);
+a healthcheck ``startInterval`` needs API 1.44 (a warning naming the key: probes then
+run every ``interval`` from the start); ``platform`` must match the local image's
+os/architecture[/variant] (an error naming both).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,14 +55,41 @@ from typing import Any, Literal, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+from loguru import logger
 
 from controller import labels as L
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
-                               ReconcileError,
-                               TransientError)
+                               ReconcileError, TerminalError, TransientError)
 from controller.observed import Observed, from_list_entry
 from controller.render import ContainerConfig
+from controller.render_host import EngineChecks
 from crd_like.spec_net import NetworkSpec, VolumeSpec
+
+PULL_TIMEOUT = 30.0  # one pull attempt for pullPolicy: always; no registry is assumed to answer
+_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
+
+
+def _api_at_least(version: str, wanted: str) -> bool:
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    return key(version) >= key(wanted)
+
+
+def platform_mismatch(wanted: str, image: dict[str, Any]) -> str:
+    """'' when the image (``inspect_image`` output) runs on ``wanted`` (os/arch[/variant])."""
+    parts = wanted.split("/")
+    os_, arch = parts[0], _ARCH.get(parts[1], parts[1])
+    variant = parts[2] if len(parts) > 2 else ""
+    have_os, have_arch = str(image.get("Os") or ""), _ARCH.get(str(image.get("Architecture") or ""),
+                                                              str(image.get("Architecture") or ""))
+    have_variant = str(image.get("Variant") or "")
+    if arch == "arm64" and variant == "v8":
+        variant = ""  # linux/arm64 and linux/arm64/v8 are the same platform
+    have = f"{have_os}/{have_arch}" + (f"/{have_variant}" if have_variant else "")
+    if have_os != os_ or have_arch != arch or (variant and have_variant and have_variant != variant):
+        return have
+    return ""
 
 T = TypeVar("T")
 
@@ -252,15 +291,26 @@ class Engine:
         return ids, builds
 
     def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
-              labels: dict[str, str]) -> tuple[bool, str]:
-        """Build an image offline (never pulls). (ok, output tail)."""
+              labels: dict[str, str], options: dict[str, Any] | None = None,
+              dockerfile_inline: str | None = None) -> tuple[bool, str]:
+        """Build an image offline (never pulls). (ok, output tail). ``options`` are extra
+        ``APIClient.build`` arguments (``render_host.build_options``); an inline Dockerfile
+        is written to a temporary file outside the context, which the SDK sends along."""
         lines: list[str] = []
         ok = True
+        extra = dict(options or {})
+        labels = {**extra.pop("labels", {}), **labels}
+        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if dockerfile_inline else None
+        if inline_dir is not None:
+            dockerfile = os.path.join(inline_dir, "Dockerfile")
+            with open(dockerfile, "w", encoding="utf-8") as fh:
+                fh.write(dockerfile_inline or "")
 
         def run(api: docker.APIClient) -> None:
             nonlocal ok
             for chunk in api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
-                                        target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True):
+                               target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
+                               **extra):
                 if "stream" in chunk:
                     lines.extend(chunk["stream"].rstrip("\n").splitlines())
                 if "error" in chunk:
@@ -268,7 +318,11 @@ class Engine:
                     lines.append("ERROR: " + str(chunk["error"]).strip())
                 del lines[:-40]
 
-        self._call("images.build", run, tag)
+        try:
+            self._call("images.build", run, tag)
+        finally:
+            if inline_dir is not None:
+                shutil.rmtree(inline_dir, ignore_errors=True)
         return ok, "\n".join(lines[-20:])
 
     def image_id(self, ref: str) -> str | None:
@@ -316,8 +370,53 @@ class Engine:
         except NotFound:
             return False
 
+    def pull_once(self, ref: str, service: str) -> None:
+        """``pullPolicy: always``: one pull attempt, bounded in time; a clear error when it fails."""
+        repo, tag = ref, None
+        last = ref.rsplit("/", 1)[-1]
+        if "@" not in ref and ":" in last:
+            repo, tag = ref.rsplit(":", 1)
+        client = docker.APIClient(**{**self._kwargs, "timeout": PULL_TIMEOUT})
+        self.calls["images.pull"] += 1
+        try:
+            for chunk in client.pull(repo, tag=tag, stream=True, decode=True):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise TerminalError(f"{service}: pullPolicy always: pulling {ref} failed: {chunk['error']}")
+        except (docker.errors.APIError, requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            detail = getattr(exc, "explanation", None) or exc
+            raise TerminalError(f"{service}: pullPolicy always: pulling {ref} failed ({detail}); no registry "
+                                "answers from this host: use pullPolicy missing (the local image) or build") from exc
+        finally:
+            client.close()
+
+    def _check(self, cfg: ContainerConfig, config: dict[str, Any]) -> None:
+        """What depends on the engine version or the local image (see the module docstring)."""
+        checks: EngineChecks = cfg.checks
+        version = str(getattr(self.api, "api_version", "") or self.api._version)
+        if checks.annotations:
+            if not _api_at_least(version, "1.43"):
+                raise TerminalError(f"{checks.service}: annotations need Docker engine API 1.43 or later; this engine "
+                                    f"speaks {version}: remove `annotations` or upgrade the engine")
+            config["HostConfig"]["Annotations"] = dict(checks.annotations)
+        if checks.start_interval_ns is not None:
+            if _api_at_least(version, "1.44"):
+                config["Healthcheck"]["StartInterval"] = checks.start_interval_ns
+            else:
+                logger.warning(f"{checks.service}: healthcheck.startInterval is ignored: it needs Docker engine API "
+                               f"1.44 or later and this engine speaks {version}; probes run every `interval` "
+                               "from the start")
+        if checks.platform:
+            image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image), cfg.image)
+            have = platform_mismatch(checks.platform, image)
+            if have:
+                raise TerminalError(f"{checks.service}: platform {checks.platform} does not match the local image "
+                                    f"{cfg.image}, which is {have}; nothing is pulled here: build or load an image "
+                                    f"for {checks.platform}, or change `platform`")
+
     def create(self, cfg: ContainerConfig) -> str:
         api = self.api
+        if cfg.checks.pull_always:
+            self.pull_once(cfg.image, cfg.checks.service)
         host_config = api.create_host_config(
             binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None, **cfg.host,
         )
@@ -341,7 +440,14 @@ class Engine:
             host_config["NetworkMode"] = first
             endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
             kwargs["networking_config"] = api.create_networking_config({first: api.create_endpoint_config(**endpoint)})
-        result = self._call("containers.create", lambda a: a.create_container(**kwargs), cfg.name)
+        # create_container's own steps, split so that _check can edit the config (keys the
+        # SDK does not know: Annotations, Healthcheck.StartInterval)
+        name = kwargs.pop("name")
+        kwargs["environment"] = api._proxy_configs.inject_proxy_environment(
+            docker.utils.utils.format_environment(kwargs["environment"] or {})) or None
+        config = api.create_container_config(**kwargs)
+        self._check(cfg, config)
+        result = self._call("containers.create", lambda a: a.create_container_from_config(config, name), cfg.name)
         return str(result["Id"])
 
     def connect(self, container_id: str, network: str, endpoint: dict[str, Any]) -> None:

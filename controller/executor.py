@@ -15,6 +15,7 @@ from loguru import logger
 from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
+from controller import render_host
 from controller.engine import Engine
 from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import ContainerConfig, DesiredService, render
@@ -173,7 +174,9 @@ class Executor:
                 ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
                                              args=dict(b.args), target=b.target,
                                              labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                     L.INSTANCE: self.instance})
+                                                     L.INSTANCE: self.instance},
+                                             options=render_host.build_options(b, svc.spec.platform),
+                                             dockerfile_inline=b.dockerfileInline)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
                     raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {tail.splitlines()[-1] if tail else ''}")

@@ -458,7 +458,7 @@ def _all_converged(store: Store, names: set[str] | None) -> bool:
             continue
         if st is None or st.observed_generation != rec.generation:
             return False
-        if rec.spec.get("healthcheck") and st.health != "healthy":
+        if (rec.spec.get("healthcheck") or {}).get("test") and st.health != "healthy":
             return False
     return True
 

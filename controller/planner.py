@@ -111,7 +111,7 @@ def _pick(containers: list[Observed], svc: DesiredService) -> tuple[Observed, li
 
 
 def _ready(c: Observed, svc: DesiredService) -> bool:
-    return c.running and (svc.spec.healthcheck is None or c.health == "healthy")
+    return c.running and (not svc.spec.probes or c.health == "healthy")
 
 
 def dep_info(svc: DesiredService, containers: Sequence[Observed], status: Status | None) -> DepInfo:
@@ -349,7 +349,7 @@ def plan_service(
                 states.append(PENDING)
                 converged = False
                 continue
-            hc = svc.spec.healthcheck
+            hc = svc.spec.healthcheck if svc.spec.probes else None
             in_start_period = hc is not None and now - status.last_started_at < hc.startPeriod
             if (c.state == "running" and c.health == "unhealthy" and hc is not None
                     and svc.spec.onUnhealthy != "ignore" and not in_start_period):
@@ -430,8 +430,8 @@ def plan_service(
         states.append(PENDING)
         converged = False
     state = _worst(states)
-    health = _worst_health(healths) if svc.spec.healthcheck else ""
-    if svc.spec.healthcheck and health != "healthy":
+    health = _worst_health(healths) if svc.spec.probes else ""
+    if svc.spec.probes and health != "healthy":
         converged = False
     if unmet:
         messages.insert(0, gate_msg)

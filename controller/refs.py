@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import render_host
 from crd_like import units
 from crd_like.models import EnvFrom, ServiceSpec
 
@@ -134,7 +135,7 @@ class RefCache:
             if not os.path.isdir(b.context):
                 error = error or f"build context {b.context} is not a directory"
             else:
-                meta = repr((b.dockerfile, sorted(b.args.items()), b.target))
+                meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
                 build_hash = hashlib.sha256((self.tree_digest(b.context) + meta).encode()).hexdigest()[:16]
         return Resolved(env, frozenset(secret), files, config_hash, build_hash, error)
 

@@ -75,7 +75,7 @@ class ContainerConfig:
     command: list[str] | None
     env: dict[str, str]
     labels: dict[str, str]
-    port_bindings: dict[str, list[tuple[str, int | None]]]
+    port_bindings: dict[str, list[tuple[str, int | str | None]]]
     exposed: list[str]
     binds: list[str]
     volumes: list[str]  # named volumes to ensure exist
@@ -90,11 +90,12 @@ class ContainerConfig:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> endpoint config kwargs
     network_specs: dict[str, Any] = field(default_factory=dict)  # network -> spec_net.NetworkSpec
     volume_specs: dict[str, Any] = field(default_factory=dict)  # volume -> spec_net.VolumeSpec
+    checks: render_host.EngineChecks = field(default_factory=render_host.EngineChecks)  # done where the engine is known
 
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
     spec = svc.spec
-    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    bindings: dict[str, list[tuple[str, int | str | None]]] = {}
     for p in spec.ports:
         for cport, binding in units.parse_port(p).bindings():
             bindings.setdefault(cport, []).append(binding)
@@ -104,16 +105,10 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         if m.kind == "anonymous":
             anonymous.append(m.target)
             continue
-        binds.append(f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}")
+        binds.append(f"{m.source}:{m.target}:{m.engine_mode()}")
         if m.kind == "volume":
             named.append(m.source)
-    health = None
-    if spec.healthcheck is not None:
-        hc = spec.healthcheck
-        health = {
-            "test": list(hc.test), "interval": int(hc.interval * NANO), "timeout": int(hc.timeout * NANO),
-            "retries": hc.retries, "start_period": int(hc.startPeriod * NANO),
-        }
+    health = render_host.healthcheck(spec.healthcheck)
     host: dict[str, Any] = {}
     lim, res = spec.resources.limits, spec.resources.reservations
     if lim.memory:
@@ -167,4 +162,5 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
         host=host, create=create, networks=net.networks, endpoints=net.endpoints,
         network_specs=net.network_specs, volume_specs=net.volume_specs,
+        checks=render_host.engine_checks(spec, svc.name),
     )

@@ -27,7 +27,7 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
     main = next((c for c in sorted(containers, key=lambda c: (c.replica, not c.running)) if c.replica == 1), None)
     cid = main.id if main else ""
     if main and old and old.container_id == main.id:
-        if old.health != sp.health and svc.spec.healthcheck is not None and sp.health:
+        if old.health != sp.health and svc.spec.probes and sp.health:
             notes.append(Transition("HealthChanged", f"{old.health or 'none'} -> {sp.health}", main.id,
                                     wants_probe=sp.health in ("unhealthy", "healthy")))
         if old.state == RUNNING and not main.running and main.state in ("exited", "dead"):

@@ -68,6 +68,10 @@ _WHY = {
     "expose": "containers on a shared network reach each other's ports without it",
     "links": "services on the same network resolve each other by name",
     "network_mode": "services join the project's networks",
+    "build.secrets": "builds use the engine's classic builder, which has no build secrets",
+    "build.ssh": "builds use the engine's classic builder, which has no SSH agent forwarding",
+    "post_start": "lifecycle hooks are not run by reconcile yet",
+    "pre_stop": "lifecycle hooks are not run by reconcile yet",
 }
 _NAME = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -160,6 +164,10 @@ class _Ctx:
         else:
             self.issues.append(Issue(node.file, node.line, node.field,
                                      what + "; remove it, or pass --allow-unsupported to ignore it with a warning"))
+
+    def warn(self, node: Node, key: str, what: str) -> None:
+        """Accepted, but the meaning differs here: a warning naming file:line:key."""
+        self.warnings.append(str(Issue(node.file, node.line, node.field, f"compose key '{key}': {what}")))
 
     def path(self, text: str) -> str:
         """A host path from the compose file, absolute (relative to the project directory)."""
@@ -476,6 +484,8 @@ _DEP_CONDITION = {"service_started": "started", "service_healthy": "healthy",
 _BOOL_KEYS = frozenset({"init", "read_only"})
 _BOOL_TEXT = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 _LIST_KEYS = frozenset({"cap_add", "cap_drop"})
+_BUILD_RENAMED = {"dockerfile_inline": "dockerfileInline", "no_cache": "noCache", "shm_size": "shmSize",
+                  "extra_hosts": "extraHosts"}
 _RENAMED = {"stop_signal": "stopSignal", "stop_grace_period": "stopGracePeriod", "working_dir": "workingDir",
             "read_only": "readOnly", "cap_add": "capAdd", "cap_drop": "capDrop", "user": "user",
             "hostname": "hostname", "init": "init", "image": "image"}
@@ -602,8 +612,27 @@ class _Service:
                     self.ctx.error(sub_node, f"build context {text!r} must be a local directory")
                     continue
                 out["context"] = sub_node.at(self.ctx.path(text))
-            elif sub in ("dockerfile", "target"):
+            elif sub in ("dockerfile", "target", "network", "labels"):
+                if sub == "labels":
+                    pairs = kv_pairs(sub_node)
+                    if pairs is None:
+                        self.ctx.error(sub_node, "build labels must be a list of KEY=VALUE strings or a mapping")
+                        continue
+                    sub_node = sub_node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs})
                 out[sub] = sub_node
+            elif sub in _BUILD_RENAMED:
+                out[_BUILD_RENAMED[sub]] = sub_node
+            elif sub == "pull":
+                if _bool(sub_node):
+                    self.ctx.warn(sub_node, "build.pull", "true: nothing is pulled here; base images must be present "
+                                                          "locally (the build uses them as they are)")
+            elif sub in ("cache_from", "cache_to"):
+                self.ctx.warn(sub_node, f"build.{sub}", "ignored: no registry is reachable; the local build cache "
+                                                        "is used")
+            elif sub in ("tags",):
+                self.ctx.warn(sub_node, "build.tags", "ignored: the image is tagged only as `image:`")
+            elif sub in ("secrets", "ssh"):
+                self.ctx.unsupported(sub_node, f"build.{sub}")  # see _WHY: the classic builder has neither
             elif sub == "args":
                 pairs = kv_pairs(sub_node)
                 if pairs is None:
@@ -615,6 +644,8 @@ class _Service:
                 self.ctx.unsupported(sub_node, f"build.{sub}")
         if "context" not in out and "context" not in cfg:
             out["context"] = node.at(self.ctx.path("."))
+        if "dockerfileInline" in out and "dockerfile" in out:
+            self.ctx.error(out["dockerfileInline"], "build: give either `dockerfile` or `dockerfile_inline`, not both")
         self._set("build", node.at(out))
         if "image" not in self.node.value:
             self._set("image", node.at(f"{self.ctx.project}-{self.key}"))
@@ -694,7 +725,8 @@ class _Service:
                 continue
             cfg = {k: plain(v) for k, v in item.value.items()}
             for sub, sub_node in item.value.items():
-                if sub not in ("target", "published", "host_ip", "protocol", "mode"):
+                # name and app_protocol are informational (compose passes neither to the engine)
+                if sub not in ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"):
                     self.ctx.unsupported(sub_node, f"ports.{sub}")
             if cfg.get("mode") not in (None, "host", "ingress"):
                 self.ctx.error(item.value["mode"], "ports mode must be host or ingress (both publish on this host)")
@@ -748,10 +780,26 @@ class _Service:
         if len(parts) > 3 or not parts[0] or not parts[1]:
             self.ctx.error(item, f"invalid volume {item.value!r}: expected 'SOURCE:TARGET[:MODE]'")
             return
-        modes = set(parts[2].split(",")) if len(parts) == 3 else set()
-        for mode in sorted(modes - {"ro", "rw"}):
-            self.ctx.unsupported(item, f"volumes mode '{mode}'")
-        self._mount(item, parts[0], parts[1], "ro" in modes)
+        modes = parts[2].split(",") if len(parts) == 3 else []
+        known = units.BIND_OPTIONS | units.VOLUME_OPTIONS | units.NOOP_OPTIONS | {"ro", "rw"}
+        for mode in modes:
+            if mode not in known:
+                self.ctx.error(item, f"invalid volume mode {mode!r} in {item.value!r}: expected ro, rw, z, Z, nocopy "
+                                     "or a propagation mode (rshared, rslave, rprivate, ...)")
+                return
+        # z / Z (SELinux relabel), nocopy and propagation are passed to the engine as bind options
+        options = sorted(set(modes) - {"ro", "rw"})
+        self._mount_with(item, parts[0], parts[1], "ro" in modes, options)
+
+    def _mount_with(self, item: Node, source: str | None, target: str, read_only: bool, options: list[str]) -> None:
+        """``_mount`` plus engine options (``z``, ``Z``, ``nocopy``, ``rshared`` ...)."""
+        before = len(self.volumes)
+        self._mount(item, source, target, read_only)
+        if options and len(self.volumes) > before:
+            last = self.volumes[-1]
+            opts = (["ro"] if read_only else []) + options
+            base = last.value[:-3] if read_only else last.value
+            self.volumes[-1] = last.at(f"{base}:{','.join(opts)}")
 
     def _long_volume(self, item: Node) -> None:
         cfg = item.value
@@ -760,15 +808,30 @@ class _Service:
             self.ctx.error(item, "a long-syntax volume needs `target:`")
             return
         for sub, sub_node in cfg.items():
-            if sub in ("type", "source", "target", "read_only") or (sub == kind and kind in ("bind", "volume", "tmpfs")):
+            # consistency (cached, delegated ...) is a no-op on Linux engines, as in compose
+            if sub in ("type", "source", "target", "read_only", "consistency") or (
+                    sub == kind and kind in ("bind", "volume", "tmpfs")) or str(sub).startswith("x-"):
                 continue
             self.ctx.unsupported(sub_node, f"volumes.{sub}")
         options = cfg.get(kind)
+        engine_opts: list[str] = []
         for sub, sub_node in (options.value.items() if options is not None and isinstance(options.value, dict) else []):
-            ok = (kind == "bind" and sub == "create_host_path" and _bool(sub_node)) or (
-                kind == "tmpfs" and sub in ("size", "mode"))
-            if not ok:
-                self.ctx.unsupported(sub_node, f"volumes.{kind}.{sub}")
+            if kind == "bind" and sub == "create_host_path":
+                if _false(sub_node):
+                    self.ctx.warn(sub_node, "volumes.bind.create_host_path",
+                                  "false: the engine still creates a missing host path (as a directory)")
+            elif kind == "bind" and sub == "propagation" and sub_node.value in units.BIND_OPTIONS - {"z", "Z"}:
+                engine_opts.append(str(sub_node.value))
+            elif kind == "bind" and sub == "selinux" and sub_node.value in ("z", "Z"):
+                engine_opts.append(str(sub_node.value))
+            elif kind == "volume" and sub == "nocopy":
+                if _bool(sub_node):
+                    engine_opts.append("nocopy")
+            elif kind == "tmpfs" and sub in ("size", "mode"):
+                pass
+            else:
+                self.ctx.unsupported(sub_node, f"volumes.{kind}.{sub}" + (
+                    f": {sub_node.value}" if sub in ("propagation", "selinux") else ""))
         read_only = _bool(cfg.get("read_only"))
         if kind == "tmpfs":
             opts = []
@@ -789,11 +852,29 @@ class _Service:
                 return
             if not source.startswith((".", "/", "~")):
                 source = "./" + source
-            self._mount(item, source, target, read_only)
+            if ":" in source:
+                self._colon_bind(item, source, target, read_only, engine_opts)
+                return
+            self._mount_with(item, source, target, read_only, engine_opts)
         elif kind == "volume":
-            self._mount(item, source if source else None, target, read_only)
+            self._mount_with(item, source if source else None, target, read_only, engine_opts)
         else:
             self.ctx.unsupported(cfg.get("type") or item, f"volumes type '{kind}'")
+
+    def _colon_bind(self, item: Node, source: str, target: str, read_only: bool, options: list[str]) -> None:
+        """A bind whose host path contains ':' cannot be written as 'SRC:DST' (nor in the
+        engine's Binds): it becomes a native ``mounts`` entry (the engine's Mounts API)."""
+        if any(o in ("z", "Z") for o in options):
+            self.ctx.error(item, "SELinux relabelling (z/Z) cannot be combined with a host path containing ':' "
+                                 "(the engine's Mounts API has no relabel option)")
+            return
+        entry: dict[str, Any] = {"source": self.ctx.path(source), "target": target}
+        if read_only:
+            entry["readOnly"] = True
+        if options:
+            entry["propagation"] = options[0]
+        current = self.spec.get("mounts")
+        self._set("mounts", item.at((list(current.value) if current is not None else []) + [item.at(entry)]))
 
     def _tmpfs(self, node: Node) -> None:
         items = node.value if isinstance(node.value, list) else [node]
@@ -878,18 +959,19 @@ class _Service:
         if not isinstance(node.value, dict):
             self.ctx.error(node, "healthcheck must be a mapping")
             return
-        if _bool(node.get("disable")):
-            return  # no healthcheck (the demo images declare none, so there is nothing to switch off)
         test = node.get("test")
-        if test is not None and isinstance(test.value, list) and [plain(i) for i in test.value[:1]] == ["NONE"]:
+        if _bool(node.get("disable")) or (test is not None and (
+                test.value == "NONE" or isinstance(test.value, list) and [plain(i) for i in test.value[:1]] == ["NONE"])):
+            # switch the image's own HEALTHCHECK off (the engine's Test: ["NONE"]), as compose does
+            self._set("healthcheck", node.at({"disable": True}))
             return
         out: dict[str, Node] = {}
         names = {"test": "test", "interval": "interval", "timeout": "timeout", "retries": "retries",
-                 "start_period": "startPeriod"}
+                 "start_period": "startPeriod", "start_interval": "startInterval"}
         for sub, sub_node in node.value.items():
             if sub in names:
                 out[names[sub]] = _strs(sub_node) if sub == "test" else sub_node
-            elif sub != "disable":
+            elif sub != "disable" and not str(sub).startswith("x-"):
                 self.ctx.unsupported(sub_node, f"healthcheck.{sub}")
         if test is None:
             self.ctx.error(node, "a healthcheck needs `test:` (reconcile does not inherit the image's HEALTHCHECK)")
@@ -915,6 +997,17 @@ class _Service:
                 self._set("replicas", sub_node)
             elif sub == "mode" and sub_node.value == "replicated":
                 pass
+            elif sub == "mode" and sub_node.value == "global":
+                # one container per swarm node; this is one host, so: one replica
+                self.ctx.warn(sub_node, "deploy.mode", "global: one container on this one host (replicas: 1)")
+                if "replicas" in node.value:
+                    self.ctx.error(node.value["replicas"], "deploy.replicas cannot be combined with mode: global")
+                self._set("replicas", sub_node.at(1))
+            elif sub == "labels":
+                self.ctx.warn(sub_node, "deploy.labels", "ignored: they label the swarm service, which does not exist "
+                                                         "on one host (not the containers: use `labels:` for those)")
+            elif sub == "placement":
+                self.ctx.warn(sub_node, "deploy.placement", "ignored: there is one host to place containers on")
             elif sub == "resources" and isinstance(sub_node.value, dict):
                 self._resources(sub_node)
             elif sub == "update_config" and isinstance(sub_node.value, dict):
@@ -932,6 +1025,8 @@ class _Service:
             for sub, sub_node in level_node.value.items():
                 if sub in ("cpus", "memory"):
                     self.resources[level][sub] = sub_node
+                elif compose_host.deploy_resources_extra(self, level, sub, sub_node):
+                    pass
                 else:
                     self.ctx.unsupported(sub_node, f"deploy.resources.{level}.{sub}")
 

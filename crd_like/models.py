@@ -16,7 +16,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
                       field_validator, model_validator)
 
 from crd_like import units
-from crd_like.spec_host import HostFields
+from crd_like.spec_host import BuildFields, HostFields
 from crd_like.spec_net import NetworkFields
 
 API_VERSION = "reconcile/v1alpha1"
@@ -106,16 +106,42 @@ class RestartPolicy(Frozen):
 
 
 class HealthCheck(Frozen):
-    test: list[str]
+    """A probe, or ``disable: true`` (also written ``test: [NONE]``): the image's own
+    HEALTHCHECK is switched off (the engine's ``Test: ["NONE"]``)."""
+
+    test: list[str] | None = None
     interval: Duration = 30.0
     timeout: Duration = 30.0
     retries: int = Field(default=3, ge=1)
     startPeriod: Duration = 0.0
+    startInterval: Duration | None = Field(default=None, description="Probe interval during startPeriod (API 1.44+).")
+    disable: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none(cls, v: Any) -> Any:
+        if isinstance(v, dict) and v.get("test") in (["NONE"], "NONE"):
+            return {**{k: x for k, x in v.items() if k != "test"}, "disable": True}
+        return v
+
+    @model_validator(mode="after")
+    def _needs_test(self) -> HealthCheck:
+        if self.test is None and not self.disable:
+            raise ValueError("a healthcheck needs `test` (or `disable: true` to switch off the image's HEALTHCHECK)")
+        if self.test is not None and self.disable:
+            raise ValueError("a disabled healthcheck has no `test`")
+        return self
+
+    @property
+    def probes(self) -> bool:
+        return not self.disable
 
     @field_validator("test", mode="before")
     @classmethod
     def _test(cls, v: Any) -> Any:
         # compose forms: "curl -f ..." (shell), ["CMD", ...], ["CMD-SHELL", "..."]
+        if v is None:
+            return v
         if isinstance(v, str):
             if not v.strip():
                 raise ValueError("healthcheck test must not be empty")
@@ -185,7 +211,7 @@ EnvValue = Annotated[
 ]
 
 
-class Build(Frozen):
+class Build(BuildFields, Frozen):
     context: str = Field(min_length=1, description="Build context directory (relative to the file).")
     dockerfile: str = "Dockerfile"
     args: dict[str, ScalarStr] = Field(default_factory=dict)
@@ -358,8 +384,8 @@ class JobSpec(ServiceSpec):
     def _job(self) -> JobSpec:
         if self.replicas != 1:
             raise ValueError("a Job runs one container (replicas must be 1)")
-        if self.healthcheck is not None:
-            raise ValueError("a Job cannot have a healthcheck")
+        if self.healthcheck is not None and self.healthcheck.probes:
+            raise ValueError("a Job cannot have a healthcheck (only `disable: true`)")
         return self
 
 

@@ -9,6 +9,7 @@ a field error. No I/O here.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -123,7 +124,14 @@ class PortMapping:
 
     @property
     def is_range(self) -> bool:
-        return self.container_port_end != self.container_port_start
+        """More than one host port: a range mapped port to port, or a host range for one
+        container port (the engine picks a free one, so replicas can share it)."""
+        return self.container_port_end != self.container_port_start or self.host_port_end != self.host_port_start
+
+    @property
+    def host_pool(self) -> bool:
+        """A host port range published to one container port (``8000-8010:80``)."""
+        return self.container_port_end == self.container_port_start and self.host_port_end != self.host_port_start
 
     def canonical(self) -> str:
         def rng(a: int | None, b: int | None) -> str:
@@ -141,9 +149,14 @@ class PortMapping:
             prefix = f"{host}:"
         return f"{prefix}{cont}/{self.protocol}"
 
-    def bindings(self) -> list[tuple[str, tuple[str, int | None]]]:
-        """[(\"80/tcp\", (host_ip, host_port)), ...] for each port of the range."""
-        out = []
+    def bindings(self) -> list[tuple[str, tuple[str, int | str | None]]]:
+        """[(\"80/tcp\", (host_ip, host_port)), ...] for each port of the range; for a host
+        range published to one container port, the host port is the range text
+        (``"8000-8010"``), from which the engine picks one free port."""
+        if self.host_pool:
+            return [(f"{self.container_port_start}/{self.protocol}",
+                     (self.host_ip, f"{self.host_port_start}-{self.host_port_end}"))]
+        out: list[tuple[str, tuple[str, int | str | None]]] = []
         count = self.container_port_end - self.container_port_start + 1
         for i in range(count):
             host_port = None if self.host_port_start is None else self.host_port_start + i
@@ -153,7 +166,11 @@ class PortMapping:
         return out
 
 
-_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+def _host_ip(text: str, value: object, expected: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"invalid host IP {text!r} in port {value!r}: {expected}") from None
 
 
 def _port_range(text: str, what: str) -> tuple[int, int]:
@@ -181,19 +198,19 @@ def parse_port(value: object) -> PortMapping:
         text, protocol = text.rsplit("/", 1)
         if protocol not in ("tcp", "udp", "sctp"):
             raise ValueError(f"invalid port protocol {protocol!r}: expected tcp, udp or sctp")
-    host_ip = ""
+    host_ip, had_ip = "", False
     if text.startswith("["):  # [::1]:8080:80
         end = text.find("]")
-        if end < 0:
+        if end < 0 or text[end + 1 : end + 2] != ":":
             raise ValueError(f"invalid port {value!r}: {expected}")
-        host_ip, text = text[1:end], text[end + 2 :]
+        host_ip, text, had_ip = _host_ip(text[1:end], value, expected), text[end + 2 :], True
     parts = text.split(":")
-    if len(parts) == 3 and not host_ip:
-        host_ip = parts[0]
-        parts = parts[1:]
-        if not _IPV4.fullmatch(host_ip):
-            raise ValueError(f"invalid host IP {host_ip!r} in port {value!r}: {expected}")
-    if len(parts) == 2 and not parts[0] and not host_ip:
+    if len(parts) >= 3 and not had_ip:
+        # IP:HOST:CONTAINER; the IP may be empty (':443:443', as compose allows) or an
+        # IPv6 address without brackets ('::1:8080:80': the last two parts are the ports)
+        ip_text, parts, had_ip = ":".join(parts[:-2]), parts[-2:], True
+        host_ip = _host_ip(ip_text, value, expected) if ip_text else ""
+    if len(parts) == 2 and not parts[0] and not had_ip:
         raise ValueError(f"invalid port {value!r}: empty host port; {expected}")
     if len(parts) > 2 or not all(parts[-1:]):
         raise ValueError(f"invalid port {value!r}: {expected}")
@@ -204,8 +221,10 @@ def parse_port(value: object) -> PortMapping:
             host = _port_range(parts[0], "host port")
     except ValueError as exc:
         raise ValueError(f"invalid port {value!r}: {exc}; {expected}") from None
-    if host[0] is not None and host[1] is not None and (host[1] - host[0]) != (cont[1] - cont[0]):
-        raise ValueError(f"invalid port {value!r}: host and container ranges differ in size")
+    if host[0] is not None and host[1] is not None and (host[1] - host[0]) != (cont[1] - cont[0]) \
+            and cont[0] != cont[1]:
+        raise ValueError(f"invalid port {value!r}: host and container ranges differ in size "
+                         "(a host range may also be published to a single container port)")
     return PortMapping(host_ip, host[0], host[1], cont[0], cont[1], protocol)
 
 
@@ -215,12 +234,25 @@ class VolumeMount:
     target: str
     read_only: bool
     kind: str  # "volume" | "bind" | "anonymous"
+    options: tuple[str, ...] = ()  # sorted bind/volume options besides ro/rw: z, Z, nocopy, rshared ...
 
     def canonical(self) -> str:
-        mode = ":ro" if self.read_only else ""
+        opts = (["ro"] if self.read_only else []) + list(self.options)
+        mode = ":" + ",".join(opts) if opts else ""
         if self.kind == "anonymous":
             return f"{self.target}{mode}"
         return f"{self.source}:{self.target}{mode}"
+
+    def engine_mode(self) -> str:
+        """The mode part of an engine bind string: 'rw', 'ro,Z', 'rw,nocopy'."""
+        return ",".join(["ro" if self.read_only else "rw", *self.options])
+
+
+# z / Z: SELinux relabel (shared / private); propagation modes; nocopy: do not copy the
+# image's content into a new named volume; consistency modes are no-ops on Linux.
+BIND_OPTIONS = frozenset({"z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate"})
+VOLUME_OPTIONS = frozenset({"nocopy"})
+NOOP_OPTIONS = frozenset({"consistent", "cached", "delegated"})
 
 
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -232,16 +264,23 @@ def parse_volume(value: object) -> VolumeMount:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"invalid volume {value!r}: {expected}")
     parts = value.strip().split(":")
-    mode = "rw"
+    read_only, options = False, set()
     if len(parts) == 3:
-        mode = parts.pop()
-        if mode not in ("ro", "rw", "z", "Z"):
-            raise ValueError(f"invalid volume mode {mode!r} in {value!r}: expected ro or rw")
+        for mode in parts.pop().split(","):
+            if mode in ("ro", "rw"):
+                read_only = mode == "ro"
+            elif mode in BIND_OPTIONS | VOLUME_OPTIONS | NOOP_OPTIONS:
+                options.add(mode)
+            else:
+                raise ValueError(f"invalid volume mode {mode!r} in {value!r}: expected ro, rw, z, Z, nocopy or a "
+                                 "propagation mode (rshared, rslave, rprivate, ...), comma-separated")
+        if {"z", "Z"} <= options:
+            raise ValueError(f"invalid volume {value!r}: 'z' (shared) and 'Z' (private) relabelling exclude each other")
     if len(parts) == 1:
         target = parts[0]
         if not target.startswith("/"):
             raise ValueError(f"invalid volume {value!r}: {expected}")
-        return VolumeMount("", target, mode == "ro", "anonymous")
+        return VolumeMount("", target, read_only, "anonymous")
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise ValueError(f"invalid volume {value!r}: {expected}")
     source, target = parts
@@ -256,4 +295,8 @@ def parse_volume(value: object) -> VolumeMount:
             f"invalid volume {value!r}: {source!r} is neither a volume name nor a host path "
             "(host paths start with '/', './' or '../')"
         )
-    return VolumeMount(source, target, mode == "ro", kind)
+    wrong = options & (VOLUME_OPTIONS if kind == "bind" else BIND_OPTIONS - {"z", "Z"})
+    if wrong:
+        what = "a bind mount" if kind == "bind" else "a named volume"
+        raise ValueError(f"invalid volume {value!r}: {', '.join(sorted(wrong))} does not apply to {what}")
+    return VolumeMount(source, target, read_only, kind, tuple(sorted(options)))
