@@ -334,7 +334,6 @@ UNSUPPORTED: list[tuple[str, str, int, str]] = [
     ("networks:\n  default:\n    interface_name: eth7", "networks.interface_name", 7,
      "services.s.networks.default.interface_name"),
     ("volumes:\n  - {type: npipe, source: x, target: /d}", "volumes type 'npipe'", 6, "services.s.volumes[0].type"),
-    ("secrets:\n  - {source: pw, mode: 0400}", "secrets.mode", 6, "services.s.secrets[0].mode"),
     ("depends_on:\n  db: {condition: service_started, something: 1}", "depends_on.something", 6,
      "services.s.depends_on.db.something"),
     ("logging: {driver: syslog, format: x}", "logging.format", 5, "services.s.logging.format"),
@@ -368,7 +367,6 @@ def test_unsupported_key_is_a_warning_with_allow_unsupported(body: str, key: str
 
 @pytest.mark.parametrize(("top", "key", "line"), [
     ("models:\n  m: {model: x}\n", "models", 4),
-    ("include: [other.yml]\n", "include", 4),
     ("volumes:\n  v: {scope: global}\n", "volumes.scope", 5),
     ("networks:\n  n: {ipam: {weird: 1}}\n", "networks.ipam.weird", 5),
     ("networks:\n  n: {scope: swarm}\n", "networks.scope", 5),
