@@ -337,7 +337,7 @@ UNSUPPORTED: list[tuple[str, str, int, str]] = [
     ("volumes:\n  - {type: volume, source: data, target: /d, volume: {nocopy: true}}", "volumes.volume.nocopy", 6,
      "services.s.volumes[0].volume.nocopy"),
     ("volumes:\n  - {type: npipe, source: x, target: /d}", "volumes type 'npipe'", 6, "services.s.volumes[0].type"),
-    ("secrets:\n  - {source: pw, mode: 0400}", "secrets.mode", 6, "services.s.secrets[0].mode"),
+    ("secrets:\n  - {source: pw, driver: x}", "secrets.driver", 6, "services.s.secrets[0].driver"),
     ("depends_on:\n  db: {condition: service_started, something: 1}", "depends_on.something", 6,
      "services.s.depends_on.db.something"),
     ("logging: {driver: syslog, format: x}", "logging.format", 5, "services.s.logging.format"),
