@@ -368,9 +368,12 @@ def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
             continue
         ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_TOP)
     services = merged.get("services")
-    if services is None or not isinstance(services.value, dict) or not services.value:
-        ctx.error(services or merged, "a compose project needs a non-empty `services:` mapping", "services")
+    if services is not None and services.value is not None and not isinstance(services.value, dict):
+        ctx.error(services, "`services:` must be a mapping of service names", "services")
         raise InvalidSpec(ctx.issues)
+    if services is None or not services.value:  # compose accepts a project without services
+        ctx.notices.append(f"{merged.file}: compose project {ctx.project!r} defines no services: nothing to run")
+        services = merged.at({})
     _resources(merged.get("volumes"), ctx, "volumes", ctx.volumes, {"local"})
     _resources(merged.get("networks"), ctx, "networks", ctx.networks, {"bridge"})
     ctx.networks.setdefault("default", f"{ctx.project}_default")

@@ -8,7 +8,8 @@ to (``.env``, ``env_file:``, secret and config files) are read through
 
 How the sources combine:
 - each source is native or compose: by shape with ``fmt="auto"`` (see
-  ``compose.is_compose``), or all of them as ``fmt`` says;
+  ``compose.is_compose``; a file with only ``include:`` is compose), or all of them as
+  ``fmt`` says; compose sources are re-read with YAML 1.2 scalars (``loader``);
 - all compose sources form one project: merged in order (compose's rules, see
   ``crd_like.merge``), then converted to native documents, which take the place of the
   first compose file in the order of sources;

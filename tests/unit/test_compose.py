@@ -334,6 +334,7 @@ UNSUPPORTED: list[tuple[str, str, int, str]] = [
     ("networks:\n  default:\n    interface_name: eth7", "networks.interface_name", 7,
      "services.s.networks.default.interface_name"),
     ("volumes:\n  - {type: npipe, source: x, target: /d}", "volumes type 'npipe'", 6, "services.s.volumes[0].type"),
+    ("secrets:\n  - {source: pw, driver: x}", "secrets.driver", 6, "services.s.secrets[0].driver"),
     ("depends_on:\n  db: {condition: service_started, something: 1}", "depends_on.something", 6,
      "services.s.depends_on.db.something"),
     ("logging: {driver: syslog, format: x}", "logging.format", 5, "services.s.logging.format"),

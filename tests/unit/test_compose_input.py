@@ -455,3 +455,13 @@ def test_accepted_keys_whose_meaning_differs_warn_with_file_line_key() -> None:
 def test_unknown_yaml_tags_are_clear_errors(text: str, fragment: str) -> None:
     found = problems(text)
     assert fragment in found[0].message and "<unicode string>" not in found[0].message
+
+
+def test_a_project_without_services_is_accepted_with_a_notice() -> None:
+    notices: list[str] = []
+    assert load("name: ct\nvolumes:\n  data: {}\n", notices=notices) == {}
+    assert any("defines no services" in n for n in notices)
+
+
+def test_services_must_be_a_mapping() -> None:
+    assert "must be a mapping" in problems("name: ct\nservices: [a, b]\n")[0].message
