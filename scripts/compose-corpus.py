@@ -382,6 +382,9 @@ def norm_key(path: str) -> str:
     return ".".join(parts[:6])
 
 
+INTERPOLATION = re.compile(r"^(required )?variable \S+ (is not set|is missing)")
+
+
 def msg_kind(msg: str) -> str:
     msg = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "'…'", msg)
     msg = re.sub(r"\b\d+(\.\d+)?\b", "N", msg)
@@ -632,14 +635,20 @@ def summarise(results: list[Result], meta: dict[str, Any]) -> dict[str, Any]:
         for e in r.errors:
             rej[e["key"]][msg_kind(e["msg"])] += 1
             rej_ex.setdefault(e["key"], f"{where(r, e['loc'])}: {e['msg']}")
-    # key table over accepted sets
+    # key table over accepted sets (examples from those sets; interpolation notices are not about a key)
     used: Counter[str] = Counter()
     rejected_in: Counter[str] = Counter()
     warned_in: Counter[str] = Counter()
+    key_ex: dict[str, str] = {}
     for r in accepted:
         used.update(r.keys)
         rejected_in.update({e["key"] for e in r.errors})
-        warned_in.update({w["key"] for w in r.warnings})
+        for e in r.errors:
+            key_ex.setdefault(e["key"], f"{where(r, e['loc'])}: {e['msg']}")
+        about_key = [w for w in r.warnings if w["key"] != "(no key)" and not INTERPOLATION.search(w["msg"])]
+        warned_in.update({w["key"] for w in about_key})
+        for w in about_key:
+            key_ex.setdefault(w["key"], f"{where(r, w['loc'])}: {w['msg']}")
     keytable = []
     for k in sorted(set(used) | set(rejected_in) | set(warned_in)):
         if rejected_in[k]:
@@ -649,7 +658,7 @@ def summarise(results: list[Result], meta: dict[str, Any]) -> dict[str, Any]:
         else:
             status = "supported"
         keytable.append({"key": k, "sets": used[k], "rejected": rejected_in[k], "warned": warned_in[k],
-                         "status": status, "example": rej_ex.get(k) or warn_ex.get(k) or ""})
+                         "status": status, "example": key_ex.get(k, "")})
     return {
         "meta": meta,
         "file_sets": total,
