@@ -172,7 +172,11 @@ networks:
 def externals(rc: Harness, dclient: docker.DockerClient) -> Any:
     labels = {TEST_LABEL: RUN_ID}
     net = dclient.networks.create(f"{rc.prefix}-extnet", driver="bridge", labels=labels)
-    vol = dclient.volumes.create(f"{rc.prefix}-extvol", labels=labels)
+    # the volume even carries the labels of a volume reconcile made for the service (as if it
+    # had been created by reconcile before it was declared external): `external` alone keeps it
+    vol = dclient.volumes.create(f"{rc.prefix}-extvol", labels={
+        **labels, "io.reconcile.managed": "true", "io.reconcile.instance": rc.instance,
+        "io.reconcile.service": f"{rc.prefix}-keeper"})
     try:
         yield net.name, vol.name
     finally:
@@ -205,7 +209,8 @@ volumes:
     c = _one(rc, "keeper")
     assert list(c.attrs["NetworkSettings"]["Networks"]) == [net]
     assert {m["Name"] for m in c.attrs["Mounts"] if m["Type"] == "volume"} == {vol, f"{rc.prefix}_owndata"}
-    rc.run("delete", f"{rc.prefix}-keeper", "--volumes")
+    out = rc.run("delete", f"{rc.prefix}-keeper", "--volumes")
+    assert f"kept volume {vol}: it is external" in out.stdout + out.stderr
     api = rc.client.api
     assert api.inspect_network(net)["Name"] == net and api.inspect_volume(vol)["Name"] == vol
     assert not rc.client.volumes.list(filters={"name": f"{rc.prefix}_owndata"})  # --volumes did act
