@@ -362,7 +362,7 @@ class ServiceSpec(NetworkFields, HostFields, Frozen):
         if dup:
             raise ValueError(f"volumes mount more than once at {sorted(dup)}")
         host_ports = [b for p in self.ports for b in units.parse_port(p).bindings() if b[1][1]]
-        seen: set[tuple[str, int | None, str]] = set()
+        seen: set[tuple[str, int | str | None, str]] = set()
         for container_port, (ip, hp) in host_ports:
             key = (ip, hp, container_port.split("/")[1])
             if key in seen:
