@@ -577,14 +577,20 @@ stop_docker26() {
 # --------------------------------------------------------------------------
 # podman (filled in by the Podman work)
 # --------------------------------------------------------------------------
+# The Podman work brings scripts/ensure-podman.sh (its own namespace, containers.conf,
+# stale-service handling); this script hands over to it when it is there.
+readonly PODMAN_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/ensure-podman.sh"
+
 start_podman() {
-    log "podman: not yet"
-    exit 1
+    [[ -f "$PODMAN_SCRIPT" ]] || { log "podman: not yet"; exit 1; }
+    local host
+    host="$(bash "$PODMAN_SCRIPT" | tail -n 1)" || die "ensure-podman.sh failed"
+    echo "${host#DOCKER_HOST=}"
 }
 
 stop_podman() {
-    log "podman: not yet"
-    exit 1
+    [[ -f "$PODMAN_SCRIPT" ]] || { log "podman: not yet"; exit 1; }
+    bash "$PODMAN_SCRIPT" --stop
 }
 
 # --------------------------------------------------------------------------
@@ -623,7 +629,7 @@ main() {
             ;;
         podman)
             if ((stop == 1)); then stop_podman; exit 0; fi
-            start_podman
+            start_podman   # prints the DOCKER_HOST
             ;;
         *) die "unknown engine '$engine' (RECONCILE_ENGINE / --engine): expected docker20, docker26 or podman" ;;
     esac
