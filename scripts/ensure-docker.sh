@@ -485,6 +485,11 @@ install_docker26() {
 # The network namespace: created when missing; a stale entry (a file that is no
 # longer a namespace, e.g. after a reboot) is replaced. Idempotent.
 ensure_netns() {
+    if ! command -v ip >/dev/null 2>&1; then
+        log "ip (iproute2) missing: installing it via apt"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null 2>&1 \
+            || die "apt-get install iproute2 failed (needed for the docker26 network namespace)"
+    fi
     if [[ -e "$D26_NETNS_FILE" ]] && ! nsenter --net="$D26_NETNS_FILE" true 2>/dev/null; then
         log "removing stale network namespace entry $D26_NETNS_FILE"
         ip netns delete "$D26_NETNS" 2>/dev/null || rm -f "$D26_NETNS_FILE"
