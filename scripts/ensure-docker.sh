@@ -485,6 +485,11 @@ install_docker26() {
 # The network namespace: created when missing; a stale entry (a file that is no
 # longer a namespace, e.g. after a reboot) is replaced. Idempotent.
 ensure_netns() {
+    if ! command -v ip >/dev/null 2>&1; then
+        log "ip (iproute2) missing: installing it via apt"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >/dev/null 2>&1 \
+            || die "apt-get install iproute2 failed (needed for the docker26 network namespace)"
+    fi
     if [[ -e "$D26_NETNS_FILE" ]] && ! nsenter --net="$D26_NETNS_FILE" true 2>/dev/null; then
         log "removing stale network namespace entry $D26_NETNS_FILE"
         ip netns delete "$D26_NETNS" 2>/dev/null || rm -f "$D26_NETNS_FILE"
@@ -577,14 +582,20 @@ stop_docker26() {
 # --------------------------------------------------------------------------
 # podman (filled in by the Podman work)
 # --------------------------------------------------------------------------
+# The Podman work brings scripts/ensure-podman.sh (its own namespace, containers.conf,
+# stale-service handling); this script hands over to it when it is there.
+readonly PODMAN_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/ensure-podman.sh"
+
 start_podman() {
-    log "podman: not yet"
-    exit 1
+    [[ -f "$PODMAN_SCRIPT" ]] || { log "podman: not yet"; exit 1; }
+    local host
+    host="$(bash "$PODMAN_SCRIPT" | tail -n 1)" || die "ensure-podman.sh failed"
+    echo "${host#DOCKER_HOST=}"
 }
 
 stop_podman() {
-    log "podman: not yet"
-    exit 1
+    [[ -f "$PODMAN_SCRIPT" ]] || { log "podman: not yet"; exit 1; }
+    bash "$PODMAN_SCRIPT" --stop
 }
 
 # --------------------------------------------------------------------------
@@ -623,7 +634,7 @@ main() {
             ;;
         podman)
             if ((stop == 1)); then stop_podman; exit 0; fi
-            start_podman
+            start_podman   # prints the DOCKER_HOST
             ;;
         *) die "unknown engine '$engine' (RECONCILE_ENGINE / --engine): expected docker20, docker26 or podman" ;;
     esac

@@ -21,6 +21,7 @@ export RECONCILE_TEST_RUN="${RECONCILE_TEST_RUN:-$(date +%s | tail -c 7)}"
 in_engine_netns=()
 case "$RECONCILE_ENGINE" in
     docker26) in_engine_netns=(nsenter --net=/run/netns/reconcile-d26) ;;
+    podman) in_engine_netns=(nsenter --net=/run/netns/reconcile-podman) ;;   # scripts/ensure-podman.sh's
 esac
 echo "test.sh: engine $RECONCILE_ENGINE at $DOCKER_HOST" >&2
 status=0
