@@ -19,7 +19,8 @@ import docker.errors
 import requests.exceptions
 
 from controller import labels as L
-from controller.errors import EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError, TransientError
+from controller.errors import (EngineUnavailable, ImageMissing, NameConflict, NotFound, PortInUse, ReconcileError,
+                               TransientError)
 from controller.observed import Observed, from_list_entry
 from controller.render import ContainerConfig
 
@@ -66,6 +67,9 @@ class Engine:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise NameConflict(str(exc.explanation or exc)) from exc
+            text = str(exc.explanation or exc)
+            if "port is already allocated" in text or "address already in use" in text:
+                raise PortInUse(f"host port taken: {text}") from exc
             if exc.status_code and exc.status_code >= 500:
                 raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
             raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc

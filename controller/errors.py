@@ -6,7 +6,8 @@
     ├── TerminalError               retrying the same thing will not help
     │   ├── NotFound                container / image / network does not exist
     │   ├── NameConflict            the name belongs to a container we do not own
-    │   └── ImageMissing            the image is not present and cannot be pulled
+    │   ├── ImageMissing            the image is not present and cannot be pulled
+    │   └── PortInUse               a host port the container publishes is taken
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -42,4 +43,8 @@ class NameConflict(TerminalError):
 
 
 class ImageMissing(TerminalError):
+    pass
+
+
+class PortInUse(TerminalError):
     pass

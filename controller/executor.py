@@ -16,7 +16,8 @@ from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller.engine import Engine
-from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
+from controller.errors import ImageMissing, NameConflict, NotFound, PortInUse, ReconcileError
+from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import DesiredService, render
 from store.records import Event, Status
 
@@ -41,6 +42,18 @@ class Result:
     done: list[str] = field(default_factory=list)  # human lines: what was done and why
     rollback: Rollback | None = None  # for the reconciler to write into the store
     built: bool = False  # an image was built: the image cache is stale
+    error_reason: str = ""  # the first failure's reason code (planner.R_*), for the status
+
+
+def error_reason(exc: ReconcileError) -> str:
+    """The status reason code for a failed action (data, for `wait` to act on)."""
+    if isinstance(exc, ImageMissing):
+        return R_IMAGE_MISSING
+    if isinstance(exc, PortInUse):
+        return R_PORT_IN_USE
+    if isinstance(exc, NameConflict):
+        return R_NAME_CONFLICT
+    return R_ACTION_FAILED
 
 
 class Executor:
@@ -69,10 +82,11 @@ class Executor:
                 msg = f"{describe(action)} failed: {exc}"
                 logger.warning(msg)
                 out.errors.append(msg)
+                out.error_reason = out.error_reason or error_reason(exc)
                 gen = svc.generation if svc else 0
                 out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
                                               truncate(str(exc)), getattr(action, "container_id", ""), gen))
-                if isinstance(exc, (ImageMissing, NameConflict)):
+                if isinstance(exc, (ImageMissing, NameConflict, PortInUse)):
                     break
         return out
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from controller.actions import Action, describe
-from controller.planner import PENDING, UPDATING, WAITING, Plan
+from controller.planner import BLOCKING_REASONS, CRASHLOOP, FAILED, PENDING, UPDATING, WAITING, Plan
 from controller.render import DesiredService, prepare
+from controller.waiting import Goal, Verdict, verdict
 
 
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
@@ -156,6 +157,7 @@ class ApplyReport:
     errors: list[str] = field(default_factory=list)
     delegated_to: str | None = None  # the daemon holding the lease
     converged: bool | None = None
+    verdict: Verdict | None = None  # with wait: the decided (or timed-out) outcome
     field_diffs: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -209,7 +211,8 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
 
 
 def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None, wait: bool,
-             timeout: float, clock: Callable[[], float] = time.time) -> None:
+             timeout: float, clock: Callable[[], float] = time.time,
+             on_progress: Callable[[Verdict], None] | None = None) -> None:
     """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
     holder = holder_id("cli")
     deadline = clock() + timeout
@@ -218,14 +221,14 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         report.delegated_to = lease[0]
         logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
         if wait:
-            report.converged = wait_converged(store, names, deadline, clock)
+            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
     if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()) and not (
             lease is not None and holder_is_dead(lease[0])
             and store.take_over_lease(holder, dead_holder=lease[0], ttl=INLINE_LEASE_TTL, now=clock())):
         report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
         if wait:
-            report.converged = wait_converged(store, names, deadline, clock)
+            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
     rec = _reconciler(store, engine, actor="cli", clock=clock)
     try:
@@ -235,18 +238,30 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
             report.plan = report.plan or result.plan
             report.done.extend(result.done)
             report.errors.extend(result.errors)
+            if wait:
+                # decided from the recorded statuses (typed reasons), as when a controller converges
+                v = outcome(store, names)
+                if on_progress:
+                    on_progress(v)
+                if v.blocked:
+                    report.converged, report.verdict = False, v
+                    break
+                if v.done and not result.actions:
+                    report.converged, report.verdict = True, v
+                    break
             if result.errors:
+                if wait:
+                    report.converged, report.verdict = False, outcome(store, names)
                 break
             blocked = _blocked(result.plan)
             unsettled = [sp.name for sp in result.plan.services.values()
                          if sp.state in (WAITING, UPDATING, PENDING) and sp.name not in blocked]
-            if not result.actions and not unsettled:
-                if not wait or _all_converged(store, names):
-                    report.converged = True if wait else None
-                    break
+            if not wait and not result.actions and not unsettled:
+                break
             if clock() > deadline:
-                report.converged = False
-                if unsettled:
+                report.converged = False if wait else None
+                report.verdict = outcome(store, names) if wait else None
+                if unsettled and not wait:
                     report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
                 break
             if not result.actions:
@@ -260,12 +275,13 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
 
 
 def _blocked(plan: Plan) -> set[str]:
-    """Services that wait on something that will not change by itself: a dependency that
-    failed, crash-loops or does not exist — directly or through other waiting services."""
-    terminal = (": it failed", "does not exist", "crash-looping")
-    waits = {sp.name: [w.split(" ", 1)[0] for w in sp.waiting_for] for sp in plan.services.values()}
-    blocked = {sp.name for sp in plan.services.values() if any(m in w for w in sp.waiting_for for m in terminal)}
-    blocked |= {sp.name for sp in plan.services.values() if sp.state in ("Failed", "CrashLoopBackOff")}
+    """Services that wait on something that will not change by itself (from the plan's typed
+    reasons): a dependency that failed, crash-loops or does not exist — directly or through
+    other waiting services."""
+    blocked = {sp.name for sp in plan.services.values()
+               if sp.state in (FAILED, CRASHLOOP) or sp.reason in BLOCKING_REASONS
+               or any(u.problem for u in sp.waiting_on)}
+    waits = {sp.name: [u.dependency for u in sp.waiting_on] for sp in plan.services.values()}
     changed = True
     while changed:
         changed = False
@@ -287,28 +303,46 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
         rec.close()
 
 
-def _all_converged(store: Store, names: set[str] | None) -> bool:
-    desired = store.desired()
-    statuses = store.statuses()
-    for name, rec in desired.items():
-        if names is not None and name not in names:
-            continue
-        st = statuses.get(name)
-        if rec.suspended:
-            continue
-        if st is None or st.observed_generation != rec.generation:
-            return False
-        if rec.spec.get("healthcheck") and st.health != "healthy":
-            return False
-    return True
+def outcome(store: Store, names: set[str] | None, goal: Goal = "healthy") -> Verdict:
+    return verdict(store.desired(), store.statuses(), names, goal)
 
 
-def wait_converged(store: Store, names: set[str] | None, deadline: float, clock: Callable[[], float]) -> bool:
-    while clock() < deadline:
-        if _all_converged(store, names):
-            return True
-        time.sleep(0.2)
-    return _all_converged(store, names)
+def wait_outcome(store: Store, report: ApplyReport, names: set[str] | None, deadline: float, *,
+                 goal: Goal = "healthy", clock: Callable[[], float] = time.time,
+                 on_progress: Callable[[Verdict], None] | None = None,
+                 observe: Callable[[], None] | None = None, interval: float = 0.2) -> None:
+    """Poll the recorded statuses until the outcome is decided (reached, or impossible) or
+    the deadline passes; ``observe`` (when no controller runs) records fresh status first."""
+    while True:
+        if observe is not None:
+            observe()
+        v = outcome(store, names, goal)
+        if on_progress:
+            on_progress(v)
+        if v.decided or clock() >= deadline:
+            report.verdict, report.converged = v, v.done
+            return
+        time.sleep(interval)
+
+
+def blocked_details(store: Store, engine: Engine, v: Verdict, lines: int = 10) -> dict[str, str]:
+    """The last log lines of each blocking service's container (or its last recorded output)."""
+    out: dict[str, str] = {}
+    for cause in v.causes():
+        text = ""
+        if cause.container_id:
+            try:
+                text = engine.logs_tail(cause.container_id, lines).strip()
+            except Exception:  # noqa: BLE001 - the container may be gone; fall back to the audit
+                text = ""
+        if not text:
+            for ev in reversed(store.history(cause.service, limit=20)):
+                if ev.message.startswith("output tail: "):
+                    text = ev.message[len("output tail: "):]
+                    break
+        if text:
+            out[cause.service] = text
+    return out
 
 
 def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
