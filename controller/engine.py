@@ -146,6 +146,43 @@ class Engine:
         raw = self._call("containers.logs", lambda: self.api.logs(container_id, tail=lines))
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
+    def logs(self, container_id: str, *, follow: bool = False, since: float | None = None,
+             tail: int | None = None, timestamps: bool = False) -> Iterator[bytes]:
+        """A container's output (stdout and stderr, as the engine interleaves them), in chunks;
+        with ``follow`` it blocks for more until the container stops."""
+        kwargs: dict[str, Any] = {"stream": True, "follow": follow, "timestamps": timestamps,
+                                  "tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = int(since)
+        stream = self._call("containers.logs", lambda: self.api.logs(container_id, **kwargs))
+        try:
+            yield from stream
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:
+            raise EngineUnavailable(f"log stream lost: {exc}") from exc
+
+    def exec_start(self, container_id: str, cmd: list[str], *, tty: bool, interactive: bool) -> tuple[str, Any]:
+        """Start ``cmd`` in the container. (exec id, output): a raw socket when interactive
+        (the caller pumps stdin and the output through it), else an iterator of
+        (stdout, stderr) chunks."""
+        created = self._call("exec.create", lambda: self.api.exec_create(
+            container_id, cmd, stdin=interactive, tty=tty))
+        exec_id = str(created["Id"])
+        if interactive:
+            sock = self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, socket=True))
+            return exec_id, getattr(sock, "_sock", sock)
+        return exec_id, self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, stream=True,
+                                                                            demux=True))
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        try:
+            self._call("exec.resize", lambda: self.api.exec_resize(exec_id, height=height, width=width))
+        except ReconcileError:
+            pass  # the command may have finished already
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        code = self._call("exec.inspect", lambda: self.api.exec_inspect(exec_id)).get("ExitCode")
+        return None if code is None else int(code)
+
     # -- act -----------------------------------------------------------------
     def ensure_volume(self, name: str, labels: dict[str, str]) -> bool:
         """Create a named volume if missing. True if it was created."""

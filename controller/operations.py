@@ -185,7 +185,7 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
 
 def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
           wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time,
-          opts: LoadOptions | None = None) -> ApplyReport:
+          opts: LoadOptions | None = None, on_progress: Callable[[Verdict], None] | None = None) -> ApplyReport:
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
@@ -204,7 +204,7 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
             logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
     pruned = {c.name for c in changes if c.change == "pruned"}
     names = {i.name for i in inputs} | pruned
-    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock)
+    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock, on_progress=on_progress)
     if volumes and pruned:
         remove_volumes(store, engine, pruned, report, clock)
     return report
@@ -304,7 +304,12 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
 
 
 def outcome(store: Store, names: set[str] | None, goal: Goal = "healthy") -> Verdict:
-    return verdict(store.desired(), store.statuses(), names, goal)
+    """The wait's verdict now. For healthy/completed, names no longer desired (pruned by
+    this apply, deleted meanwhile) are not waited for."""
+    desired = store.desired()
+    if names is not None and goal != "deleted":
+        names = names & set(desired)
+    return verdict(desired, store.statuses(), names, goal)
 
 
 def wait_outcome(store: Store, report: ApplyReport, names: set[str] | None, deadline: float, *,
@@ -357,6 +362,25 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     return report
 
 
+def delete_many(store: Store, engine: Engine, names: list[str], *, volumes: bool = False,
+                clock: Callable[[], float] = time.time) -> tuple[ApplyReport, list[str]]:
+    """Delete several records, then converge them away in one pass. (report, unknown names)."""
+    changes, unknown = [], []
+    for name in names:
+        gone = store.delete(name, actor="cli", now=clock())
+        if gone is None:
+            unknown.append(name)
+        else:
+            changes.append(AppliedChange(name, gone.kind, "deleted", gone.generation))
+    report = ApplyReport(changes)
+    deleted = {c.name for c in changes}
+    if deleted:
+        converge(store, engine, report, names=deleted, wait=False, timeout=120, clock=clock)
+        if volumes:
+            remove_volumes(store, engine, deleted, report, clock)
+    return report, unknown
+
+
 def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyReport,
                    clock: Callable[[], float] = time.time) -> None:
     """Remove the named volumes the controller created for these (deleted) services.
@@ -399,7 +423,11 @@ def status_rows(store: Store) -> list[dict[str, Any]]:
             "observedGeneration": st.observed_generation,
             "state": "Suspended" if rec.suspended else st.state, "health": st.health,
             "containerId": st.container_id[:12], "restartCount": st.restart_count,
-            "message": st.message,
+            "message": st.message, "reason": "" if rec.suspended else st.reason,
+            "waitingFor": st.waiting_for,
+            "labels": dict((rec.metadata or {}).get("labels") or {}),
+            "image": rec.spec.get("image", ""), "replicas": rec.spec.get("replicas", 1) if rec.kind != "Job" else 1,
+            "ports": list(rec.spec.get("ports") or []),
             "nextAttemptAt": st.next_attempt_at if st.state == "CrashLoopBackOff" else None,
             "lastTransitionAt": st.last_transition_at or None,
             "lastEvent": None if ev is None else {"ts": ev.ts, "type": ev.type, "reason": ev.reason},

@@ -131,10 +131,8 @@ def _reached(rec: Desired, st: Status | None, goal: Goal) -> bool:
         return True
     if st is None or st.observed_generation != rec.generation or not fresh(rec, st):
         return False
-    if rec.kind == "Job" and goal == "completed":
+    if rec.kind == "Job":  # a Job has converged when it has run to completion
         return st.state == COMPLETED
-    if rec.kind == "Job" and st.state == COMPLETED:
-        return True
     if rec.spec.get("healthcheck") and st.health != "healthy":
         return False
     return st.state not in (FAILED, "Error")
