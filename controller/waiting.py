@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from controller.planner import BLOCKING_REASONS, COMPLETED, FAILED, R_DEPENDENCY
+from controller.planner import BLOCKING_REASONS, COMPLETED, EXITED, FAILED, R_DEPENDENCY, RUNNING
 from store.records import Desired, Status
 
 Goal = Literal["healthy", "completed", "deleted"]
@@ -135,7 +135,8 @@ def _reached(rec: Desired, st: Status | None, goal: Goal) -> bool:
         return st.state == COMPLETED
     if rec.spec.get("healthcheck") and st.health != "healthy":
         return False
-    return st.state not in (FAILED, "Error")
+    # observed_generation stays once reached: the state says whether it still holds
+    return st.state in (RUNNING, EXITED)
 
 
 def verdict(desired: Mapping[str, Desired], statuses: Mapping[str, Status], names: set[str] | None,
