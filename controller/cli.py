@@ -376,6 +376,11 @@ def diff(obj: Ctx, files: tuple[str, ...], prune: bool, as_json: bool, fmt: str,
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_DIFF_ERROR
         sys.exit(EXIT_DIFF_ERROR if code == EXIT_FAILED else code)
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is "> 1", never "differences"
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(EXIT_DIFF_ERROR)
     sys.exit(1 if differs else 0)
 
 

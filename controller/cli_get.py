@@ -114,15 +114,19 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
     shown: dict[str, str] = {}
     drawn = 0
     last_refresh = 0.0
+    observer: Any = None  # one observe-only reconciler for the whole watch (its image cache too)
     try:
         while True:
             woke = wake.wait(0.25)
             wake.clear()
             now = time.time()
-            if woke or now - last_refresh > 2.0:
+            if woke or now - last_refresh > 5.0:  # events wake it; this is only a safety net
                 last_refresh = now
                 try:
-                    ops.refresh(obj.store, obj.engine, None)  # no-op while a controller holds the lease
+                    if obj.store.lease(now=now) is None:  # a running controller records it itself
+                        if observer is None:
+                            observer = ops._reconciler(obj.store, obj.engine, actor="cli", workers=1)
+                        observer.refresh_status()
                 except Exception:  # noqa: BLE001 - engine away: show what the store has
                     pass
             rows = select_rows(obj, names, selector)
@@ -161,6 +165,8 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
         pass
     finally:
         stop.set()
+        if observer is not None:
+            observer.close()
 
 
 @click.command("events")
