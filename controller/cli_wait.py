@@ -64,6 +64,8 @@ def report_outcome(obj: Ctx, report: ApplyReport, timeout: float) -> None:
         return
     if v.blocked:
         click.echo("error: cannot converge:", err=True)
+    elif report.errors:
+        click.echo("error: stopped after the failures above:", err=True)
     else:
         click.echo(f"error: timed out after {timeout:g}s waiting for convergence:", err=True)
     for line in explain(v):
