@@ -10,7 +10,7 @@ import time
 
 import click
 
-from controller import cli_output as fmt
+from controller import cli_output as outfmt
 from controller.cli import (DURATION, EXIT_FAILED, EXIT_INVALID, Ctx, apply_and_report, complete_names, handled,
                             input_options, load_input)
 
@@ -94,13 +94,13 @@ def down(obj: Ctx, files: tuple[str, ...], volumes: bool, fmt: str, project: str
 @click.command("delete")
 @click.argument("names", nargs=-1, shell_complete=complete_names)
 @click.option("-f", "--file", "files", multiple=True, help="Also the resources these files define (repeatable).")
-@fmt.selector_option
+@outfmt.selector_option
 @click.option("--all", "all_", is_flag=True, help="Every resource in the store.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (on a terminal, --all and -l ask first).")
 @click.option("--volumes", is_flag=True, help="Also remove the named volumes reconcile created for them (data is lost).")
 @click.pass_obj
 @handled
-def delete(obj: Ctx, names: tuple[str, ...], files: tuple[str, ...], selector: list[fmt.Requirement] | None,
+def delete(obj: Ctx, names: tuple[str, ...], files: tuple[str, ...], selector: list[outfmt.Requirement] | None,
            all_: bool, yes: bool, volumes: bool) -> None:
     """Remove NAMEs' desired records and their containers (named volumes are kept unless --volumes)."""
     from controller import operations as ops
@@ -114,7 +114,7 @@ def delete(obj: Ctx, names: tuple[str, ...], files: tuple[str, ...], selector: l
         wanted += [r.metadata.name for r in ops.load_models(paths, opts) if r.metadata.name in desired]
     if selector:
         wanted += [n for n, rec in sorted(desired.items())
-                   if fmt.selected(((rec.metadata or {}).get("labels") or {}), selector)]
+                   if outfmt.selected(((rec.metadata or {}).get("labels") or {}), selector)]
     if all_:
         wanted += sorted(desired)
     wanted = list(dict.fromkeys(wanted))
