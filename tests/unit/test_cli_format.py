@@ -1,4 +1,4 @@
-"""controller.cli_output and controller.contexts: formatting, selectors, engine choice."""
+"""controller.cli_output (formatting, selectors) and controller.contexts (engine choice)."""
 
 from __future__ import annotations
 
