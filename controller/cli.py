@@ -197,8 +197,10 @@ class _ConfigureOnImport:
 
 
 class Ctx:
-    def __init__(self, db: str | None):
+    def __init__(self, db: str | None, host: str | None = None, context: str | None = None):
         self.db = db
+        self.host = host
+        self.context = context
         self._store: Store | None = None
         self._engine: Any = None
 
@@ -220,10 +222,11 @@ class Ctx:
     @property
     def engine(self) -> Any:
         if self._engine is None:
+            from controller.contexts import resolve_host
             from controller.engine import Engine
 
             try:
-                self._engine = Engine()
+                self._engine = Engine(base_url=resolve_host(self.host, self.context))
             except ValueError as exc:  # a malformed RECONCILE_ENGINE_TIMEOUTS
                 err.print(f"[red]error:[/red] {escape(str(exc))}")
                 sys.exit(EXIT_INVALID)
@@ -273,6 +276,29 @@ class Inputs:
             err.print(f"note: {line}", markup=False)
 
 
+def read_inputs(files: tuple[str, ...], *, fmt: str = "auto", project: str | None = None,
+                profiles: tuple[str, ...] = (), allow_unsupported: bool = False, env_files: tuple[str, ...] = (),
+                project_dir: str | None = None) -> Inputs:
+    """The files a verb reads (given, or found as compose finds them, see ``controller.inputs``)
+    and the load options; a discovery problem is invalid input (exit 2)."""
+    import os
+
+    from controller.inputs import input_files
+
+    try:
+        found = input_files(files, os.environ, project_dir or os.getcwd())
+    except InvalidSpec as exc:
+        err.print("[red]error:[/red] invalid input")
+        for issue in exc.issues:
+            err.print(f"  {issue}", markup=False)
+        sys.exit(EXIT_INVALID)
+    for w in found.warnings:
+        logger.warning(w)
+    opts = ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported,
+                            project_dir=project_dir, env_files=tuple(env_files))
+    return Inputs(found.files, opts)
+
+
 def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options every verb that reads YAML shares (native or compose); the verb gets
     them as one ``inputs: Inputs`` argument. The one path by which verbs read input."""
@@ -280,22 +306,9 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, files: tuple[str, ...], fmt: str, project: str | None, profiles: tuple[str, ...],
                 allow_unsupported: bool, env_files: tuple[str, ...], project_dir: str | None, **kwargs: Any) -> Any:
-        import os
-
-        from controller.inputs import input_files
-
-        try:
-            found = input_files(files, os.environ, project_dir or os.getcwd())
-        except InvalidSpec as exc:
-            err.print("[red]error:[/red] invalid input")
-            for issue in exc.issues:
-                err.print(f"  {issue}", markup=False)
-            sys.exit(EXIT_INVALID)
-        for w in found.warnings:
-            logger.warning(w)
-        opts = ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported,
-                                project_dir=project_dir, env_files=tuple(env_files))
-        return fn(*args, inputs=Inputs(found.files, opts), **kwargs)
+        inputs = read_inputs(files, fmt=fmt, project=project, profiles=profiles, allow_unsupported=allow_unsupported,
+                             env_files=env_files, project_dir=project_dir)
+        return fn(*args, inputs=inputs, **kwargs)
 
     out: Callable[..., Any] = wrapper
     out = click.option("-f", "--file", "files", multiple=True,
@@ -319,6 +332,23 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return out
 
 
+def load_input(files: tuple[str, ...], fmt: str = "auto", project: str | None = None,
+               profiles: tuple[str, ...] = (), allow_unsupported: bool = False) -> tuple[list[str], Any]:
+    """``read_inputs`` as (files, load options), for verbs that take their own options."""
+    inputs = read_inputs(files, fmt=fmt, project=project, profiles=profiles, allow_unsupported=allow_unsupported)
+    return inputs.files, inputs.opts
+
+
+def complete_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of resource names from the store (nothing when it cannot be opened)."""
+    try:
+        root = ctx.find_root()
+        db = root.params.get("db") if root.params else None
+        return sorted(n for n in Store.open(db, migrate=False).desired() if n.startswith(incomplete))
+    except Exception:  # noqa: BLE001 - completion must never fail loudly
+        return []
+
+
 def _ts(ts: float | None) -> str:
     if not ts:
         return "-"
@@ -329,23 +359,100 @@ def _dump(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _version_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the options before it (--db, -H, --context) are parsed already."""
+    if not value or ctx.resilient_parsing:
+        return
+    from controller.cli_info import print_version
+
+    import os
+
+    p = ctx.params  # click processes options not on the command line last: fall back to the env
+    ctx.exit(print_version(Ctx(p.get("db") or os.environ.get("RECONCILE_DB"), p.get("host"), p.get("context")), "text"))
+
+
+SHORT_HELP = {
+    "apply": "store FILEs' desired state and converge the host (--wait: until done)",
+    "up": "apply FILEs (default: ./compose.yaml) and wait until converged",
+    "down": "remove exactly the services of FILEs or of compose project -p",
+    "diff": "the plan for FILEs, field by field (exit 0 none, 1 differences)",
+    "convert": "print compose FILEs as native reconcile YAML",
+    "get": "list resources: -o wide|json|yaml|name, -l selector, -w watch",
+    "ps": "same as get",
+    "status": "per service: generations, state, health, restarts, last event",
+    "describe": "one resource in detail: spec, status, last probe, events",
+    "history": "the audit rows of NAME or all (-f follows new ones)",
+    "events": "stream audit rows as they are written",
+    "logs": "output of every replica of NAMEs or of project -p (-f follows)",
+    "exec": "run a command in a service's container (exec NAME -- CMD...)",
+    "wait": "wait until NAMEs are healthy, completed or deleted",
+    "delete": "remove resources: NAMEs, -f FILE, -l SELECTOR or --all",
+    "restart": "restart exactly one service (audited)",
+    "rollback": "return NAME to an earlier revision",
+    "suspend": "maintenance mode: the controller leaves NAME alone",
+    "resume": "end maintenance mode for NAME",
+    "run": "the controller: converge continuously and heal what breaks",
+    "export": "the whole desired state as re-appliable YAML",
+    "schema": "JSON Schema of the resource kinds",
+    "db": "the store: upgrade, current, backup, restore, check",
+    "version": "client, engine and store versions",
+    "completion": "shell completion script for bash, zsh or fish",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose ``lazy`` verbs (name -> "module:attribute") are imported when used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One line per verb, never cut: the lines of SHORT_HELP (the docstrings say more)."""
+        rows = [(name, SHORT_HELP.get(name) or (self.get_command(ctx, name) or click.Command(name)).get_short_help_str(80))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows, col_max=12)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, attr = target.split(":")
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="RECONCILE_DB", help="Store location: a file path or an SQLAlchemy URL "
               "[env RECONCILE_DB; default /var/lib/reconcile/reconcile.db as root, "
               "~/.local/state/reconcile/reconcile.db otherwise].")
 @click.option("--log-level", default="INFO", show_default=True, envvar="RECONCILE_LOG_LEVEL",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.option("--log-json", is_flag=True, help="Log JSON lines (for machines) instead of text.")
+@click.option("-H", "--host", default=None, help="Engine address (unix:///var/run/docker.sock, tcp://HOST:2376, "
+              "ssh://...); default DOCKER_HOST, else the docker context.")
+@click.option("--context", default=None, help="Docker context to use (see `docker context ls`) "
+              "[env DOCKER_CONTEXT].")
+@click.option("--version", is_flag=True, expose_value=False, callback=_version_flag,
+              help="Print client, engine and store versions (as `reconcile version`) and exit.")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> None:
+def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool, host: str | None,
+        context: str | None) -> None:
     """reconcile keeps a Docker host converged to the services you describe in YAML.
 
-    Desired state lives in a store (SQLite by default); `apply` stores it and converges
-    the host, `run` keeps converging and healing it. The engine is the standard
-    DOCKER_HOST. Exit codes: 0 ok, 1 failure while converging, 2 invalid input.
+    Desired state lives in a store (SQLite by default); `apply` (or `up`) stores it and
+    converges the host, `run` keeps converging and healing it. The engine is -H/--host,
+    else DOCKER_HOST, else the docker context. Exit codes: 0 ok, 1 failure while
+    converging, 2 invalid input.
     """
     setup_logging(log_level, log_json)
-    ctx.obj = Ctx(db)
+    ctx.obj = Ctx(db, host, context)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -358,22 +465,38 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool) -> N
               "(their data is lost). Never done otherwise.")
 @click.option("--timeout", type=DURATION, default="5m", show_default=True, help="How long to wait for convergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="With --wait: no progress lines.")
 @input_options
 @click.pass_obj
 @handled
 def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: float,
-          as_json: bool) -> None:
+          as_json: bool, quiet: bool) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
     A changed spec bumps its generation; an unchanged one performs no engine action.
     While a `reconcile run` controller holds the lease, apply only stores the change
-    and (with --wait) waits for the controller to converge it.
+    and (with --wait) waits for the controller to converge it. --wait exits 1 as soon
+    as convergence is impossible (a Job gave up, an image is missing, a port is taken),
+    saying which service blocks which, with the failing container's last lines.
     """
     if volumes and not prune:
         raise click.UsageError("--volumes only applies with --prune")
-    report = ops.apply(obj.store, obj.engine, inputs.files, prune=prune, dry_run=dry_run, wait=wait,
-                       volumes=volumes, timeout=timeout, opts=inputs.opts)
-    inputs.notices()
+    apply_and_report(obj, inputs.files, inputs.opts, prune=prune, dry_run=dry_run, wait=wait, volumes=volumes,
+                     timeout=timeout, as_json=as_json, quiet=quiet or as_json)
+
+
+def apply_and_report(obj: Ctx, files: list[str], opts: Any, *, prune: bool, dry_run: bool, wait: bool,
+                     volumes: bool, timeout: float, as_json: bool, quiet: bool) -> None:
+    """apply (and up): store, converge, print what was done; exit 1 when it failed."""
+    progress = None
+    if wait and not dry_run:
+        from controller.cli_wait import Progress
+
+        progress = Progress(quiet=quiet)
+    report = ops.apply(obj.store, obj.engine, files, prune=prune, dry_run=dry_run, wait=wait,
+                       volumes=volumes, timeout=timeout, opts=opts, on_progress=progress)
+    for line in getattr(opts, "notices", None) or []:  # once per stack: who is not restarted, ...
+        err.print(f"note: {line}", markup=False)
     if as_json:
         _dump({
             "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
@@ -381,6 +504,9 @@ def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volu
             "actions": ops.action_list(report.plan.actions) if report.plan and dry_run else [],
             "done": report.done, "errors": report.errors, "delegatedTo": report.delegated_to,
             "converged": report.converged, "dryRun": dry_run,
+            "blocked": [{"service": o.name, "blockedBy": o.cause.service if o.cause else "",
+                         "reason": o.cause.reason if o.cause else "", "path": list(o.path)}
+                        for o in (report.verdict.blocked if report.verdict else [])],
         })
     else:
         for c in report.changes:
@@ -404,12 +530,19 @@ def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volu
                 out.print(line, markup=False)
             if not report.done and not report.errors:
                 out.print("host already converged: no actions", markup=False)
-        for e in report.errors:
+        for e in dict.fromkeys(report.errors):
             err.print(f"[red]failed:[/red] {escape(e)}")
         if report.converged is False:
-            err.print("[red]timed out waiting for convergence[/red]")
+            from controller.cli_wait import report_outcome
+
+            report_outcome(obj, report, timeout)
+        elif wait and report.converged and not dry_run:
+            out.print("converged", markup=False)
     if report.errors or report.converged is False:
         sys.exit(EXIT_FAILED)
+
+
+EXIT_DIFF_ERROR = 3  # diff: 0 no differences, 1 differences, > 1 error (as `kubectl diff`)
 
 
 @cli.command()
@@ -417,21 +550,36 @@ def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volu
 @click.option("--json", "as_json", is_flag=True)
 @input_options
 @click.pass_obj
-@handled
 def diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> None:
     """Show the plan for FILEs (merged in order), field by field, without acting or writing.
 
-    Exits 0 whether or not there are differences. Stored secret values show as a placeholder."""
+    Exits as `kubectl diff`: 0 no differences, 1 differences, 2 invalid input, 3 other errors.
+    Stored secret values show as a placeholder."""
+    try:
+        differs = handled(_diff)(obj, inputs, prune, as_json)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_DIFF_ERROR
+        sys.exit(EXIT_DIFF_ERROR if code == EXIT_FAILED else code)
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is "> 1", never "differences"
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(EXIT_DIFF_ERROR)
+    sys.exit(1 if differs else 0)
+
+
+def _diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> bool:
     from crd_like.secrets import redact_spec
 
     report = ops.apply(obj.store, obj.engine, inputs.files, prune=prune, dry_run=True, opts=inputs.opts)
     inputs.notices()
     actions = report.plan.actions if report.plan else []
+    differs = bool(actions) or any(c.change != "unchanged" for c in report.changes)
     if as_json:
         _dump({"changes": [{"name": c.name, "change": c.change, "generation": c.generation,
                             "changedFields": report.field_diffs.get(c.name, [])} for c in report.changes],
-               "actions": ops.action_list(actions)})
-        return
+               "actions": ops.action_list(actions), "differences": differs})
+        return differs
     for c in report.changes:
         if c.change == "unchanged":
             continue
@@ -445,6 +593,7 @@ def diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> None:
             out.print(f"  {line}", markup=False)
     else:
         out.print("no engine actions needed", markup=False)
+    return differs
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
@@ -457,14 +606,18 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("-o", "--output", "output", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
 @click.pass_obj
 @handled
-def status(obj: Ctx, as_json: bool) -> None:
+def status(obj: Ctx, output: str, as_json: bool) -> None:
     """Per service: generation, observed generation, state, health, container, restarts, last event."""
     rows = ops.status_rows(obj.store)
-    if as_json:
-        _dump(rows)
+    if as_json or output != "table":
+        from controller.cli_output import dump
+
+        dump(rows, "json" if as_json else output)
         return
     rows_text = []
     for r in rows:
@@ -492,36 +645,23 @@ def _ago(ts: float) -> str:
 
 
 @cli.command()
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("name", shell_complete=complete_names)
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json", "yaml"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
 @click.pass_obj
 @handled
-def describe(obj: Ctx, name: str, as_json: bool) -> None:
-    """Spec, status and recent events of one service."""
-    rec = obj.store.get(name)
-    if rec is None:
-        err.print(f"no resource named {name!r}", markup=False)
-        sys.exit(EXIT_INVALID)
-    row = next(r for r in ops.status_rows(obj.store) if r["name"] == name)
-    events = obj.store.history(name, limit=20)
-    from crd_like.secrets import redact_spec
+def describe(obj: Ctx, name: str, output: str, as_json: bool) -> None:
+    """Spec, status, the last health probe and recent events of one service (as `kubectl describe`)."""
+    from controller.cli_describe import describe_resource
 
-    data = {"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
-            "spec": redact_spec(rec.spec), "generation": rec.generation, "status": row,
-            "events": [e.to_json() for e in events]}
-    if as_json:
-        _dump(data)
-        return
-    import yaml
+    describe_resource(obj, name, "json" if as_json else output)
 
-    out.print(yaml.safe_dump({k: data[k] for k in ("apiVersion", "kind", "metadata", "spec")}, sort_keys=False).rstrip(), markup=False)
-    out.print("status:", markup=False)
-    for k, v in row.items():
-        if k not in ("name", "kind", "lastEvent"):
-            out.print(f"  {k}: {v}", markup=False)
-    out.print("events:", markup=False)
-    for e in events:
-        out.print(f"  {_ts(e.ts)} {e.type:<14} {e.actor:<10} {e.reason} {e.message}".rstrip(), markup=False)
+
+def history_line(e: Any) -> str:
+    cid = f" [{e.container_id[:12]}]" if e.container_id else ""
+    msg = f" — {e.message}" if e.message else ""
+    return f"{_ts(e.ts)} {e.service:<20} {e.type:<14} {e.actor:<10} {e.reason}{msg}{cid}"
 
 
 @cli.command()
@@ -530,14 +670,39 @@ def describe(obj: Ctx, name: str, as_json: bool) -> None:
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
 @click.option("--limit", type=COUNT, default=None, help="At most this many (the newest).")
 @click.option("--revisions", is_flag=True, help="List NAME's stored revisions (every applied spec) instead.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("-f", "--follow", is_flag=True, help="Then keep printing new rows as they are written (as `events`).")
+@click.option("-o", "--output", "output", type=click.Choice(["text", "json", "yaml"]), default="text",
+              show_default=True, help="Output format (with --follow: text or json lines).")
+@click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
 @click.pass_obj
 @handled
 def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ...], limit: int | None,
-            revisions: bool, as_json: bool) -> None:
+            revisions: bool, follow: bool, output: str, as_json: bool) -> None:
     """The audit history (newest last): what happened to NAME (or all) and why."""
     from crd_like.secrets import redact_spec
 
+    output = "json" if as_json else output
+    as_json = output == "json"
+    if follow:
+        if revisions:
+            raise click.UsageError("--follow does not go with --revisions")
+        from controller.cli_get import follow as follow_rows
+
+        follow_rows(obj, name, since, types, limit, "json" if as_json else "text", backlog=True)
+        return
+    if output == "yaml":
+        from controller.cli_output import dump
+
+        if revisions:
+            if not name:
+                raise click.UsageError("--revisions needs a NAME")
+            dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at, "spec": redact_spec(r.spec)}
+                  for r in obj.store.revisions(name)], "yaml")
+        else:
+            since_ts = time.time() - since if since is not None else None
+            dump([e.to_json() for e in obj.store.history(name, since=since_ts, types=list(types) or None,
+                                                          limit=limit)], "yaml")
+        return
     if revisions:
         if not name:
             raise click.UsageError("--revisions needs a NAME")
@@ -558,31 +723,7 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
         _dump([e.to_json() for e in events])
         return
     for e in events:
-        cid = f" [{e.container_id[:12]}]" if e.container_id else ""
-        msg = f" — {e.message}" if e.message else ""
-        out.print(f"{_ts(e.ts)} {e.service:<20} {e.type:<14} {e.actor:<10} {e.reason}{msg}{cid}", markup=False)
-
-
-@cli.command()
-@click.argument("name")
-@click.option("--volumes", is_flag=True, help="Also remove the named volumes reconcile created for NAME (data is lost).")
-@click.pass_obj
-@handled
-def delete(obj: Ctx, name: str, volumes: bool) -> None:
-    """Remove NAME's desired record and its containers (named volumes are kept unless --volumes)."""
-    report = ops.delete(obj.store, obj.engine, name, volumes=volumes)
-    if report is None:
-        err.print(f"no resource named {name!r}", markup=False)
-        sys.exit(EXIT_INVALID)
-    out.print(f"deleted {name}", markup=False)
-    for line in report.done:
-        out.print(line, markup=False)
-    if report.delegated_to:
-        out.print(f"the running controller {report.delegated_to} removes its containers", markup=False)
-    for e in report.errors:
-        err.print(f"failed: {e}", markup=False)
-    if report.errors:
-        sys.exit(EXIT_FAILED)
+        out.print(history_line(e), markup=False)
 
 
 @cli.command()
@@ -846,6 +987,16 @@ def export(obj: Ctx, as_json: bool, reveal_secrets: bool) -> None:
         _dump(docs)
     else:
         click.echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)
+
+
+# Verbs in their own modules, loaded when named (or listed by --help): each imports only
+# click at load time, and importing them here would be circular (they use Ctx, handled).
+cli.lazy.update({
+    "get": "controller.cli_get:get", "ps": "controller.cli_get:get", "events": "controller.cli_get:events",
+    "wait": "controller.cli_wait:wait", "logs": "controller.cli_logs:logs", "exec": "controller.cli_logs:exec_",
+    "up": "controller.cli_stack:up", "down": "controller.cli_stack:down", "delete": "controller.cli_stack:delete",
+    "version": "controller.cli_info:version", "completion": "controller.cli_info:completion",
+})
 
 
 def main() -> None:

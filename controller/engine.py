@@ -59,7 +59,7 @@ from loguru import logger
 
 from controller import labels as L
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
-                               ReconcileError, TerminalError, TransientError)
+                               PortInUse, ReconcileError, TerminalError, TransientError)
 from controller.observed import Observed, from_list_entry
 from controller.render import ContainerConfig
 from controller.render_host import EngineChecks
@@ -242,6 +242,9 @@ class Engine:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise NameConflict(str(exc.explanation or exc)) from exc
+            text = str(exc.explanation or exc)
+            if "port is already allocated" in text or "address already in use" in text:
+                raise PortInUse(f"host port taken: {text}") from exc
             if exc.status_code and exc.status_code >= 500:
                 raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
             raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
@@ -337,6 +340,43 @@ class Engine:
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
         raw = self._call("containers.logs", lambda api: api.logs(container_id, tail=lines), container_id)
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    def logs(self, container_id: str, *, follow: bool = False, since: float | None = None,
+             tail: int | None = None, timestamps: bool = False) -> Iterator[bytes]:
+        """A container's output (stdout and stderr, as the engine interleaves them), in chunks;
+        with ``follow`` it blocks for more until the container stops."""
+        kwargs: dict[str, Any] = {"stream": True, "follow": follow, "timestamps": timestamps,
+                                  "tail": "all" if tail is None else tail}
+        if since is not None:
+            kwargs["since"] = int(since)
+        stream = self._call("containers.logs", lambda: self.api.logs(container_id, **kwargs))
+        try:
+            yield from stream
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:
+            raise EngineUnavailable(f"log stream lost: {exc}") from exc
+
+    def exec_start(self, container_id: str, cmd: list[str], *, tty: bool, interactive: bool) -> tuple[str, Any]:
+        """Start ``cmd`` in the container. (exec id, output): a raw socket when interactive
+        (the caller pumps stdin and the output through it), else an iterator of
+        (stdout, stderr) chunks."""
+        created = self._call("exec.create", lambda: self.api.exec_create(
+            container_id, cmd, stdin=interactive, tty=tty))
+        exec_id = str(created["Id"])
+        if interactive:
+            sock = self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, socket=True))
+            return exec_id, getattr(sock, "_sock", sock)
+        return exec_id, self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, stream=True,
+                                                                            demux=True))
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        try:
+            self._call("exec.resize", lambda: self.api.exec_resize(exec_id, height=height, width=width))
+        except ReconcileError:
+            pass  # the command may have finished already
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        code = self._call("exec.inspect", lambda: self.api.exec_inspect(exec_id)).get("ExitCode")
+        return None if code is None else int(code)
 
     # -- act -----------------------------------------------------------------
     def ensure_volume(self, name: str, labels: dict[str, str], spec: VolumeSpec | None = None) -> bool:

@@ -11,6 +11,7 @@
     │   ├── NameConflict            the name belongs to a container we do not own
     │   ├── ImageMissing            the image is not present and cannot be pulled
     │   └── ExternalMissing         an external network / volume does not exist (never created)
+    │   └── PortInUse               a host port the container publishes is taken
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -65,3 +66,7 @@ class ImageMissing(TerminalError):
 
 class ExternalMissing(TerminalError):
     """An external network or volume is missing: reconcile never creates one."""
+
+
+class PortInUse(TerminalError):
+    pass

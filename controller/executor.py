@@ -17,7 +17,8 @@ from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
 from controller.engine import Engine
-from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, ReconcileError
+from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, PortInUse, ReconcileError
+from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
 
@@ -42,6 +43,18 @@ class Result:
     done: list[str] = field(default_factory=list)  # human lines: what was done and why
     rollback: Rollback | None = None  # for the reconciler to write into the store
     built: bool = False  # an image was built: the image cache is stale
+    error_reason: str = ""  # the first failure's reason code (planner.R_*), for the status
+
+
+def error_reason(exc: ReconcileError) -> str:
+    """The status reason code for a failed action (data, for `wait` to act on)."""
+    if isinstance(exc, ImageMissing):
+        return R_IMAGE_MISSING
+    if isinstance(exc, PortInUse):
+        return R_PORT_IN_USE
+    if isinstance(exc, NameConflict):
+        return R_NAME_CONFLICT
+    return R_ACTION_FAILED
 
 
 class Executor:
@@ -70,6 +83,7 @@ class Executor:
                 msg = f"{describe(action)} failed: {exc}"
                 logger.warning(msg)
                 out.errors.append(msg)
+                out.error_reason = out.error_reason or error_reason(exc)
                 gen = svc.generation if svc else 0
                 if isinstance(exc, EngineTimeout):
                     # a hung call: the engine is degraded; the service is retried with backoff
@@ -81,7 +95,7 @@ class Executor:
                     break  # the rest of this service's actions depend on the one that hung
                 out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
                                               truncate(str(exc)), getattr(action, "container_id", ""), gen))
-                if isinstance(exc, (ImageMissing, NameConflict, ExternalMissing)):
+                if isinstance(exc, (ImageMissing, NameConflict, PortInUse, ExternalMissing)):
                     break
         return out
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from controller.planner import Plan
     from controller.reconciler import Reconciler
     from controller.render import DesiredService
+    from controller.waiting import Goal, Verdict
     from crd_like.formats import LoadOptions
     from store import Store
     from store.records import AppliedChange, ResourceInput
@@ -219,6 +220,7 @@ class ApplyReport:
     errors: list[str] = field(default_factory=list)
     delegated_to: str | None = None  # the daemon holding the lease
     converged: bool | None = None
+    verdict: Verdict | None = None  # with wait: the decided (or timed-out) outcome
     field_diffs: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -250,7 +252,7 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
 
 def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
           wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time,
-          opts: LoadOptions | None = None) -> ApplyReport:
+          opts: LoadOptions | None = None, on_progress: Callable[[Verdict], None] | None = None) -> ApplyReport:
     from loguru import logger
 
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
@@ -273,7 +275,7 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
             logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
     pruned = {c.name for c in changes if c.change == "pruned"}
     names = {i.name for i in inputs} | pruned
-    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock)
+    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock, on_progress=on_progress)
     if volumes and pruned:
         remove_volumes(store, engine, pruned, report, clock,
                        gone_specs=[c.old_spec for c in changes if c.change == "pruned" and c.old_spec])
@@ -281,7 +283,8 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
 
 
 def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None, wait: bool,
-             timeout: float, clock: Callable[[], float] = time.time) -> None:
+             timeout: float, clock: Callable[[], float] = time.time,
+             on_progress: Callable[[Verdict], None] | None = None) -> None:
     """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
     from loguru import logger
 
@@ -294,14 +297,14 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         report.delegated_to = lease[0]
         logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
         if wait:
-            report.converged = wait_converged(store, names, deadline, clock)
+            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
     if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()) and not (
             lease is not None and holder_is_dead(lease[0])
             and store.take_over_lease(holder, dead_holder=lease[0], ttl=INLINE_LEASE_TTL, now=clock())):
         report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
         if wait:
-            report.converged = wait_converged(store, names, deadline, clock)
+            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
     rec = _reconciler(store, engine, actor="cli", clock=clock, workers=inline_workers(
         {n: r.spec for n, r in store.desired().items() if names is None or n in names}))
@@ -316,18 +319,30 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
             report.plan = report.plan or result.plan
             report.done.extend(result.done)
             report.errors.extend(result.errors)
+            if wait:
+                # decided from the recorded statuses (typed reasons), as when a controller converges
+                v = outcome(store, names)
+                if on_progress:
+                    on_progress(v)
+                if v.blocked:
+                    report.converged, report.verdict = False, v
+                    break
+                if v.done and not result.actions:
+                    report.converged, report.verdict = True, v
+                    break
             if result.errors:
+                if wait:
+                    report.converged, report.verdict = False, outcome(store, names)
                 break
             blocked = _blocked(result.plan)
             unsettled = [sp.name for sp in result.plan.services.values()
                          if sp.state in (WAITING, UPDATING, PENDING) and sp.name not in blocked]
-            if not result.actions and not unsettled:
-                if not wait or _all_converged(store, names):
-                    report.converged = True if wait else None
-                    break
+            if not wait and not result.actions and not unsettled:
+                break
             if clock() > deadline:
-                report.converged = False
-                if unsettled:
+                report.converged = False if wait else None
+                report.verdict = outcome(store, names) if wait else None
+                if unsettled and not wait:
                     report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
                 break
             if not result.actions:
@@ -420,12 +435,15 @@ class EngineWakeups:
 
 
 def _blocked(plan: Plan) -> set[str]:
-    """Services that wait on something that will not change by itself: a dependency that
-    failed, crash-loops or does not exist — directly or through other waiting services."""
-    terminal = (": it failed", "does not exist", "crash-looping")
-    waits = {sp.name: [w.split(" ", 1)[0] for w in sp.waiting_for] for sp in plan.services.values()}
-    blocked = {sp.name for sp in plan.services.values() if any(m in w for w in sp.waiting_for for m in terminal)}
-    blocked |= {sp.name for sp in plan.services.values() if sp.state in ("Failed", "CrashLoopBackOff")}
+    """Services that wait on something that will not change by itself (from the plan's typed
+    reasons): a dependency that failed, crash-loops or does not exist — directly or through
+    other waiting services."""
+    from controller.planner import BLOCKING_REASONS, CRASHLOOP, FAILED
+
+    blocked = {sp.name for sp in plan.services.values()
+               if sp.state in (FAILED, CRASHLOOP) or sp.reason in BLOCKING_REASONS
+               or any(u.problem for u in sp.waiting_on)}
+    waits = {sp.name: [u.dependency for u in sp.waiting_on] for sp in plan.services.values()}
     changed = True
     while changed:
         changed = False
@@ -447,28 +465,53 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
         rec.close()
 
 
-def _all_converged(store: Store, names: set[str] | None) -> bool:
+def outcome(store: Store, names: set[str] | None, goal: Goal = "healthy") -> Verdict:
+    """The wait's verdict now. For healthy/completed, names no longer desired (pruned by
+    this apply, deleted meanwhile) are not waited for."""
+    from controller.waiting import verdict
+
     desired = store.desired()
-    statuses = store.statuses()
-    for name, rec in desired.items():
-        if names is not None and name not in names:
-            continue
-        st = statuses.get(name)
-        if rec.suspended:
-            continue
-        if st is None or st.observed_generation != rec.generation:
-            return False
-        if (rec.spec.get("healthcheck") or {}).get("test") and st.health != "healthy":
-            return False
-    return True
+    if names is not None and goal != "deleted":
+        names = names & set(desired)
+    return verdict(desired, store.statuses(), names, goal)
 
 
-def wait_converged(store: Store, names: set[str] | None, deadline: float, clock: Callable[[], float]) -> bool:
-    while clock() < deadline:
-        if _all_converged(store, names):
-            return True
-        time.sleep(0.2)
-    return _all_converged(store, names)
+def wait_outcome(store: Store, report: ApplyReport, names: set[str] | None, deadline: float, *,
+                 goal: Goal = "healthy", clock: Callable[[], float] = time.time,
+                 on_progress: Callable[[Verdict], None] | None = None,
+                 observe: Callable[[], None] | None = None, interval: float = 0.2) -> None:
+    """Poll the recorded statuses until the outcome is decided (reached, or impossible) or
+    the deadline passes; ``observe`` (when no controller runs) records fresh status first."""
+    while True:
+        if observe is not None:
+            observe()
+        v = outcome(store, names, goal)
+        if on_progress:
+            on_progress(v)
+        if v.decided or clock() >= deadline:
+            report.verdict, report.converged = v, v.done
+            return
+        time.sleep(interval)
+
+
+def blocked_details(store: Store, engine: Engine, v: Verdict, lines: int = 10) -> dict[str, str]:
+    """The last log lines of each blocking service's container (or its last recorded output)."""
+    out: dict[str, str] = {}
+    for cause in v.causes():
+        text = ""
+        if cause.container_id:
+            try:
+                text = engine.logs_tail(cause.container_id, lines).strip()
+            except Exception:  # noqa: BLE001 - the container may be gone; fall back to the audit
+                text = ""
+        if not text:
+            for ev in reversed(store.history(cause.service, limit=20)):
+                if ev.message.startswith("output tail: "):
+                    text = ev.message[len("output tail: "):]
+                    break
+        if text:
+            out[cause.service] = text
+    return out
 
 
 def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
@@ -483,6 +526,25 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     if volumes:
         remove_volumes(store, engine, {name}, report, clock, gone_specs=[gone.spec])
     return report
+
+
+def delete_many(store: Store, engine: Engine, names: list[str], *, volumes: bool = False,
+                clock: Callable[[], float] = time.time) -> tuple[ApplyReport, list[str]]:
+    """Delete several records, then converge them away in one pass. (report, unknown names)."""
+    changes, unknown = [], []
+    for name in names:
+        gone = store.delete(name, actor="cli", now=clock())
+        if gone is None:
+            unknown.append(name)
+        else:
+            changes.append(AppliedChange(name, gone.kind, "deleted", gone.generation))
+    report = ApplyReport(changes)
+    deleted = {c.name for c in changes}
+    if deleted:
+        converge(store, engine, report, names=deleted, wait=False, timeout=120, clock=clock)
+        if volumes:
+            remove_volumes(store, engine, deleted, report, clock)
+    return report, unknown
 
 
 def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyReport,
@@ -535,7 +597,11 @@ def status_rows(store: Store) -> list[dict[str, Any]]:
             "observedGeneration": st.observed_generation,
             "state": "Suspended" if rec.suspended else st.state, "health": st.health,
             "containerId": st.container_id[:12], "restartCount": st.restart_count,
-            "message": st.message,
+            "message": st.message, "reason": "" if rec.suspended else st.reason,
+            "waitingFor": st.waiting_for,
+            "labels": dict((rec.metadata or {}).get("labels") or {}),
+            "image": rec.spec.get("image", ""), "replicas": rec.spec.get("replicas", 1) if rec.kind != "Job" else 1,
+            "ports": list(rec.spec.get("ports") or []),
             "nextAttemptAt": st.next_attempt_at if st.state == "CrashLoopBackOff" else None,
             "lastTransitionAt": st.last_transition_at or None,
             "lastEvent": None if ev is None else {"ts": ev.ts, "type": ev.type, "reason": ev.reason},

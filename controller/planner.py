@@ -34,6 +34,18 @@ RUNNING, PENDING, EXITED, CRASHLOOP, FAILED, SUSPENDED = (
     "Running", "Pending", "Exited", "CrashLoopBackOff", "Failed", "Suspended")
 WAITING, COMPLETED, UPDATING, PAUSED = "Waiting", "Completed", "Updating", "RolloutPaused"
 
+# Why a service is in its state, as data (``Status.reason``): what `wait` and `apply --wait`
+# act on, never parsed back out of the human message. The planner decides the first group;
+# the executor reports the second when an action fails (``executor.error_reason``).
+R_DEPENDENCY, R_CRASHLOOP, R_GAVE_UP, R_BACKOFF_LIMIT = (
+    "WaitingForDependency", "CrashLoop", "GaveUp", "BackoffLimitExceeded")
+R_BAD_REFERENCE, R_SUSPENDED = "UnreadableReference", "Suspended"
+R_IMAGE_MISSING, R_PORT_IN_USE, R_NAME_CONFLICT, R_ACTION_FAILED = (
+    "ImageMissing", "PortInUse", "NameConflict", "ActionFailed")
+# Reasons that will not change by themselves: waiting on such a service cannot succeed.
+BLOCKING_REASONS = frozenset({R_GAVE_UP, R_BACKOFF_LIMIT, R_BAD_REFERENCE, R_IMAGE_MISSING, R_PORT_IN_USE,
+                              R_NAME_CONFLICT})
+
 
 @dataclass(frozen=True)
 class ServicePlan:
@@ -45,7 +57,9 @@ class ServicePlan:
     converged: bool = False
     retry_at: float | None = None  # when a waiting service should be looked at again
     reset_backoff: bool = False
-    waiting_for: tuple[str, ...] = ()
+    waiting_for: tuple[str, ...] = ()  # human: "db (healthy: it failed)"
+    reason: str = ""  # one of the R_* codes above, or ""
+    waiting_on: tuple[Unmet, ...] = ()  # typed twin of waiting_for
 
 
 @dataclass(frozen=True)
@@ -137,20 +151,33 @@ def _network_peer(svc: DesiredService) -> str:
     return mode.split(":", 1)[1] if mode.startswith("service:") else ""
 
 
-def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[str]:
+@dataclass(frozen=True)
+class Unmet:
+    """A dependency condition not met yet, and whether it can still be met by itself."""
+
+    dependency: str
+    condition: str  # started | healthy | completed
+    problem: str = ""  # "" | "missing" | "failed" | "crashlooping"
+
+    def text(self) -> str:
+        why = {"missing": ": it does not exist", "failed": ": it failed", "crashlooping": ": it is crash-looping"}
+        return f"{self.dependency} ({self.condition}{why.get(self.problem, '')})"
+
+
+def _unmet(svc: DesiredService, deps: Mapping[str, DepInfo]) -> list[Unmet]:
     out = []
     for name, dep in requirements(svc).items():
         info = deps.get(name)
         if info is None or not info.exists:
-            out.append(f"{name} ({dep.condition}: it does not exist)")
+            out.append(Unmet(name, dep.condition, "missing"))
             continue
         ok = {"started": info.started or info.completed, "healthy": info.healthy,
               "completed": info.completed}[dep.condition]
         if info.restart_pending:
             ok = False
         if not ok:
-            why = ": it failed" if info.failed else (": it is crash-looping" if info.crashlooping else "")
-            out.append(f"{name} ({dep.condition}{why})")
+            out.append(Unmet(name, dep.condition, "failed" if info.failed else (
+                "crashlooping" if info.crashlooping else "")))
     return out
 
 
@@ -220,10 +247,11 @@ def plan_service(
     deps = deps or {}
     if svc.suspended:
         return ServicePlan(svc.name, state=SUSPENDED, message="suspended: the controller leaves it alone",
-                           health=status.health)
+                           health=status.health, reason=R_SUSPENDED)
     if svc.ref_error:
         # a secret/env file is unreadable: keep what runs, create nothing new
-        return ServicePlan(svc.name, state="Error", message=svc.ref_error, health=status.health)
+        return ServicePlan(svc.name, state="Error", message=svc.ref_error, health=status.health,
+                           reason=R_BAD_REFERENCE)
     if svc.spec.build is not None and svc.build_hash:
         built = (image_builds or {}).get(svc.spec.image)
         if svc.spec.image not in image_ids or built != svc.build_hash:
@@ -232,7 +260,7 @@ def plan_service(
     policy = svc.spec.restartPolicy
     is_job = svc.kind == "Job"
     unmet = _unmet(svc, deps)
-    gate_msg = "waiting for " + ", ".join(unmet) if unmet else ""
+    gate_msg = "waiting for " + ", ".join(u.text() for u in unmet) if unmet else ""
     by_replica: dict[int, list[Observed]] = defaultdict(list)
     for c in containers:
         by_replica[c.replica].append(c)
@@ -275,6 +303,7 @@ def plan_service(
     retry_at: float | None = None
     converged = True
     reset = False
+    reasons: list[str] = []
     for replica in range(1, svc.replicas + 1):
         group = by_replica.get(replica, [])
         if not group:
@@ -355,10 +384,12 @@ def plan_service(
                     and svc.spec.onUnhealthy != "ignore" and not in_start_period):
                 if backoff.gave_up(status, policy, now):
                     states.append(FAILED)
+                    reasons.append(R_GAVE_UP)
                     messages.append(f"unhealthy and gave up after {policy.maxAttempts} restarts")
                     continue
                 if now < status.next_attempt_at:
                     states.append(CRASHLOOP)
+                    reasons.append(R_CRASHLOOP)
                     retry_at = _min(retry_at, status.next_attempt_at)
                     messages.append("unhealthy; next restart after backoff")
                     converged = False
@@ -390,6 +421,7 @@ def plan_service(
             spec_limit = getattr(svc.spec, "backoffLimit", 0)
             if status.failures >= spec_limit:
                 states.append(FAILED)
+                reasons.append(R_BACKOFF_LIMIT)
                 messages.append(f"job failed: {_exit_reason(c)}; gave up after {status.failures} retries (backoffLimit {spec_limit})")
                 continue
             wants_restart = True
@@ -407,10 +439,12 @@ def plan_service(
             reset = True
         if not is_job and backoff.gave_up(status, policy, now):
             states.append(FAILED)
+            reasons.append(R_GAVE_UP)
             messages.append(f"gave up after {policy.maxAttempts} restarts within {policy.window:g}s; {_exit_reason(c)}")
             continue
         if now < status.next_attempt_at:
             states.append(CRASHLOOP)
+            reasons.append(R_CRASHLOOP)
             retry_at = _min(retry_at, status.next_attempt_at)
             messages.append(f"{_exit_reason(c)}; back-off until next attempt")
             converged = False
@@ -437,8 +471,10 @@ def plan_service(
         messages.insert(0, gate_msg)
     if svc.replicas == 0:
         state = RUNNING
+    reason = next((r for r in reasons if (r == R_CRASHLOOP) == (state == CRASHLOOP)), "") \
+        if state in (FAILED, CRASHLOOP) else (R_DEPENDENCY if unmet else "")
     return ServicePlan(svc.name, tuple(actions), state, health, "; ".join(messages), converged and not actions,
-                       retry_at, reset, tuple(unmet))
+                       retry_at, reset, tuple(u.text() for u in unmet), reason, tuple(unmet))
 
 
 def _min(a: float | None, b: float) -> float:

@@ -178,9 +178,9 @@ class Reconciler:
                 st = res.status
                 if res.errors:
                     st.message = truncate("; ".join(res.errors), 300)
-                    st.state = "Error"
+                    st.state, st.reason = "Error", res.error_reason
                 elif res.done:
-                    st.state, st.message = "Starting", ""
+                    st.state, st.message, st.reason = "Starting", "", ""
                 st.updated_at = self.clock()
                 statuses.append(st)
             events = self._dedupe_failures(name, res)

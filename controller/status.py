@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from controller.observed import Observed
-from controller.planner import COMPLETED, FAILED, RUNNING, ServicePlan
+from controller.planner import (COMPLETED, FAILED, R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE,
+                                RUNNING, ServicePlan)
 from controller.render import DesiredService
 from store.records import Status
+
+
+EXECUTOR_REASONS = frozenset({R_IMAGE_MISSING, R_PORT_IN_USE, R_NAME_CONFLICT, R_ACTION_FAILED})
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,12 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
         elif main.state == "exited" and main.exit_code not in (None, 0) and (
                 old is None or old.container_id != main.id or old.state not in (FAILED,)):
             notes.append(Transition("JobFailed", f"job exited with code {main.exit_code}", main.id, wants_logs=True))
-    new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id)
+    new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id,
+                  reason=sp.reason, waiting_for={u.dependency: u.condition for u in sp.waiting_on}, derived_generation=svc.generation)
+    if base.state == "Error" and base.reason in EXECUTOR_REASONS and sp.actions and not sp.converged:
+        # the action that failed (image missing, port taken) is still to be done: keep saying
+        # why it failed until an attempt succeeds, instead of flickering back to Pending
+        new.state, new.message, new.reason = base.state, base.message, base.reason
     if sp.converged:
         new.observed_generation = svc.generation
         new.rollout_from_generation, new.rollout_started_at = 0, 0.0

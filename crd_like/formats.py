@@ -170,6 +170,16 @@ def _validate(layers: list[list[_Entry]]) -> list[Any]:
             if len(group) == 1 and group[0].doc is not None:
                 out.append(validate_document(group[0].doc, group[0].base_dir))
                 continue
+            bad = False
+            for entry in group:  # each overlay names a known kind itself: a later file never mends it
+                data = entry.doc.data if entry.doc is not None else None
+                if isinstance(data, dict) and kind_for(str(data.get("apiVersion")), str(data.get("kind"))) is None:
+                    issues.append(Issue(entry.doc.file, entry.doc.line_of(("apiVersion",)), "apiVersion",  # type: ignore[union-attr]
+                                        f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
+                                        f"expected one of {known_kinds()}"))
+                    bad = True
+            if bad:
+                continue
             node = group[0].node()
             for entry in group[1:]:
                 node = merge_native(node, entry.node())

@@ -78,6 +78,10 @@ class StatusRow(Base):
     # onConfigChange=restart: the referenced-files hash the running process was restarted for
     config_hash: Mapped[str] = mapped_column(String(32), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # migration 0005: the state's reason code and the unmet dependencies (JSON name -> condition)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    waiting_for: Mapped[str] = mapped_column(Text, default="{}")
+    derived_generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class EventRow(Base):

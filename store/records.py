@@ -63,10 +63,18 @@ class Status:
     rollout_started_at: float = 0.0
     config_hash: str = ""
     updated_at: float = 0.0
+    # Why it is in this state, as data (a code such as "BackoffLimitExceeded", "ImageMissing",
+    # "WaitingForDependency"; see controller.planner R_*), and the dependencies it still
+    # waits for (name -> condition). Callers act on these, never on ``message``.
+    reason: str = ""
+    waiting_for: dict[str, str] = field(default_factory=dict)
+    # the generation this status was derived for: reason and waiting_for describe that one
+    derived_generation: int = 0
 
     def to_row(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["restart_times"] = json.dumps(self.restart_times)
+        data["waiting_for"] = json.dumps(self.waiting_for, sort_keys=True)
         return data
 
     @classmethod
@@ -79,6 +87,8 @@ class Status:
             last_started_at=row.last_started_at, restart_requested_at=row.restart_requested_at,
             restart_reason=row.restart_reason, rollout_from_generation=row.rollout_from_generation,
             rollout_started_at=row.rollout_started_at, config_hash=row.config_hash, updated_at=row.updated_at,
+            reason=row.reason, waiting_for=json.loads(row.waiting_for or "{}"),
+            derived_generation=row.derived_generation,
         )
 
 

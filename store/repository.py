@@ -314,6 +314,22 @@ class Store:
         rows.reverse()
         return rows
 
+    def last_event_id(self) -> int:
+        """The id of the newest audit row (0 when there is none)."""
+        with self.reading() as s:
+            return int(s.scalar(select(func.max(EventRow.id))) or 0)
+
+    def events_after(self, after_id: int, *, service: str | None = None, types: list[str] | None = None,
+                     limit: int = 1000) -> list[Event]:
+        """Rows written after ``after_id``, oldest first (for following the audit)."""
+        with self.reading() as s:
+            q = select(EventRow).where(EventRow.id > after_id)
+            if service:
+                q = q.where(EventRow.service == service)
+            if types:
+                q = q.where(EventRow.type.in_(types))
+            return [_event(r) for r in s.scalars(q.order_by(EventRow.id).limit(limit))]
+
     def last_events(self, names: Iterable[str]) -> dict[str, Event]:
         """The newest event (by ts, then id) of each named stored resource, in one statement
         per 500 names: a correlated ``ORDER BY ts DESC, id DESC LIMIT 1`` per resource, each

@@ -203,7 +203,7 @@ def test_dry_run_and_diff_write_nothing(rc: Harness) -> None:
     rc.run("apply", "-f", f)
     digest = hashlib.sha256(Path(rc.db).read_bytes()).hexdigest()
     rc.write(_stack(rc, worker_env="5"))
-    out = rc.run("diff", "-f", f).stdout
+    out = rc.run("diff", "-f", f, expect=1).stdout  # 1: differences (as kubectl diff)
     assert "env.WORKER_ID: '1' -> '5'" in out
     assert f"recreate {rc.name('worker')}#1" in out
     out = rc.run("apply", "-f", f, "--dry-run").stdout

@@ -364,11 +364,11 @@ def test_secrets_are_delivered_and_never_shown(rc: Harness, monkeypatch: pytest.
     # the secrets change: diff shows the plan (with file names) but no value
     _write_secrets(root, new)
     monkeypatch.setenv(var, new["env"])
-    diff = must(rc, "--log-level", "DEBUG", "diff", *files)
+    diff = must(rc, "--log-level", "DEBUG", "diff", *files, expect=1)  # 1: differences
     texts["diff"] = diff.stdout + diff.stderr
     assert f"recreate {rc.name('app')}#1" in diff.stdout and f"recreate {api}#1" in diff.stdout, diff.stdout
     assert str(root / "secret.txt") in diff.stdout and str(root / "secrets" / "api_key.txt") in diff.stdout
-    diff_json = must(rc, "diff", *files, "--json")
+    diff_json = must(rc, "diff", *files, "--json", expect=1)
     texts["diff --json"] = diff_json.stdout + diff_json.stderr
     assert {a["service"] for a in json.loads(diff_json.stdout)["actions"]} == set(names)
 

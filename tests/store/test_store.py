@@ -431,3 +431,22 @@ def test_last_events_matches_per_service_lookups_beyond_one_chunk(store: Store) 
     for n in names[::37]:
         newest = store.history(n, limit=1)
         assert got[n] == newest[0]
+
+
+def test_status_reasons_round_trip_and_events_follow(store: Store) -> None:
+    """Migration 0005: the reason code, the unmet dependencies and the generation they were
+    derived for come back as written; events_after() returns only newer rows, in order."""
+    from store import Event, Status
+
+    st = Status(name="b", state="Waiting", reason="WaitingForDependency", waiting_for={"j": "completed"},
+                derived_generation=3)
+    store.record([Event(ts=1.0, service="b", type="Applied")], [st])
+    got = store.status("b")
+    assert got is not None
+    assert (got.reason, got.waiting_for, got.derived_generation) == ("WaitingForDependency", {"j": "completed"}, 3)
+    first = store.last_event_id()
+    store.record([Event(ts=2.0, service="b", type="Started"), Event(ts=3.0, service="c", type="Died")])
+    assert [e.type for e in store.events_after(first)] == ["Started", "Died"]
+    assert [e.type for e in store.events_after(first, service="c")] == ["Died"]
+    assert [e.type for e in store.events_after(first, types=["Started"])] == ["Started"]
+    assert store.events_after(store.last_event_id()) == []

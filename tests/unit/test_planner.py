@@ -347,3 +347,35 @@ def test_planning_again_after_the_actions_were_applied_yields_nothing() -> None:
     assert all(sp.converged for sp in second.services.values())
     third = plan(desired, world, {}, revisions=revisions, now=NOW + 2)
     assert third == second  # and it stays that way
+
+
+# The reasons a service waits or is blocked are data on the plan (and so in the status).
+def _job(name: str = "mig", **spec: Any) -> DesiredService:
+    return prepare(name, "Job", 1, {"image": "demo/job:1", **spec}, False)
+
+
+@pytest.mark.parametrize("case,service,container,status,deps,reason,waiting_on", [
+    ("job past its backoffLimit", _job(backoffLimit=0), {"state": "exited", "exit_code": 3}, {"failures": 0},
+     {}, "BackoffLimitExceeded", ()),
+    ("service that gave up", svc(restartPolicy={"condition": "always", "maxAttempts": 2}),
+     {"state": "exited", "exit_code": 1}, {"restart_times": [NOW - 5, NOW - 2], "failures": 2}, {}, "GaveUp", ()),
+    ("crash loop in backoff", svc(restartPolicy="always"), {"state": "exited", "exit_code": 1},
+     {"failures": 2, "next_attempt_at": NOW + 30}, {}, "CrashLoop", ()),
+    ("waits for a dependency", svc(dependsOn={"db": "healthy"}), None, {},
+     {"db": (False, False)}, "WaitingForDependency", (("db", "healthy", ""),)),
+    ("waits for a failed dependency", svc(dependsOn={"mig": "completed"}), None, {},
+     {"mig": (True, False)}, "WaitingForDependency", (("mig", "completed", "failed"),)),
+    ("waits for a missing dependency", svc(dependsOn={"gone": "started"}), None, {},
+     {}, "WaitingForDependency", (("gone", "started", "missing"),)),
+    ("running: no reason", svc(), {}, {}, {}, "", ()),
+])
+def test_plan_reasons_are_typed(case: str, service: DesiredService, container: dict[str, Any] | None,
+                                status: dict[str, Any], deps: dict[str, tuple[bool, bool]], reason: str,
+                                waiting_on: tuple[tuple[str, str, str], ...]) -> None:
+    from controller.planner import DepInfo
+
+    infos = {n: DepInfo(True, False, False, False, failed, crash, 0.0, False) for n, (failed, crash) in deps.items()}
+    observed = [] if container is None else [ctr(service, **container)]
+    sp = plan_service(service, observed, Status(name=service.name, **status), {}, {}, NOW, infos)
+    assert sp.reason == reason, (case, sp)
+    assert tuple((u.dependency, u.condition, u.problem) for u in sp.waiting_on) == waiting_on

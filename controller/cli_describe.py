@@ -1,0 +1,137 @@
+"""``describe NAME``: one resource as `kubectl describe` prints one — aligned fields,
+durations as ``2s``, times as local time plus "3m ago", no ``None``, no raw epoch
+floats — with its spec, status, the last health probe's output and recent events.
+
+``-o json|yaml`` gives the same data as a document (times as epoch seconds there).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from controller import cli_output as fmt
+
+# spec fields that are durations in seconds (crd_like's Duration type)
+DURATION_KEYS = frozenset({"interval", "timeout", "startPeriod", "initial", "max", "window", "resetAfter",
+                           "monitor", "stopGracePeriod", "delay"})
+
+
+def _value(key: str, v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)) and key in DURATION_KEYS:
+        return fmt.duration(float(v))
+    if isinstance(v, float) and v == int(v):
+        return str(int(v))
+    if isinstance(v, list) and all(not isinstance(i, (dict, list)) for i in v):
+        return ", ".join(str(i) for i in v) if v else "-"
+    return "-" if v is None or v == "" else str(v)
+
+
+def spec_lines(data: Mapping[str, Any], indent: int = 2) -> list[str]:
+    """A spec as indented ``key: value`` lines, durations as ``30s``; the caller passes the
+    spec through ``redact_spec`` first (stored secret values print as a placeholder)."""
+    lines: list[str] = []
+    pad = " " * indent
+    for key, v in data.items():
+        if isinstance(v, dict):
+            if not v:
+                continue
+            lines.append(f"{pad}{key}:")
+            lines.extend(spec_lines(v, indent + 2))
+        elif isinstance(v, list) and any(isinstance(i, (dict, list)) for i in v):
+            lines.append(f"{pad}{key}:")
+            for item in v:
+                if isinstance(item, dict):
+                    sub = spec_lines(item, indent + 4)
+                    if sub:
+                        lines.append(f"{pad}  - {sub[0].strip()}")
+                        lines.extend(sub[1:])
+                else:
+                    lines.append(f"{pad}  - {_value(key, item)}")
+        else:
+            lines.append(f"{pad}{key}: {_value(key, v)}")
+    return lines
+
+
+def last_probe(obj: Any, container_id: str) -> dict[str, Any] | None:
+    """The engine's last health probe of the container: exit code, when, output."""
+    if not container_id:
+        return None
+    try:
+        health = (obj.engine.inspect(container_id).get("State") or {}).get("Health") or {}
+    except Exception:  # noqa: BLE001 - container gone or engine away: nothing to show
+        return None
+    log = health.get("Log") or []
+    if not log:
+        return None
+    last = log[-1]
+    return {"exitCode": last.get("ExitCode"), "start": last.get("Start"), "end": last.get("End"),
+            "output": (last.get("Output") or "").strip()}
+
+
+def describe_resource(obj: Any, name: str, output: str) -> None:
+    from controller import operations as ops
+
+    from crd_like.secrets import redact_spec
+
+    rec = obj.store.get(name)
+    if rec is None:
+        click.echo(f"error: no resource named {name!r}", err=True)
+        sys.exit(2)
+    spec = redact_spec(rec.spec)  # stored secret values print as a placeholder
+    row = next(r for r in ops.status_rows(obj.store) if r["name"] == name)
+    events = obj.store.history(name, limit=20)
+    probe = last_probe(obj, row["containerId"]) if rec.spec.get("healthcheck") else None
+    if output in ("json", "yaml"):
+        fmt.dump({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
+                  "spec": spec, "generation": rec.generation, "status": row, "lastProbe": probe,
+                  "events": [e.to_json() for e in events]}, output)
+        return
+    now = time.time()
+    labels = row.get("labels") or {}
+    fields: list[tuple[str, str]] = [
+        ("Name", name), ("Kind", rec.kind),
+        ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"),
+        ("Generation", f"{rec.generation} (observed {row['observedGeneration'] or '-'})"),
+        ("Applied", fmt.when(rec.updated_at, now)),
+        ("State", row["state"] + (f" since {fmt.when(row['lastTransitionAt'], now)}" if row.get("lastTransitionAt") else "")),
+    ]
+    if row.get("reason"):
+        fields.append(("Reason", row["reason"]))
+    if row.get("message"):
+        fields.append(("Message", row["message"]))
+    if row.get("waitingFor"):
+        fields.append(("Waiting for", ", ".join(f"{d} ({c})" for d, c in row["waitingFor"].items())))
+    if rec.spec.get("healthcheck"):
+        fields.append(("Health", row["health"] or "-"))
+    fields += [("Container", row["containerId"] or "-"), ("Restarts", str(row["restartCount"]))]
+    if row.get("nextAttemptAt"):
+        fields.append(("Next attempt", f"in {fmt.duration(row['nextAttemptAt'] - now)}"))
+    width = max(len(k) for k, _ in fields) + 2
+    for k, v in fields:
+        click.echo(f"{k + ':':<{width}}{v}")
+    click.echo("Spec:")
+    for line in spec_lines(spec):
+        click.echo(line)
+    if rec.spec.get("healthcheck"):
+        click.echo("Last probe:")
+        if probe is None:
+            click.echo("  - (none recorded)")
+        else:
+            click.echo(f"  Exit code:  {probe['exitCode']}")
+            click.echo(f"  Output:     {probe['output'] or '-'}")
+    click.echo("Events:")
+    if not events:
+        click.echo("  <none>")
+        return
+    rows = [[fmt.ago(e.ts, now), e.type, e.actor,
+             (e.reason + (f" — {e.message}" if e.message else "")).replace("\n", " ")[:200] or "-"]
+            for e in events]
+    for line in fmt.table(["AGE", "TYPE", "FROM", "REASON"], rows):
+        click.echo(f"  {line}")
