@@ -118,17 +118,23 @@ stop_service() {
     if [[ -S "$SOCK" ]] && ! podman_ok; then rm -f "$SOCK"; fi
 }
 
+# Debian's podman and catatonit (the init Podman runs for `init: true`; only a
+# "Recommends" of podman, and without it every such create fails with
+# "container-init binary not found on the host").
 install_podman() {
-    command -v podman >/dev/null 2>&1 && return 0
-    [[ "$(id -u)" == 0 ]] || die "podman is not installed and this is not root (apt-get install podman)"
-    log "podman missing: installing Debian's podman via apt"
+    local pkgs=()
+    command -v podman >/dev/null 2>&1 || pkgs+=(podman)
+    [[ -x /usr/libexec/podman/catatonit ]] || pkgs+=(catatonit)
+    ((${#pkgs[@]} > 0)) || return 0
+    [[ "$(id -u)" == 0 ]] || die "${pkgs[*]} not installed and this is not root (apt-get install ${pkgs[*]})"
+    log "${pkgs[*]} missing: installing Debian's package(s) via apt"
     local out
     out="$(mktemp /tmp/reconcile-podman-apt.XXXXXX)"
-    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman; } \
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"; } \
             >"$out" 2>&1; then
         tail -n 20 "$out" >&2
         rm -f "$out"
-        die "apt-get install podman failed"
+        die "apt-get install ${pkgs[*]} failed"
     fi
     rm -f "$out"
 }
@@ -187,9 +193,10 @@ start_service() {
 }
 
 ensure() {
+    if podman_ok && [[ -x /usr/libexec/podman/catatonit ]]; then return 0; fi
+    install_podman
     if podman_ok; then return 0; fi
     [[ "$(id -u)" == 0 ]] || die "the Podman API does not answer on $SOCK and this is not root"
-    install_podman
     mkdir -p "$(dirname "$LOCK_FILE")"
     exec 9>"$LOCK_FILE"
     flock -w 120 9 || die "timed out waiting for another ensure-podman.sh run"
