@@ -20,7 +20,8 @@ import requests.exceptions
 
 from controller import labels as L
 from controller.errors import EngineUnavailable, ImageMissing, NameConflict, NotFound, ReconcileError, TransientError
-from controller.observed import Observed, from_list_entry
+from controller.observed import Observed, from_list_entry, parse_time
+from controller.probes import Outcome
 from controller.render import ContainerConfig
 
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class Engine:
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self._identity: tuple[str, str, str] | None = None
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -251,3 +253,40 @@ class Engine:
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+    # -- engine differences: health checks ------------------------------------------
+    def identity(self) -> tuple[str, str, str]:
+        """(engine name, its version, API version), e.g. ("Docker Engine", "20.10.24", "1.41")
+        or ("Podman Engine", "4.3.1", "1.41"), from ``/version``; cached."""
+        if self._identity is None:
+            v = self.version()
+            comps = v.get("Components") or []
+            name = str(comps[0].get("Name") or "") if comps else ""
+            if not name:
+                name = "Docker Engine" if "docker" in str((v.get("Platform") or {}).get("Name", "")).lower() else ""
+            self._identity = (name or "unknown engine", str(v.get("Version") or ""), str(v.get("ApiVersion") or ""))
+        return self._identity
+
+    def runs_healthchecks(self) -> bool:
+        """Does the engine itself run containers' health checks? Docker's daemon does. Podman
+        4.x schedules them with systemd timers, and its Docker-compatible API has no way to
+        trigger one: where no systemd runs (these hosts) health stays ``starting`` forever, so
+        on Podman the controller runs them (``controller.probes``). Any other engine is taken
+        at its word, and a container whose health never gets a probe result is taken over
+        anyway (``probes.engine_stalled``)."""
+        return "podman" not in self.identity()[0].lower()
+
+    def exec_probe(self, container_id: str, argv: list[str]) -> Outcome:
+        """Run a health probe in the container: its state first (is it running, since when),
+        then ``argv`` through exec, with its exit code and combined output."""
+        state = self.inspect(container_id).get("State") or {}
+        started = parse_time(str(state.get("StartedAt") or ""))
+        if not state.get("Running"):
+            return Outcome(False, started, -1, "")
+        exec_id = self._call("containers.exec_create", lambda: self.api.exec_create(
+            container_id, argv, stdout=True, stderr=True))["Id"]
+        raw = self._call("containers.exec_start", lambda: self.api.exec_start(exec_id))
+        code = self._call("containers.exec_inspect", lambda: self.api.exec_inspect(exec_id)).get("ExitCode")
+        output = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        return Outcome(True, started, -1 if code is None else int(code), output)
+

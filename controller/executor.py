@@ -16,6 +16,7 @@ from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller.engine import Engine
+from controller.health import HealthChecks
 from controller.errors import ImageMissing, NameConflict, NotFound, ReconcileError
 from controller.render import DesiredService, render
 from store.records import Event, Status
@@ -45,8 +46,9 @@ class Result:
 
 class Executor:
     def __init__(self, engine: Engine, instance: str, *, actor: str, clock: Callable[[], float],
-                 admit_restart: Callable[[str], bool] | None = None):
+                 admit_restart: Callable[[str], bool] | None = None, health: HealthChecks | None = None):
         self.engine = engine
+        self.health = health  # the controller's own health probes (their output; restarts reset them)
         self.instance = instance
         self.actor = actor
         self.clock = clock
@@ -110,6 +112,7 @@ class Executor:
                     self._one(svc, Recreate(svc.name, action.replica, action.container_id,
                                             f"{action.reason}; its network was removed ({exc})", ("networks",)), out)
                     return
+                self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.restart:
                     out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
@@ -129,6 +132,7 @@ class Executor:
                     return
                 probe = "" if action.requested else self.probe_output(action.container_id)
                 self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.requested:
                     out.status = replace(st, restart_count=st.restart_count + 1, last_started_at=self.clock())
@@ -297,8 +301,16 @@ class Executor:
             parts.append(f"finished at {state['FinishedAt'][:19]}Z")
         return ", ".join(parts)
 
+    def _restarted(self, cid: str) -> None:
+        if self.health is not None:
+            self.health.restarted(cid, self.clock())
+
     def probe_output(self, cid: str) -> str:
-        """The last healthcheck probe: exit code and (truncated) output."""
+        """The last healthcheck probe: exit code and (truncated) output, from whichever of
+        the engine and the controller ran it."""
+        mine = self.health.last_probe(cid) if self.health is not None else None
+        if mine is not None:
+            return truncate(mine, 300) if mine else ""
         try:
             health = ((self.engine.inspect(cid).get("State") or {}).get("Health") or {})
         except ReconcileError:

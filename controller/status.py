@@ -21,7 +21,8 @@ class Transition:
 
 
 def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers: list[Observed],
-           now: float) -> tuple[Status, list[Transition]]:
+           now: float, checked_by: str = "") -> tuple[Status, list[Transition]]:
+    """``checked_by``: who ran the main container's health check (engine | controller)."""
     base = old or Status(name=svc.name)
     notes: list[Transition] = []
     main = next((c for c in sorted(containers, key=lambda c: (c.replica, not c.running)) if c.replica == 1), None)
@@ -42,6 +43,10 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
                 old is None or old.container_id != main.id or old.state not in (FAILED,)):
             notes.append(Transition("JobFailed", f"job exited with code {main.exit_code}", main.id, wants_logs=True))
     new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id)
+    if svc.spec.healthcheck is None:
+        new.health_checked_by = ""
+    elif main is not None and main.running and checked_by:
+        new.health_checked_by = checked_by
     if sp.converged:
         new.observed_generation = svc.generation
         new.rollout_from_generation, new.rollout_started_at = 0, 0.0

@@ -62,6 +62,7 @@ class Status:
     rollout_from_generation: int = 0
     rollout_started_at: float = 0.0
     config_hash: str = ""
+    health_checked_by: str = ""  # engine | controller: who ran the check behind `health`
     updated_at: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
@@ -78,7 +79,8 @@ class Status:
             next_attempt_at=row.next_attempt_at, restart_times=json.loads(row.restart_times or "[]"),
             last_started_at=row.last_started_at, restart_requested_at=row.restart_requested_at,
             restart_reason=row.restart_reason, rollout_from_generation=row.rollout_from_generation,
-            rollout_started_at=row.rollout_started_at, config_hash=row.config_hash, updated_at=row.updated_at,
+            rollout_started_at=row.rollout_started_at, config_hash=row.config_hash,
+            health_checked_by=row.health_checked_by, updated_at=row.updated_at,
         )
 
 
