@@ -25,6 +25,11 @@ from controller.probes import Outcome
 from controller.render import ContainerConfig
 
 T = TypeVar("T")
+_PODMAN_NAME_IN_USE = "that name is already in use"
+# Podman lists images by fully qualified names: "localhost/app:1" for one built or
+# imported here, "docker.io/library/app:1" for some builds through the compatible API;
+# the spec (and Docker) say "app:1"
+_PODMAN_PREFIXES = ("localhost/", "docker.io/library/", "docker.io/")
 
 
 def _normalise_ref(ref: str) -> str:
@@ -32,6 +37,14 @@ def _normalise_ref(ref: str) -> str:
     if "@" in ref or ":" in last:
         return ref
     return ref + ":latest"
+
+
+def _short_ref(tag: str) -> str:
+    """An image name as Docker would show it: without Podman's qualifying prefix."""
+    for prefix in _PODMAN_PREFIXES:
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    return tag
 
 
 class Engine:
@@ -66,7 +79,9 @@ class Engine:
         except docker.errors.NotFound as exc:
             raise NotFound(str(exc.explanation or exc)) from exc
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:
+            # Podman answers some name conflicts (a create whose name another container
+            # holds, on some paths) with 500 and libpod's own wording, not Docker's 409
+            if exc.status_code == 409 or _PODMAN_NAME_IN_USE in str(exc.explanation or ""):
                 raise NameConflict(str(exc.explanation or exc)) from exc
             if exc.status_code and exc.status_code >= 500:
                 raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
@@ -99,8 +114,10 @@ class Engine:
         ids: dict[str, str] = {}
         builds: dict[str, str] = {}
         for img in self._call("images.list", lambda: self.api.images()):
-            for tag in img.get("RepoTags") or []:
-                if tag and tag != "<none>:<none>":
+            tags = [t for t in img.get("RepoTags") or [] if t and t != "<none>:<none>"]
+            tags += [short for short in map(_short_ref, tags) if short not in tags]
+            for tag in tags:
+                if tag:
                     ids[tag] = img["Id"]
                     if tag.endswith(":latest"):
                         ids.setdefault(tag[: -len(":latest")], img["Id"])
