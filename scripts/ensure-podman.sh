@@ -42,6 +42,8 @@
 #   RECONCILE_PODMAN_DIR      containers.conf, pid file  (/var/lib/reconcile-podman)
 #   RECONCILE_PODMAN_LOG      service log                (/var/log/reconcile-podman.log)
 #   RECONCILE_PODMAN_TIMEOUT  seconds to wait for the API (60)
+#   RECONCILE_PODMAN_GRACE    seconds a running but silent service gets before it is
+#                             restarted (20; a loaded host can be slow to answer)
 set -euo pipefail
 
 readonly PROG="ensure-podman"
@@ -50,6 +52,7 @@ readonly NETNS="${RECONCILE_PODMAN_NETNS-reconcile-podman}"
 readonly STATE_DIR="${RECONCILE_PODMAN_DIR:-/var/lib/reconcile-podman}"
 readonly LOG_FILE="${RECONCILE_PODMAN_LOG:-/var/log/reconcile-podman.log}"
 readonly TIMEOUT="${RECONCILE_PODMAN_TIMEOUT:-60}"
+readonly GRACE="${RECONCILE_PODMAN_GRACE:-20}"
 readonly CONF="$STATE_DIR/containers.conf"
 readonly PIDFILE="$STATE_DIR/service.pid"
 readonly LOCK_FILE="/run/lock/reconcile-ensure-podman.lock"
@@ -64,11 +67,11 @@ export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
 api() {
     [[ -S "$SOCK" ]] || return 1
     if command -v curl >/dev/null 2>&1; then
-        curl -fsS --max-time 5 --unix-socket "$SOCK" "http://podman$1" 2>/dev/null
+        curl -fsS --max-time 10 --unix-socket "$SOCK" "http://podman$1" 2>/dev/null
     else
         python3 - "$SOCK" "$1" <<'EOF'
 import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
 s.sendall(f"GET {sys.argv[2]} HTTP/1.0\r\nHost: podman\r\n\r\n".encode())
 data = b""
 while chunk := s.recv(65536):
@@ -200,7 +203,15 @@ ensure() {
     mkdir -p "$(dirname "$LOCK_FILE")"
     exec 9>"$LOCK_FILE"
     flock -w 120 9 || die "timed out waiting for another ensure-podman.sh run"
-    if podman_ok; then return 0; fi  # started by the run we waited for
+    if podman_ok; then exec 9>&-; return 0; fi  # started by the run we waited for
+    local pid i
+    if pid="$(our_service_pid)"; then  # alive but silent: slow (loaded host), or wedged
+        for ((i = 0; i < GRACE; i++)); do
+            if podman_ok; then exec 9>&-; return 0; fi
+            sleep 1
+        done
+        log "the Podman API service (pid $pid) has not answered for ${GRACE}s: restarting it"
+    fi
     stop_service  # a service that no longer answers, a stale pid file or socket
     write_conf
     ensure_netns
