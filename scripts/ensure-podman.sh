@@ -86,8 +86,11 @@ EOF
 
 # podman_ok: /_ping answers OK and /version names the Podman engine.
 podman_ok() {
+    local version
     [[ "$(api /_ping || true)" == OK ]] || return 1
-    api /version | grep -q '"Podman Engine"'
+    # (into a variable: `api | grep -q` would fail under pipefail when grep exits first)
+    version="$(api /version)" || return 1
+    [[ "$version" == *'"Podman Engine"'* ]]
 }
 
 pid_alive() {
