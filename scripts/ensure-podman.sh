@@ -182,7 +182,9 @@ start_service() {
     rm -f "$SOCK"
     log "starting podman system service on $SOCK${NETNS:+ in network namespace $NETNS} (log: $LOG_FILE)"
     # setsid + closed stdin: the service outlives this script and the shell that ran it
-    (cd / && exec setsid "${prefix[@]}" env CONTAINERS_CONF="$CONF" \
+    # (fd 9, the lock, closed: the service and every container's conmon would inherit it
+    # and hold the lock for as long as any container runs)
+    (exec 9>&-; cd / && exec setsid "${prefix[@]}" env CONTAINERS_CONF="$CONF" \
         podman system service --time=0 "unix://$SOCK" </dev/null >>"$LOG_FILE" 2>&1) &
     pid=$!
     echo "$pid" >"$PIDFILE"
