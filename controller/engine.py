@@ -60,7 +60,8 @@ from loguru import logger
 from controller import labels as L
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
                                PortInUse, ReconcileError, TerminalError, TransientError)
-from controller.observed import Observed, from_list_entry
+from controller.observed import Observed, from_list_entry, parse_time
+from controller.probes import Outcome
 from controller.render import ContainerConfig
 from controller.render_host import EngineChecks
 from crd_like.spec_net import NetworkSpec, VolumeSpec
@@ -92,6 +93,11 @@ def platform_mismatch(wanted: str, image: dict[str, Any]) -> str:
     return ""
 
 T = TypeVar("T")
+_PODMAN_NAME_IN_USE = "that name is already in use"
+# Podman lists images by fully qualified names: "localhost/app:1" for one built or
+# imported here, "docker.io/library/app:1" for some builds through the compatible API;
+# the spec (and Docker) say "app:1"
+_PODMAN_PREFIXES = ("localhost/", "docker.io/library/", "docker.io/")
 
 
 def _normalise_ref(ref: str) -> str:
@@ -101,7 +107,7 @@ def _normalise_ref(ref: str) -> str:
     return ref + ":latest"
 
 
-TimeoutClass = Literal["read", "act", "stop", "build"]
+TimeoutClass = Literal["read", "act", "stop", "build", "stream"]  # stream: unbounded (logs -f, exec)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,8 @@ _CLASS: dict[str, TimeoutClass] = {
     "containers.logs": "read", "images.list": "read", "images.inspect": "read", "volumes.inspect": "read",
     "volumes.list": "read", "networks.inspect": "read", "networks.list": "read",
     "containers.stop": "stop", "containers.restart": "stop", "images.build": "build",
+    # a followed log or an exec session lasts as long as the user wants: no read timeout
+    "containers.logs.follow": "stream", "exec.start": "stream",
 }
 
 
@@ -180,6 +188,14 @@ def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
                       arch=str(v.get("Arch", "?")))
 
 
+def _short_ref(tag: str) -> str:
+    """An image name as Docker would show it: without Podman's qualifying prefix."""
+    for prefix in _PODMAN_PREFIXES:
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    return tag
+
+
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
@@ -197,6 +213,7 @@ class Engine:
         self._removals = threading.BoundedSemaphore(max(1, max_removals))
         self.calls: Counter[str] = Counter()
         self._target = threading.local()  # the container the current call is about (for EngineTimeout)
+        self._identity: tuple[str, str, str] | None = None
 
     # -- plumbing ------------------------------------------------------------
     def _client(self, cls: TimeoutClass) -> docker.APIClient:
@@ -208,7 +225,8 @@ class Engine:
             if client is None:
                 try:
                     # negotiate once ("auto" asks the engine), then every client speaks that version
-                    client = docker.APIClient(**self._kwargs, timeout=getattr(self.timeouts, cls),
+                    timeout = None if cls == "stream" else getattr(self.timeouts, cls)
+                    client = docker.APIClient(**self._kwargs, timeout=timeout,
                                               version=self._api_version or "auto")
                 except docker.errors.DockerException as exc:
                     raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
@@ -234,13 +252,15 @@ class Engine:
             return fn(self._client(cls))
         except requests.exceptions.ReadTimeout as exc:
             # the engine took the request and did not answer in time: degraded, not down
-            raise EngineTimeout(what, target, getattr(self.timeouts, cls)) from exc
+            raise EngineTimeout(what, target, getattr(self.timeouts, cls, 0.0)) from exc
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(str(exc.explanation or exc)) from exc
         except docker.errors.NotFound as exc:
             raise NotFound(str(exc.explanation or exc)) from exc
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:
+            # Podman answers some name conflicts (a create whose name another container
+            # holds, on some paths) with 500 and libpod's own wording, not Docker's 409
+            if exc.status_code == 409 or _PODMAN_NAME_IN_USE in str(exc.explanation or ""):
                 raise NameConflict(str(exc.explanation or exc)) from exc
             text = str(exc.explanation or exc)
             if "port is already allocated" in text or "address already in use" in text:
@@ -281,8 +301,10 @@ class Engine:
         ids: dict[str, str] = {}
         builds: dict[str, str] = {}
         for img in self._call("images.list", lambda api: api.images()):
-            for tag in img.get("RepoTags") or []:
-                if tag and tag != "<none>:<none>":
+            tags = [t for t in img.get("RepoTags") or [] if t and t != "<none>:<none>"]
+            tags += [short for short in map(_short_ref, tags) if short not in tags]
+            for tag in tags:
+                if tag:
                     ids[tag] = img["Id"]
                     if tag.endswith(":latest"):
                         ids.setdefault(tag[: -len(":latest")], img["Id"])
@@ -349,7 +371,8 @@ class Engine:
                                   "tail": "all" if tail is None else tail}
         if since is not None:
             kwargs["since"] = int(since)
-        stream = self._call("containers.logs", lambda: self.api.logs(container_id, **kwargs))
+        stream = self._call("containers.logs.follow" if follow else "containers.logs",
+                            lambda api: api.logs(container_id, **kwargs))
         try:
             yield from stream
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:
@@ -359,23 +382,23 @@ class Engine:
         """Start ``cmd`` in the container. (exec id, output): a raw socket when interactive
         (the caller pumps stdin and the output through it), else an iterator of
         (stdout, stderr) chunks."""
-        created = self._call("exec.create", lambda: self.api.exec_create(
+        created = self._call("exec.create", lambda api: api.exec_create(
             container_id, cmd, stdin=interactive, tty=tty))
         exec_id = str(created["Id"])
         if interactive:
-            sock = self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, socket=True))
+            sock = self._call("exec.start", lambda api: api.exec_start(exec_id, tty=tty, socket=True))
             return exec_id, getattr(sock, "_sock", sock)
-        return exec_id, self._call("exec.start", lambda: self.api.exec_start(exec_id, tty=tty, stream=True,
+        return exec_id, self._call("exec.start", lambda api: api.exec_start(exec_id, tty=tty, stream=True,
                                                                             demux=True))
 
     def exec_resize(self, exec_id: str, height: int, width: int) -> None:
         try:
-            self._call("exec.resize", lambda: self.api.exec_resize(exec_id, height=height, width=width))
+            self._call("exec.resize", lambda api: api.exec_resize(exec_id, height=height, width=width))
         except ReconcileError:
             pass  # the command may have finished already
 
     def exec_exit_code(self, exec_id: str) -> int | None:
-        code = self._call("exec.inspect", lambda: self.api.exec_inspect(exec_id)).get("ExitCode")
+        code = self._call("exec.inspect", lambda api: api.exec_inspect(exec_id)).get("ExitCode")
         return None if code is None else int(code)
 
     # -- act -----------------------------------------------------------------
@@ -595,3 +618,40 @@ class Engine:
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+    # -- engine differences: health checks ------------------------------------------
+    def identity(self) -> tuple[str, str, str]:
+        """(engine name, its version, API version), e.g. ("Docker Engine", "20.10.24", "1.41")
+        or ("Podman Engine", "4.3.1", "1.41"), from ``/version``; cached."""
+        if self._identity is None:
+            v = self.version()
+            comps = v.get("Components") or []
+            name = str(comps[0].get("Name") or "") if comps else ""
+            if not name:
+                name = "Docker Engine" if "docker" in str((v.get("Platform") or {}).get("Name", "")).lower() else ""
+            self._identity = (name or "unknown engine", str(v.get("Version") or ""), str(v.get("ApiVersion") or ""))
+        return self._identity
+
+    def runs_healthchecks(self) -> bool:
+        """Does the engine itself run containers' health checks? Docker's daemon does. Podman
+        4.x schedules them with systemd timers, and its Docker-compatible API has no way to
+        trigger one: where no systemd runs (these hosts) health stays ``starting`` forever, so
+        on Podman the controller runs them (``controller.probes``). Any other engine is taken
+        at its word, and a container whose health never gets a probe result is taken over
+        anyway (``probes.engine_stalled``)."""
+        return "podman" not in self.identity()[0].lower()
+
+    def exec_probe(self, container_id: str, argv: list[str]) -> Outcome:
+        """Run a health probe in the container: its state first (is it running, since when),
+        then ``argv`` through exec, with its exit code and combined output."""
+        state = self.inspect(container_id).get("State") or {}
+        started = parse_time(str(state.get("StartedAt") or ""))
+        if not state.get("Running"):
+            return Outcome(False, started, -1, "")
+        exec_id = self._call("containers.exec_create", lambda api: api.exec_create(
+            container_id, argv, stdout=True, stderr=True))["Id"]
+        raw = self._call("containers.exec_start", lambda api: api.exec_start(exec_id))
+        code = self._call("containers.exec_inspect", lambda api: api.exec_inspect(exec_id)).get("ExitCode")
+        output = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        return Outcome(True, started, -1 if code is None else int(code), output)
+

@@ -17,6 +17,7 @@ from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
 from controller.engine import Engine
+from controller.health import HealthChecks
 from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, PortInUse, ReconcileError
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
@@ -59,8 +60,9 @@ def error_reason(exc: ReconcileError) -> str:
 
 class Executor:
     def __init__(self, engine: Engine, instance: str, *, actor: str, clock: Callable[[], float],
-                 admit_restart: Callable[[str], bool] | None = None):
+                 admit_restart: Callable[[str], bool] | None = None, health: HealthChecks | None = None):
         self.engine = engine
+        self.health = health  # the controller's own health probes (their output; restarts reset them)
         self.instance = instance
         self.actor = actor
         self.clock = clock
@@ -133,6 +135,7 @@ class Executor:
                     self._one(svc, Recreate(svc.name, action.replica, action.container_id,
                                             f"{action.reason}; its network was removed ({exc})", ("networks",)), out)
                     return
+                self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.restart:
                     out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
@@ -152,6 +155,7 @@ class Executor:
                     return
                 probe = "" if action.requested else self.probe_output(action.container_id)
                 self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.requested:
                     out.status = replace(st, restart_count=st.restart_count + 1, last_started_at=self.clock())
@@ -328,8 +332,16 @@ class Executor:
             parts.append(f"finished at {state['FinishedAt'][:19]}Z")
         return ", ".join(parts)
 
+    def _restarted(self, cid: str) -> None:
+        if self.health is not None:
+            self.health.restarted(cid, self.clock())
+
     def probe_output(self, cid: str) -> str:
-        """The last healthcheck probe: exit code and (truncated) output."""
+        """The last healthcheck probe: exit code and (truncated) output, from whichever of
+        the engine and the controller ran it."""
+        mine = self.health.last_probe(cid) if self.health is not None else None
+        if mine is not None:
+            return truncate(mine, 300) if mine else ""
         try:
             health = ((self.engine.inspect(cid).get("State") or {}).get("Health") or {})
         except ReconcileError:

@@ -115,7 +115,8 @@ class Controller:
         self.limiter = RestartLimiter(opts.restarts_per_minute)
         self.reconciler = Reconciler(store, engine, actor="controller", clock=clock, workers=opts.workers,
                                      admit_restart=self._admit_restart, on_service_done=self.queue.add,
-                                     on_events=self._count_events, on_service_retry=self.queue.add_after)
+                                     on_events=self._count_events, on_service_retry=self.queue.add_after,
+                                     on_health_change=self.queue.add)
         self.stopping = threading.Event()
         self.leader = threading.Event()
         self.engine_down_since: float | None = None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from controller import labels as L
 
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,17 @@ def from_list_entry(entry: dict) -> Observed:  # type: ignore[type-arg]
         health=health, image_id=entry.get("ImageID") or "", created=float(entry.get("Created") or 0),
         labels=dict(labels), networks=tuple(sorted(((entry.get("NetworkSettings") or {}).get("Networks") or {}))),
     )
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds of an engine timestamp ('2024-05-01T15:32:11.123456789Z', nanoseconds
+    cut to microseconds); 0.0 when unset ('0001-01-01T00:00:00Z') or not a timestamp."""
+    m = _TIME.match(value or "")
+    if not m or value.startswith("0001-"):
+        return 0.0
+    head, frac, tz = m.group(1), m.group(2) or "", m.group(3) or ""
+    tz = "+00:00" if tz in ("", "Z") else tz
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}{tz}").timestamp()
+    except ValueError:
+        return 0.0

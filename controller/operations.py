@@ -596,6 +596,7 @@ def status_rows(store: Store) -> list[dict[str, Any]]:
             "name": name, "kind": rec.kind, "generation": rec.generation,
             "observedGeneration": st.observed_generation,
             "state": "Suspended" if rec.suspended else st.state, "health": st.health,
+            "healthCheckedBy": st.health_checked_by if rec.spec.get("healthcheck") else "",
             "containerId": st.container_id[:12], "restartCount": st.restart_count,
             "message": st.message, "reason": "" if rec.suspended else st.reason,
             "waitingFor": st.waiting_for,

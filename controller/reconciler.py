@@ -23,6 +23,8 @@ from controller import status as status_mod
 from controller.actions import Action, Remove
 from controller.engine import Engine
 from controller.executor import Executor, Result, truncate
+from controller.health import HealthChecks
+from controller.probes import CONTROLLER
 from controller.observed import Observed
 from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
@@ -52,13 +54,17 @@ class Reconciler:
                  admit_restart: Callable[[str], bool] | None = None,
                  on_service_done: Callable[[str], None] | None = None,
                  on_events: Callable[[list[Event]], None] | None = None,
-                 on_service_retry: Callable[[str, float], None] | None = None):
+                 on_service_retry: Callable[[str, float], None] | None = None,
+                 on_health_change: Callable[[str], None] | None = None):
         self.store = store
         self.engine = engine
         self.actor = actor
         self.clock = clock
         self.instance = store.instance_id
-        self.executor = Executor(engine, self.instance, actor=actor, clock=clock, admit_restart=admit_restart)
+        # health checks the engine does not run are run here (on_health_change: one changed)
+        self.health = HealthChecks(engine, clock, on_change=on_health_change)
+        self.executor = Executor(engine, self.instance, actor=actor, clock=clock, admit_restart=admit_restart,
+                                 health=self.health)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._prepared: dict[tuple[str, str, bool], DesiredService] = {}
         self._busy: set[str] = set()
@@ -81,6 +87,7 @@ class Reconciler:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.health.close()
 
     def invalidate_images(self) -> None:
         self._images = None
@@ -132,6 +139,8 @@ class Reconciler:
         observed = self.engine.list_owned(self.instance)
         desired = with_peers(desired, observed)
         statuses = self._statuses()
+        if not dry_run:
+            observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
         revisions = self._revisions(desired, observed, statuses)
         plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
                             now=now, only=only, image_builds=self.image_builds())
@@ -333,7 +342,10 @@ class Reconciler:
                     continue
             svc = desired[name]
             old = statuses.get(name)
-            new, notes = status_mod.derive(old, sp, svc, by_service.get(name, []), now)
+            containers = by_service.get(name, [])
+            main = next((c for c in containers if c.replica == 1 and c.running), None)
+            checked_by = self.health.checked_by(main.id) if main is not None else ""
+            new, notes = status_mod.derive(old, sp, svc, containers, now, checked_by)
             for note in notes:
                 msg = ""
                 if note.wants_probe:
@@ -388,6 +400,7 @@ class Reconciler:
         observed = self.engine.list_owned(self.instance)
         desired = with_peers(self.desired(), observed)
         statuses = self.store.statuses()
+        observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
         plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only,
                             image_builds=self.image_builds())
         by_service: dict[str, list[Observed]] = {}
@@ -395,3 +408,9 @@ class Reconciler:
             by_service.setdefault(c.service, []).append(c)
         self._record_observations(plan, desired, by_service, statuses, now)
         return PassResult(plan)
+
+
+def _health_seed(statuses: dict[str, Status]) -> dict[str, str]:
+    """Container -> the health the controller's own probes last recorded for it."""
+    return {st.container_id: st.health for st in statuses.values()
+            if st.container_id and st.health and st.health_checked_by == CONTROLLER}

@@ -25,7 +25,8 @@ class Transition:
 
 
 def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers: list[Observed],
-           now: float) -> tuple[Status, list[Transition]]:
+           now: float, checked_by: str = "") -> tuple[Status, list[Transition]]:
+    """``checked_by``: who ran the main container's health check (engine | controller)."""
     base = old or Status(name=svc.name)
     notes: list[Transition] = []
     main = next((c for c in sorted(containers, key=lambda c: (c.replica, not c.running)) if c.replica == 1), None)
@@ -51,6 +52,10 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
         # the action that failed (image missing, port taken) is still to be done: keep saying
         # why it failed until an attempt succeeds, instead of flickering back to Pending
         new.state, new.message, new.reason = base.state, base.message, base.reason
+    if svc.spec.healthcheck is None:
+        new.health_checked_by = ""
+    elif main is not None and main.running and checked_by:
+        new.health_checked_by = checked_by
     if sp.converged:
         new.observed_generation = svc.generation
         new.rollout_from_generation, new.rollout_started_at = 0, 0.0

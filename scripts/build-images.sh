@@ -171,7 +171,8 @@ build_base() {
     docker import \
         --change 'CMD ["sh"]' \
         --change "ENV PATH=$IMAGE_PATH" \
-        --change "LABEL $TEST_LABEL $HASH_LABEL=$want" \
+        --change "LABEL $TEST_LABEL" \
+        --change "LABEL $HASH_LABEL=$want" \
         --message "reconcile test base image from static busybox" \
         "$WORK_DIR/rootfs.tar" "$BASE_IMAGE" >/dev/null
     BUILT+=("$BASE_IMAGE")
@@ -205,11 +206,22 @@ build_derived() {
 
 # --------------------------------------------------------------------------
 # Smoke tests (only for images built in this run).
+
+# run_once ARGS...: `docker run ARGS` keeping the container's exit code, then remove it.
+# (Not `docker run --rm`: against Podman's Docker-compatible API the CLI's --rm path
+# reports exit 0 whatever the container exited with; one LABEL per --change above for
+# the same reason: Podman reads "LABEL a=b c=d" as one label.)
+run_once() {
+    local name="reconcile-build-verify-$$-$RANDOM" rc=0
+    docker run --name "$name" "$@" || rc=$?
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    return "$rc"
+}
 verify_base() {
     local out
-    out="$(docker run --rm "$BASE_IMAGE" sh -c 'wget --help >/dev/null 2>&1; echo ok')" || true
+    out="$(run_once "$BASE_IMAGE" sh -c 'wget --help >/dev/null 2>&1; echo ok')" || true
     [[ "$out" == ok ]] || die "$BASE_IMAGE smoke test failed (got: '$out')"
-    out="$(docker run --rm "$BASE_IMAGE" sh -c '
+    out="$(run_once "$BASE_IMAGE" sh -c '
         for a in sh httpd nc wget sleep kill ps grep; do command -v "$a" >/dev/null || { echo "missing $a"; exit 1; }; done
         trap "echo trapped" TERM; kill -TERM $$; id -un; [ -d /tmp ] && [ -w /tmp ] && echo fine')" || true
     [[ "$out" == $'trapped\nroot\nfine' ]] || die "$BASE_IMAGE applet check failed (got: '$out')"
@@ -217,7 +229,7 @@ verify_base() {
 
 verify_web() {
     local img="$1" version="$2" out
-    out="$(docker run --rm "$img" sh -c '
+    out="$(run_once "$img" sh -c '
         httpd -p 127.0.0.1:8080 -h /www
         wget -qO- http://127.0.0.1:8080/ | grep -q "demo-web v$DEMO_WEB_VERSION" && echo "demo-web v$DEMO_WEB_VERSION"
         wget -qO- http://127.0.0.1:8080/health
@@ -243,9 +255,9 @@ verify_worker() {
 
 verify_job() {
     local img="$1" out code
-    out="$(docker run --rm "$img")" || die "$img exited non-zero by default"
+    out="$(run_once "$img")" || die "$img exited non-zero by default"
     [[ "$out" == migrating ]] || die "$img printed '$out', expected 'migrating'"
-    code=0; docker run --rm -e JOB_EXIT_CODE=3 "$img" >/dev/null || code=$?
+    code=0; run_once -e JOB_EXIT_CODE=3 "$img" >/dev/null || code=$?
     [[ "$code" == 3 ]] || die "$img with JOB_EXIT_CODE=3 exited $code"
 }
 

@@ -77,6 +77,8 @@ class StatusRow(Base):
     rollout_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     # onConfigChange=restart: the referenced-files hash the running process was restarted for
     config_hash: Mapped[str] = mapped_column(String(32), default="")
+    # who ran the health check the health above comes from: engine | controller ("" = none)
+    health_checked_by: Mapped[str] = mapped_column(String(16), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
     # migration 0005: the state's reason code and the unmet dependencies (JSON name -> condition)
     reason: Mapped[str] = mapped_column(String(32), default="")

@@ -62,6 +62,7 @@ class Status:
     rollout_from_generation: int = 0
     rollout_started_at: float = 0.0
     config_hash: str = ""
+    health_checked_by: str = ""  # engine | controller: who ran the check behind `health`
     updated_at: float = 0.0
     # Why it is in this state, as data (a code such as "BackoffLimitExceeded", "ImageMissing",
     # "WaitingForDependency"; see controller.planner R_*), and the dependencies it still
@@ -88,7 +89,7 @@ class Status:
             restart_reason=row.restart_reason, rollout_from_generation=row.rollout_from_generation,
             rollout_started_at=row.rollout_started_at, config_hash=row.config_hash, updated_at=row.updated_at,
             reason=row.reason, waiting_for=json.loads(row.waiting_for or "{}"),
-            derived_generation=row.derived_generation,
+            derived_generation=row.derived_generation, health_checked_by=row.health_checked_by,
         )
 
 

@@ -33,6 +33,37 @@ JOB_IMAGE = "reconcile/demo-job:1"
 BASE_IMAGE = "reconcile/busybox:latest"
 
 
+def engine_is_podman() -> bool:
+    """Is DOCKER_HOST Podman's Docker-compatible API? (asked once per session)"""
+    global _PODMAN
+    if _PODMAN is None:
+        try:
+            client = docker.from_env(timeout=30)
+            comps = client.version().get("Components") or []
+            _PODMAN = any("podman" in str(c.get("Name", "")).lower() for c in comps)
+            client.close()
+        except Exception:  # noqa: BLE001 - no engine: the dclient fixture fails the tests
+            _PODMAN = False
+    return _PODMAN
+
+
+_PODMAN: bool | None = None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.podman_unsupported("reason")``: skipped on Podman only, with its reason."""
+    marked = [i for i in items if i.get_closest_marker("podman_unsupported")]
+    if not marked or not engine_is_podman():
+        return
+    for item in marked:
+        mark = item.get_closest_marker("podman_unsupported")
+        assert mark is not None
+        reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
+        if not reason:
+            raise pytest.UsageError(f"{item.nodeid}: podman_unsupported needs a reason")
+        item.add_marker(pytest.mark.skip(reason=f"Podman: {reason}"))
+
+
 @pytest.fixture(scope="session")
 def dclient() -> Iterator[docker.DockerClient]:
     try:
@@ -142,6 +173,19 @@ class Harness:
 
     def inspect(self, container: str) -> dict[str, Any]:
         return self.client.api.inspect_container(container)
+
+    def health(self, container: str) -> str:
+        """The health that counts for this container: the engine's (``State.Health``) where
+        the engine runs health checks; on Podman (no systemd: it never runs them) the one
+        the controller's own probes recorded for it (replica 1: the status row's)."""
+        info = self.inspect(container)
+        if not engine_is_podman():
+            return str((info["State"].get("Health") or {}).get("Status") or "")
+        for row in self.rows().values():
+            if row["containerId"] and info["Id"].startswith(row["containerId"]):
+                assert row["healthCheckedBy"] == "controller", row
+                return str(row["health"])
+        return ""
 
     def write(self, docs: list[dict[str, Any]] | str, name: str = "stack.yaml") -> str:
         path = self.tmp / name

@@ -606,6 +606,10 @@ def _remove_network_when_unused(rc: Harness, net: str, timeout: float = 5.0) -> 
 SLOW_SECOND_RESTART = {"backoff": {"initial": 10, "max": 10}}
 
 
+@pytest.mark.podman_unsupported(
+    "the fault cannot be made: Podman refuses to remove a network that stopped containers still reference "
+    "(\"has associated containers with it ... network is being used\"; only -f, which removes the containers "
+    "too), where Docker removes it and leaves the stopped containers unable to start")
 @pytest.mark.parametrize("mode", MODES)
 def test_network_removed_under_stopped_containers_is_recreated_and_they_are_reattached(
         rc: Harness, mode: str, figures: fu.Figures) -> None:

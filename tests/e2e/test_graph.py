@@ -213,6 +213,13 @@ def all_running(rc: Harness, rows: dict[str, dict[str, Any]], bases: tuple[str, 
 
 
 # 1 ---------------------------------------------------------------------------------------
+PODMAN_NO_PROBE_LOG = pytest.mark.podman_unsupported(
+    "times the dependency order from the engine's health-probe log (State.Health.Log); Podman 4.3 without "
+    "systemd runs no health probes, so the engine keeps no record of when a dependency became healthy (the "
+    "controller's own probes stand in for it: test_loop.py's health tests cover them on Podman)")
+
+
+@PODMAN_NO_PROBE_LOG
 def test_stack_comes_up_in_dependency_order(rc: Harness) -> None:
     f = rc.write(shop(rc))
     rc.instance  # noqa: B018 - the store exists before the CLI and the sampler race for it
@@ -565,6 +572,7 @@ def _start_times(rc: Harness) -> dict[str, str]:
     return {b: rc.inspect(rc.cname(b))["State"]["StartedAt"] for b in CASCADE_DEPS}
 
 
+@PODMAN_NO_PROBE_LOG
 def test_restart_cascades_to_dependents(rc: Harness) -> None:
     n = rc.name
     f = rc.write(_cascade_stack(rc))

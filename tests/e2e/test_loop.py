@@ -129,13 +129,13 @@ def _unhealthy_then_recreated(rc: Harness) -> tuple[dict[str, Any], dict[str, An
     f = rc.write([rc.service("web", healthcheck=HEALTH, onUnhealthy="recreate")])
     rc.start_daemon(*FAST)
     rc.run("apply", "-f", f, "--wait", "--timeout", "60s")
-    old = wait_for(lambda: (i := rc.inspect(rc.cname("web")))["State"]["Health"]["Status"] == "healthy" and i,
+    old = wait_for(lambda: rc.health(rc.cname("web")) == "healthy" and rc.inspect(rc.cname("web")),
                    timeout=20, what="the web container to be healthy")
 
     rc.client.api.exec_start(rc.client.api.exec_create(old["Id"], ["/usr/local/bin/make-unhealthy"]))
     new = wait_for(lambda: (i := _running(rc, rc.cname("web"))) and i["Id"] != old["Id"] and i, timeout=20,
                    what="a new container after the healthcheck failed")
-    wait_for(lambda: rc.inspect(new["Id"])["State"].get("Health", {}).get("Status") == "healthy", timeout=20,
+    wait_for(lambda: rc.health(new["Id"]) == "healthy", timeout=20,
              what="the new container to become healthy")
     wait_for(lambda: any(e["type"] == "HealthChanged" and e["container_id"] == new["Id"]
                          and e["reason"].endswith("-> healthy") for e in rc.events(rc.name("web"))),
@@ -204,7 +204,7 @@ def test_unhealthy_container_is_restarted_and_health_returns_when_fixed(rc: Harn
             return False
 
     wait_for(fixed, timeout=15, what="make-healthy to run in the container")
-    wait_for(lambda: rc.inspect(cid)["State"]["Health"]["Status"] == "healthy", timeout=20, what="healthy again")
+    wait_for(lambda: rc.health(cid) == "healthy", timeout=20, what="healthy again")
     assert _started_at(rc, cid) != first_start, "the container was restarted"
     assert _owned(rc)[name] == [cid], "restarted in place, not replaced"
     rows = wait_for(lambda: ordered(
@@ -375,7 +375,7 @@ def test_apply_wait_is_converged_by_the_running_daemon(rc: Harness) -> None:
     assert "the running controller" in proc.stdout, proc.stdout
     # converged when apply returns: no polling here
     web = rc.inspect(rc.cname("web"))
-    assert web["State"]["Running"] and web["State"]["Health"]["Status"] == "healthy"
+    assert web["State"]["Running"] and rc.health(web["Id"]) == "healthy"
     assert rc.inspect(rc.cname("worker"))["State"]["Running"]
     created = rc.history(None, "Created")
     assert sorted(e["service"] for e in created) == sorted([rc.name("web"), rc.name("worker")])
