@@ -292,8 +292,11 @@ def read_inputs(files: tuple[str, ...], *, fmt: str = "auto", project: str | Non
         for issue in exc.issues:
             err.print(f"  {issue}", markup=False)
         sys.exit(EXIT_INVALID)
-    for w in found.warnings:
-        logger.warning(w)
+    if found.warnings:
+        from loguru import logger
+
+        for w in found.warnings:
+            logger.warning(w)
     opts = ops.load_options(fmt=fmt, project=project, profiles=tuple(profiles), allow_unsupported=allow_unsupported,
                             project_dir=project_dir, env_files=tuple(env_files))
     return Inputs(found.files, opts)

@@ -531,19 +531,22 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
 def delete_many(store: Store, engine: Engine, names: list[str], *, volumes: bool = False,
                 clock: Callable[[], float] = time.time) -> tuple[ApplyReport, list[str]]:
     """Delete several records, then converge them away in one pass. (report, unknown names)."""
-    changes, unknown = [], []
+    from store.records import AppliedChange
+
+    changes, unknown, gone_specs = [], [], []
     for name in names:
         gone = store.delete(name, actor="cli", now=clock())
         if gone is None:
             unknown.append(name)
         else:
             changes.append(AppliedChange(name, gone.kind, "deleted", gone.generation))
+            gone_specs.append(gone.spec)
     report = ApplyReport(changes)
     deleted = {c.name for c in changes}
     if deleted:
         converge(store, engine, report, names=deleted, wait=False, timeout=120, clock=clock)
-        if volumes:
-            remove_volumes(store, engine, deleted, report, clock)
+        if volumes:  # never a volume marked external (the deleted specs say which)
+            remove_volumes(store, engine, deleted, report, clock, gone_specs=gone_specs)
     return report, unknown
 
 

@@ -165,10 +165,6 @@ class _Ctx:
             self.issues.append(Issue(node.file, node.line, node.field,
                                      what + "; remove it, or pass --allow-unsupported to ignore it with a warning"))
 
-    def warn(self, node: Node, key: str, what: str) -> None:
-        """Accepted, but the meaning differs here: a warning naming file:line:key."""
-        self.warnings.append(str(Issue(node.file, node.line, node.field, f"compose key '{key}': {what}")))
-
     def path(self, text: str) -> str:
         """A host path from the compose file, absolute (relative to the project directory)."""
         if text.startswith("~"):
@@ -494,6 +490,11 @@ _RENAMED = {"stop_signal": "stopSignal", "stop_grace_period": "stopGracePeriod",
             "hostname": "hostname", "init": "init", "image": "image"}
 
 
+# scalar keys whose empty value compose reads as "not set" (e.g. `platform: ${PLATFORM}` unset)
+_EMPTY_IS_UNSET = frozenset({"platform", "container_name", "pull_policy", "hostname", "domainname", "user",
+                             "working_dir", "stop_signal", "mac_address", "runtime", "cgroup_parent"})
+
+
 class _Service:
     """One compose service -> one native document."""
 
@@ -554,6 +555,10 @@ class _Service:
             handlers["build"] = self._build
         extra = {**compose_net.HANDLERS, **compose_host.HANDLERS}
         for key, node in self.node.value.items():
+            if node.value == "" and (key in _EMPTY_IS_UNSET or (key == "image" and "build" in self.node.value)):
+                # compose reads an empty value (typically an unset variable) of these keys as "not set"
+                self.ctx.warn(node, str(key), "empty: treated as not set, as compose does")
+                continue
             if key in extra:
                 extra[key](self, node)
             elif key in _RENAMED:
@@ -632,6 +637,9 @@ class _Service:
             elif sub in ("cache_from", "cache_to"):
                 self.ctx.warn(sub_node, f"build.{sub}", "ignored: no registry is reachable; the local build cache "
                                                         "is used")
+            elif sub == "platforms":
+                self.ctx.warn(sub_node, "build.platforms", "only the engine's own platform is built (a multi-platform "
+                                                           "build is for pushing, and nothing is pushed from here)")
             elif sub in ("tags",):
                 self.ctx.warn(sub_node, "build.tags", "ignored: the image is tagged only as `image:`")
             elif sub in ("secrets", "ssh"):
@@ -650,7 +658,7 @@ class _Service:
         if "dockerfileInline" in out and "dockerfile" in out:
             self.ctx.error(out["dockerfileInline"], "build: give either `dockerfile` or `dockerfile_inline`, not both")
         self._set("build", node.at(out))
-        if "image" not in self.node.value:
+        if "image" not in self.node.value or self.node.value["image"].value == "":
             self._set("image", node.at(f"{self.ctx.project}-{self.key}"))
 
     def _env_file(self, node: Node) -> None:
@@ -779,6 +787,15 @@ class _Service:
         parts = item.value.split(":")
         if len(parts) == 1:
             self._mount(item, None, parts[0], False)
+            return
+        if not parts[0] and len(parts) in (2, 3) and parts[1].startswith("/"):
+            self.ctx.warn(item, "volumes", f"{item.value!r} has an empty source (an unset variable?): an anonymous "
+                                           f"volume is mounted at {parts[1]}, as compose does")
+            parts = parts[1:]
+            if len(parts) == 1:
+                self._mount(item, None, parts[0], False)
+                return
+            self._mount(item, None, parts[0], "ro" in parts[1].split(","))
             return
         if len(parts) > 3 or not parts[0] or not parts[1]:
             self.ctx.error(item, f"invalid volume {item.value!r}: expected 'SOURCE:TARGET[:MODE]'")

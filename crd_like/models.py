@@ -24,6 +24,9 @@ API_VERSION = "reconcile/v1alpha1"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _NAME = re.compile(NAME_PATTERN)
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
+# container labels: the engine takes any key; reverse-DNS keys with `[0]` (traefik's
+# `...tls.domains[0].main`) are common. No whitespace, no '=' (it would split KEY=VALUE).
+_CONTAINER_LABEL_KEY = re.compile(r"^[^\s=]{1,1024}$")
 
 
 class Frozen(BaseModel):
@@ -48,9 +51,19 @@ ScalarStr = Annotated[str, BeforeValidator(_str_scalar)]
 
 
 def _check_labels(v: dict[str, str]) -> dict[str, str]:
+    """Resource (metadata) labels: selectors parse them, so the strict key alphabet."""
     for key in v:
         if not _LABEL_KEY.match(key):
             raise ValueError(f"invalid label key {key!r}: expected letters, digits, '.', '_', '-', '/'")
+        if key.startswith("io.reconcile."):
+            raise ValueError(f"label key {key!r} is reserved for the controller")
+    return v
+
+
+def _check_container_labels(v: dict[str, str]) -> dict[str, str]:
+    for key in v:
+        if not _CONTAINER_LABEL_KEY.match(key):
+            raise ValueError(f"invalid container label key {key!r}: expected no whitespace and no '='")
         if key.startswith("io.reconcile."):
             raise ValueError(f"label key {key!r} is reserved for the controller")
     return v
@@ -329,7 +342,7 @@ class ServiceSpec(NetworkFields, HostFields, Frozen):
     tmpfs: list[Annotated[str, Field(pattern=r"^/\S*$")]] = Field(default_factory=list)
     logging: Logging | None = None
 
-    _labels = field_validator("labels")(_check_labels)
+    _labels = field_validator("labels")(_check_container_labels)
 
     @field_validator("image")
     @classmethod
