@@ -345,6 +345,8 @@ def load_input(files: tuple[str, ...], fmt: str = "auto", project: str | None = 
 def complete_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion of resource names from the store (nothing when it cannot be opened)."""
     try:
+        from store import Store
+
         root = ctx.find_root()
         db = root.params.get("db") if root.params else None
         return sorted(n for n in Store.open(db, migrate=False).desired() if n.startswith(incomplete))

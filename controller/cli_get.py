@@ -99,10 +99,14 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
     wake = threading.Event()
     stop = threading.Event()
 
+    since = time.time()  # replay from here: an event before the stream is connected is not lost
+
     def follow_engine() -> None:
+        nonlocal since
         while not stop.is_set():
             try:
-                for _ev in obj.engine.events(obj.store.instance_id):
+                for _ev in obj.engine.events(obj.store.instance_id, since=since):
+                    since = time.time() - 1.0
                     wake.set()
                     if stop.is_set():
                         return
@@ -120,7 +124,9 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
             woke = wake.wait(0.25)
             wake.clear()
             now = time.time()
-            if woke or now - last_refresh > 5.0:  # events wake it; this is only a safety net
+            # events wake it; the 1 s look is the safety net (an event can precede the state the
+            # engine reports, and one observe-only list call a second is cheap for a watch)
+            if woke or now - last_refresh > 1.0:
                 last_refresh = now
                 try:
                     if obj.store.lease(now=now) is None:  # a running controller records it itself
