@@ -65,7 +65,7 @@ class HealthChecks:
         for c in observed:
             svc = desired.get(c.service)
             hc = svc.spec.healthcheck if svc is not None else None
-            if hc is None or not c.running:
+            if hc is None or not hc.probes or not c.running:
                 continue
             live.add(c.id)
             check = Check.from_spec(hc)

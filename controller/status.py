@@ -52,7 +52,7 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
         # the action that failed (image missing, port taken) is still to be done: keep saying
         # why it failed until an attempt succeeds, instead of flickering back to Pending
         new.state, new.message, new.reason = base.state, base.message, base.reason
-    if svc.spec.healthcheck is None:
+    if svc.spec.healthcheck is None or not svc.spec.healthcheck.probes:
         new.health_checked_by = ""
     elif main is not None and main.running and checked_by:
         new.health_checked_by = checked_by
