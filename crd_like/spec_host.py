@@ -16,9 +16,18 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from crd_like import units
+from crd_like.spec_base import _Frozen, _scalar
 
 ULIMIT_NAMES = frozenset({"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                           "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"})
@@ -31,16 +40,6 @@ _SYSCTL = re.compile(r"^[a-zA-Z0-9_]+([./][a-zA-Z0-9_*-]+)+$")
 _MAC = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float, str)):
-        return str(v)
-    raise ValueError("expected a string, number or boolean")
 
 
 Str = Annotated[str, BeforeValidator(_scalar)]

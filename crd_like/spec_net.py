@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from crd_like import units
+from crd_like.spec_base import _Frozen, _scalar
 
 CONTAINER_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # the engine's rule for container names
 _DNS_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
@@ -29,16 +30,6 @@ _FROM = re.compile(r"^(service|container):([a-zA-Z0-9][a-zA-Z0-9_.-]*)(?::(ro|rw
 _PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float, str)):
-        return str(v)
-    raise ValueError("expected a string, number or boolean")
 
 
 def _ip(version: int | None) -> Any:
