@@ -178,6 +178,12 @@ def _validate(layers: list[list[_Entry]]) -> list[Any]:
                                         f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
                                         f"expected one of {known_kinds()}"))
                     bad = True
+                if entry.doc is not None and entry.doc.tags:  # a merge tag is compose's, in any overlay
+                    path, tag = next(iter(entry.doc.tags.items()))
+                    issues.append(Issue(entry.doc.file, entry.doc.line_of(path), _fmt(path),
+                                        f"the YAML tag !{tag} is a compose merge tag; a native reconcile file "
+                                        "cannot use it"))
+                    bad = True
             if bad:
                 continue
             node = group[0].node()
