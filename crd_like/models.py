@@ -17,6 +17,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
 
 from crd_like import units
 from crd_like.spec_host import BuildFields, HostFields
+from crd_like.spec_lifecycle import LifecycleFields
 from crd_like.spec_net import NetworkFields
 
 API_VERSION = "reconcile/v1alpha1"
@@ -296,7 +297,7 @@ PortStr = Annotated[str, BeforeValidator(_port)]
 VolumeStr = Annotated[str, BeforeValidator(_volume)]
 
 
-class ServiceSpec(NetworkFields, HostFields, Frozen):
+class ServiceSpec(NetworkFields, HostFields, LifecycleFields, Frozen):
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
     env: dict[str, EnvValue] = Field(
