@@ -12,6 +12,7 @@
     │   ├── ImageMissing            the image is not present and cannot be pulled
     │   └── ExternalMissing         an external network / volume does not exist (never created)
     │   └── PortInUse               a host port the container publishes is taken
+    │   └── HookFailed              a postStart hook failed (the container keeps running)
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -70,3 +71,9 @@ class ExternalMissing(TerminalError):
 
 class PortInUse(TerminalError):
     pass
+
+
+class HookFailed(TerminalError):
+    """A postStart hook exited non-zero or did not end in time: the start it followed
+    failed (as a failing ``post_start`` fails ``docker compose up``); the container keeps
+    running, and the hook runs again only when the container is started again."""
