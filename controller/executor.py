@@ -32,6 +32,17 @@ def _network_gone(exc: Exception) -> bool:
     return "network" in text and "not found" in text
 
 
+_UNREACHABLE = ("could not resolve host", "no such host", "network is unreachable", "temporary failure in name "
+                "resolution", "connection refused", "connection timed out", "i/o timeout", "failed to connect",
+                "unable to access", "error fetching", "dial tcp", "could not read from remote repository")
+
+
+def unreachable(build_output: str) -> bool:
+    """Does a failed build's output say the engine could not fetch a remote context?"""
+    text = build_output.lower()
+    return any(marker in text for marker in _UNREACHABLE)
+
+
 def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -205,7 +216,13 @@ class Executor:
                                              dockerfile_inline=b.dockerfileInline)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
-                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {tail.splitlines()[-1] if tail else ''}")
+                    last = tail.splitlines()[-1] if tail else ""
+                    if b.remote and unreachable(tail):
+                        raise ReconcileError(f"building {svc.spec.image} failed: its build context {b.context} is a "
+                                             "URL the engine fetches itself, and the engine could not reach it (no "
+                                             "network route or DNS from the engine's host?); clone or download it "
+                                             f"and give a local directory instead ({last})")
+                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
                 out.events.append(self._event(svc.name, "Built", action.reason,
                                               f"image {svc.spec.image} built from {b.context}", "", gen))
                 out.built = True

@@ -132,7 +132,10 @@ class RefCache:
         build_hash = ""
         if spec.build is not None:
             b = spec.build
-            if not os.path.isdir(b.context):
+            if b.remote:  # the engine fetches it: its URL (with #ref) stands for its content
+                meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
+                build_hash = hashlib.sha256(("remote:" + b.context + meta).encode()).hexdigest()[:16]
+            elif not os.path.isdir(b.context):
                 error = error or f"build context {b.context} is not a directory"
             else:
                 meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)

@@ -49,6 +49,7 @@ from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
 from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain, strip_tags
 from crd_like.secrets import looks_secret, secret_value
+from crd_like.spec_host import other_url, remote_context
 
 TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs", "include"})
 KNOWN_UNSUPPORTED_TOP = frozenset({"models"})
@@ -614,8 +615,11 @@ class _Service:
         for sub, sub_node in cfg.items():
             if sub == "context":
                 text = sub_node.value
-                if not isinstance(text, str) or "://" in text or text.startswith("git@"):
-                    self.ctx.error(sub_node, f"build context {text!r} must be a local directory")
+                if not isinstance(text, str) or not text:
+                    self.ctx.error(sub_node, f"build context must be a directory or a URL, got {_kind(text)}")
+                    continue
+                if remote_context(text) or other_url(text):  # the engine fetches it (the model checks the scheme)
+                    out["context"] = sub_node
                     continue
                 out["context"] = sub_node.at(self.ctx.path(text))
             elif sub in ("dockerfile", "target", "network", "labels"):

@@ -51,7 +51,7 @@ class ExecHook(_Frozen):
     """One command run in the container (the engine's exec: ``docker exec``)."""
 
     command: Annotated[list[str], BeforeValidator(_argv)] = Field(
-        min_length=1, description="argv, or a string split like a shell would (no shell runs it: "
+        description="argv, or a string split like a shell would (no shell runs it: "
                                   "write `sh -c '...'` for one).")
     user: str | None = Field(default=None, min_length=1, description="user[:group] to run it as.")
     privileged: bool = False
