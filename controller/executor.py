@@ -19,7 +19,7 @@ from controller import render_host
 from controller.engine import Engine
 from controller.health import HealthChecks
 from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
-                               ReconcileError)
+                               ReconcileError, TerminalError)
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
@@ -34,7 +34,8 @@ def _network_gone(exc: Exception) -> bool:
 
 _UNREACHABLE = ("could not resolve host", "no such host", "network is unreachable", "temporary failure in name "
                 "resolution", "connection refused", "connection timed out", "i/o timeout", "failed to connect",
-                "unable to access", "error fetching", "dial tcp", "could not read from remote repository")
+                "unable to access", "error fetching", "dial tcp", "could not read from remote repository",
+                "error downloading remote context")
 
 
 def unreachable(build_output: str) -> bool:
@@ -208,20 +209,26 @@ class Executor:
             case Build():
                 assert svc is not None and svc.spec.build is not None
                 b = svc.spec.build
-                ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
-                                             args=dict(b.args), target=b.target,
-                                             labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                     L.INSTANCE: self.instance},
-                                             options=render_host.build_options(b, svc.spec.platform),
-                                             dockerfile_inline=b.dockerfileInline)
+                try:
+                    ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
+                                                 args=dict(b.args), target=b.target,
+                                                 labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
+                                                         L.INSTANCE: self.instance},
+                                                 options=render_host.build_options(b, svc.spec.platform),
+                                                 dockerfile_inline=b.dockerfileInline)
+                except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
+                    if not (b.remote and unreachable(str(exc))):
+                        raise
+                    ok, tail = False, str(exc)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
                     last = tail.splitlines()[-1] if tail else ""
                     if b.remote and unreachable(tail):
-                        raise ReconcileError(f"building {svc.spec.image} failed: its build context {b.context} is a "
-                                             "URL the engine fetches itself, and the engine could not reach it (no "
-                                             "network route or DNS from the engine's host?); clone or download it "
-                                             f"and give a local directory instead ({last})")
+                        # retrying will not help until the network (or the file) changes
+                        raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a "
+                                            "URL the engine fetches itself, and the engine could not reach it (no "
+                                            "network route or DNS from the engine's host?); clone or download it "
+                                            f"and give a local directory instead ({last})")
                     raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
                 out.events.append(self._event(svc.name, "Built", action.reason,
                                               f"image {svc.spec.image} built from {b.context}", "", gen))

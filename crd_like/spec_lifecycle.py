@@ -55,7 +55,7 @@ class ExecHook(_Frozen):
                                   "write `sh -c '...'` for one).")
     user: str | None = Field(default=None, min_length=1, description="user[:group] to run it as.")
     privileged: bool = False
-    workingDir: str | None = Field(default=None, pattern=r"^/")
+    workingDir: str | None = None
     env: dict[str, Str] = Field(default_factory=dict, description="Extra environment of the hook (plain values; "
                                 "the container's environment is inherited).")
 
@@ -64,6 +64,13 @@ class ExecHook(_Frozen):
     def _nonempty(cls, v: list[str]) -> list[str]:
         if not v or not v[0].strip():
             raise ValueError("a hook command must not be empty")
+        return v
+
+    @field_validator("workingDir")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"working directory {v!r} must be an absolute path in the container")
         return v
 
     @field_validator("env")

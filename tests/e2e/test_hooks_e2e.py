@@ -7,7 +7,10 @@ to end, against the real engine (issue 10).
   audited as ``HookFailed``; the container keeps running, as compose leaves it;
 - a preStop hook runs before a recreate: it writes into a named volume, which the new
   container reads, and its ``HookRan`` row precedes the ``Recreated`` row; deleting the
-  service runs it again (from the deleted record's revision) before the removal.
+  service runs it again (from the deleted record's revision) before the removal;
+- a remote build context (here an http URL on a closed loopback port of the engine's
+  host: nothing leaves the machine) is handed to the engine, which cannot fetch it:
+  the apply fails saying so, and a ``BuildFailed`` row holds the engine's output.
 
 Compose files are written by the tests; project names carry the run id.
 """
@@ -95,3 +98,16 @@ def test_a_pre_stop_hook_runs_before_a_recreate_and_a_delete(rc: Harness) -> Non
     rows = rc.history(name)
     assert ordered(rows, lambda r: r["type"] == "HookRan" and r["container_id"] == second,
                    lambda r: r["type"] == "Removed" and r["container_id"] == second) is not None, rows
+
+
+def test_a_remote_build_context_the_engine_cannot_fetch_fails_saying_so(rc: Harness) -> None:
+    url = "http://127.0.0.1:9/context.tar"  # port 9 (discard) is closed: the engine's fetch is refused
+    path = write_compose(rc, {"app": {"image": f"{rc.prefix}-remote:1", "build": {"context": url},
+                                      "labels": {TEST_LABEL: RUN_ID}}})
+    proc = rc.run("apply", "-f", path, "--timeout", "60s", expect=None)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text
+    assert f"its build context {url} is a URL the engine fetches itself, and the engine could not reach it" in text, text
+    [row] = rc.history(f"{rc.prefix}-app", "BuildFailed")
+    assert "127.0.0.1:9" in row["message"], row
+    assert not rc.client.images.list(name=f"{rc.prefix}-remote")
