@@ -3,7 +3,10 @@
 ``pre_stop`` and URL contexts with their errors, hashing (no change for specs without
 hooks), the hook runner's order, budget and audit text (``controller.hooks``), the
 planner's orphan removal carrying the deleted revision's preStop hooks, and the build
-call at the engine seam for a URL context (the Docker SDK's own request, no engine)."""
+call at the engine seam for a URL context (the Docker SDK's own request, no engine); and
+the small corpus cases: an empty volume/network ``name:`` (unset, as compose reads it), and
+``ipc``/``pid: container:`` with no name and a DNS server that is not an IP (rejected with
+the reason the engine gives)."""
 
 from __future__ import annotations
 
@@ -294,3 +297,41 @@ def test_the_build_call_sends_a_url_context_as_the_engines_remote_parameter(monk
     assert sent["params"]["remote"] == "https://github.com/docker/compose.git#main:sub"
     assert sent["params"]["dockerfile"] == "Dockerfile" and sent["params"]["t"] == "p-s"
     assert sent["params"]["pull"] is False
+
+
+# ------------------------------------------------------------------------------ small corpus cases
+@pytest.mark.parametrize(("top", "external", "want"), [
+    ("volumes:\n  data:\n    name: ''\n", False, "ct-t_data:/d"),
+    ("volumes:\n  data:\n    external: true\n    name: ''\n", True, "data:/d"),
+    ("volumes:\n  data:\n    name: given\n", False, "given:/d"),
+])
+def test_an_empty_volume_name_is_unset_as_in_compose(top: str, external: bool, want: str) -> None:
+    from crd_like.formats import LoadOptions, load_any
+    from tests.unit.test_compose import DIR, reader
+
+    warnings: list[str] = []
+    text = f"name: ct-t\nservices:\n  s:\n    image: img\n    volumes: ['data:/d']\n{top}"
+    [res] = load_any([(text.encode(), FILE, DIR)], LoadOptions(environ={}, read_file=reader, warnings=warnings))
+    assert res.spec.volumes == [want]
+    vol = res.spec.volumeSpecs.get(want.split(":")[0])
+    assert (vol is not None and vol.external) is external
+    empty = [w for w in warnings if "empty: treated as not set" in w]
+    assert len(empty) == (1 if "''" in top else 0), warnings
+    if empty:
+        assert empty[0].startswith(f"{FILE}:") and "volumes.data.name" in empty[0]
+
+
+@pytest.mark.parametrize(("body", "field", "fragment"), [
+    ("ipc: 'container:'", "services.s.ipc", "ipc 'container:' names no container (an unset variable?)"),
+    ("pid: 'container:'", "services.s.pid", "pid 'container:' names no container"),
+    ("dns: [my.resolvers.ip.addr]", "services.s.dns[0]", "a DNS server is given by its IP address"),
+    ("dns: my.resolvers.ip.addr", "services.s.dns", "'my.resolvers.ip.addr' is not an IP address"),
+])
+def test_values_the_engine_refuses_to_start_are_errors_saying_so(body: str, field: str, fragment: str) -> None:
+    [issue] = problems(f"name: ct-t\nservices:\n  s:\n    image: img\n    {body}\n")
+    assert (issue.line, issue.field) == (5, field), issue
+    assert fragment in issue.message and "docker compose up" in issue.message, issue.message
+
+
+def test_ipc_container_with_a_name_still_converts() -> None:
+    assert service("ipc: 'container:other'").ipc == "container:other"
