@@ -434,8 +434,9 @@ def test_build_without_image_names_the_image_like_compose() -> None:
     assert res["ct-b-api"].spec.build.context == "/srv/ct/api"
 
 
-def test_remote_build_context_is_an_error() -> None:
-    [issue] = problems("name: ct-b\nservices:\n  api:\n    build: https://github.com/x/y.git\n")
+def test_a_remote_build_context_the_classic_builder_cannot_fetch_is_an_error() -> None:
+    # https/git URLs are passed to the engine (tests/unit/test_lifecycle.py); ssh:// is not fetched by it
+    [issue] = problems("name: ct-b\nservices:\n  api:\n    build: ssh://git@github.com/x/y.git\n")
     assert (issue.line, issue.field) == (4, "services.api.build") and "local directory" in issue.message
 
 
