@@ -44,6 +44,7 @@ os/architecture[/variant] (an error naming both).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -59,7 +60,7 @@ from loguru import logger
 
 from controller import labels as L
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
-                               PortInUse, ReconcileError, TerminalError, TransientError)
+                               PortInUse, ReconcileError, StaleTask, TerminalError, TransientError)
 from controller.observed import Observed, from_list_entry, parse_time
 from controller.probes import Outcome
 from controller.render import ContainerConfig
@@ -94,6 +95,12 @@ def platform_mismatch(wanted: str, image: dict[str, Any]) -> str:
 
 T = TypeVar("T")
 _PODMAN_NAME_IN_USE = "that name is already in use"
+# A start the engine refuses because its runtime still holds the container's task from
+# before an engine restart (seen on Docker 20.10 after dockerd was stopped while a shim
+# outlived it: "task <id>: already exists", with "Container not cleaned up from
+# containerd from previous run" in the engine's log); every later start fails the same way
+_STARTS = frozenset({"containers.start", "containers.restart"})
+_STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b", re.I)
 # Podman lists images by fully qualified names: "localhost/app:1" for one built or
 # imported here, "docker.io/library/app:1" for some builds through the compatible API;
 # the spec (and Docker) say "app:1"
@@ -265,6 +272,8 @@ class Engine:
             text = str(exc.explanation or exc)
             if "port is already allocated" in text or "address already in use" in text:
                 raise PortInUse(f"host port taken: {text}") from exc
+            if what in _STARTS and _STALE_TASK.search(text):
+                raise StaleTask(f"the engine cannot start it again: {text}") from exc
             if exc.status_code and exc.status_code >= 500:
                 raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
             raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
