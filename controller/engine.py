@@ -55,6 +55,8 @@ from typing import Any, Literal, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
+import docker.utils.utils
 import requests.exceptions
 from loguru import logger
 
@@ -206,7 +208,7 @@ def _short_ref(tag: str) -> str:
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
-        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+        kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
             kwargs["base_url"] = base_url
         self._kwargs = kwargs
@@ -233,7 +235,8 @@ class Engine:
                 try:
                     # negotiate once ("auto" asks the engine), then every client speaks that version
                     timeout = None if cls == "stream" else getattr(self.timeouts, cls)
-                    client = docker.APIClient(**self._kwargs, timeout=timeout,
+                    # (the SDK hands the timeout to requests: seconds as a float, None = unbounded)
+                    client = docker.APIClient(**self._kwargs, timeout=timeout,  # type: ignore[arg-type]
                                               version=self._api_version or "auto")
                 except docker.errors.DockerException as exc:
                     raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
@@ -361,7 +364,7 @@ class Engine:
 
     def image_id(self, ref: str) -> str | None:
         try:
-            return self._call("images.inspect", lambda api: api.inspect_image(ref))["Id"]
+            return str(self._call("images.inspect", lambda api: api.inspect_image(ref))["Id"])  # type: ignore[no-untyped-call]
         except (NotFound, ImageMissing):
             return None
 
@@ -464,7 +467,7 @@ class Engine:
     def _check(self, cfg: ContainerConfig, config: dict[str, Any]) -> None:
         """What depends on the engine version or the local image (see the module docstring)."""
         checks: EngineChecks = cfg.checks
-        version = str(getattr(self.api, "api_version", "") or self.api._version)
+        version = str(getattr(self.api, "api_version", "") or getattr(self.api, "_version", ""))
         if checks.annotations:
             if not _api_at_least(version, "1.43"):
                 raise TerminalError(f"{checks.service}: annotations need Docker engine API 1.43 or later; this engine "
@@ -478,7 +481,8 @@ class Engine:
                                f"1.44 or later and this engine speaks {version}; probes run every `interval` "
                                "from the start")
         if checks.platform:
-            image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image), cfg.image)
+            image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image),  # type: ignore[no-untyped-call]
+                               cfg.image)
             have = platform_mismatch(checks.platform, image)
             if have:
                 raise TerminalError(f"{checks.service}: platform {checks.platform} does not match the local image "
@@ -511,15 +515,18 @@ class Engine:
             first = cfg.networks[0]
             host_config["NetworkMode"] = first
             endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
-            kwargs["networking_config"] = api.create_networking_config({first: api.create_endpoint_config(**endpoint)})
+            kwargs["networking_config"] = api.create_networking_config(  # the stubs say one config; the SDK maps names
+                {first: api.create_endpoint_config(**endpoint)})  # type: ignore[arg-type]
         # create_container's own steps, split so that _check can edit the config (keys the
         # SDK does not know: Annotations, Healthcheck.StartInterval)
         name = kwargs.pop("name")
-        kwargs["environment"] = api._proxy_configs.inject_proxy_environment(
+        kwargs["environment"] = api._proxy_configs.inject_proxy_environment(  # type: ignore[attr-defined]
             docker.utils.utils.format_environment(kwargs["environment"] or {})) or None
         config = api.create_container_config(**kwargs)
         self._check(cfg, config)
-        result = self._call("containers.create", lambda a: a.create_container_from_config(config, name), cfg.name)
+        result = self._call("containers.create",
+                            lambda a: a.create_container_from_config(config, name),  # type: ignore[no-untyped-call]
+                            cfg.name)
         return str(result["Id"])
 
     def connect(self, container_id: str, network: str, endpoint: dict[str, Any]) -> None:
@@ -605,7 +612,9 @@ class Engine:
         """The events of ``events`` plus a function that ends the stream from another thread:
         the blocked reader then stops (an inline apply waits on it, then closes it)."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
+        # ``since`` as a fractional timestamp: the SDK passes it on as is, the engine accepts it
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters,
+                                                             since=since))  # type: ignore[call-overload]
 
         def read() -> Iterator[dict[str, Any]]:
             try:
@@ -618,7 +627,9 @@ class Engine:
     def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Container and image events of this store's containers, decoded, blocking."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
+        # ``since`` as a fractional timestamp: the SDK passes it on as is, the engine accepts it
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters,
+                                                             since=since))  # type: ignore[call-overload]
         try:
             yield from stream
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:

@@ -115,7 +115,8 @@ class Executor:
                 cid = self._create_and_start(svc, action.replica)
                 st = self._status(out, svc.name)
                 out.status = replace(st, container_id=cid, last_started_at=self.clock())
-                out.events.append(self._event(svc.name, "Created", action.reason, f"container {cid[:12]} created and started", cid, gen))
+                out.events.append(self._event(svc.name, "Created", action.reason,
+                                              f"container {cid[:12]} created and started", cid, gen))
                 self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
             case Start():
                 assert svc is not None
@@ -209,7 +210,8 @@ class Executor:
                                              dockerfile_inline=b.dockerfileInline)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
-                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {tail.splitlines()[-1] if tail else ''}")
+                    last = tail.splitlines()[-1] if tail else ""
+                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
                 out.events.append(self._event(svc.name, "Built", action.reason,
                                               f"image {svc.spec.image} built from {b.context}", "", gen))
                 out.built = True

@@ -128,11 +128,11 @@ def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, 
     for raw, fname, _base in read_sources(files):
         try:
             for doc in parse_documents(raw, fname):
-                name = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
-                if isinstance(name, str):
+                meta = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
+                if isinstance(meta, str):
                     for dep in (doc.data.get("spec") or {}).get("dependsOn") or {}:
-                        locations[f"{name}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
-                    locations.setdefault(name, (fname, doc.line_of(("metadata", "name"))))
+                        locations[f"{meta}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
+                    locations.setdefault(meta, (fname, doc.line_of(("metadata", "name"))))
         except InvalidSpec:
             continue
     issues = []
@@ -244,9 +244,9 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
             continue
         out[name] = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
     for res in inputs:
-        rec = current.get(res.name)
-        gen = 1 if rec is None else rec.generation + (rec.spec_hash != res.spec_hash)
-        out[res.name] = prepare(res.name, res.kind, gen, res.spec, rec.suspended if rec else False)
+        old = current.get(res.name)
+        gen = 1 if old is None else old.generation + (old.spec_hash != res.spec_hash)
+        out[res.name] = prepare(res.name, res.kind, gen, res.spec, old.suspended if old else False)
     return out
 
 
@@ -622,6 +622,6 @@ def plan_lines(plan: Plan) -> list[str]:
 def action_list(actions: list[Action]) -> list[dict[str, Any]]:
     out = []
     for a in actions:
-        d = {"action": type(a).__name__, **{k: v for k, v in a.__dict__.items()}}
+        d = {"action": type(a).__name__, **dict(a.__dict__.items())}
         out.append(d)
     return out
