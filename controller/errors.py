@@ -10,8 +10,10 @@
     │   ├── NotFound                container / image / network does not exist
     │   ├── NameConflict            the name belongs to a container we do not own
     │   ├── ImageMissing            the image is not present and cannot be pulled
-    │   └── ExternalMissing         an external network / volume does not exist (never created)
-    │   └── PortInUse               a host port the container publishes is taken
+    │   ├── ExternalMissing         an external network / volume does not exist (never created)
+    │   ├── PortInUse               a host port the container publishes is taken
+    │   ├── StaleTask               the engine keeps a runtime task of this container from
+    │   │                           before an engine restart and refuses to start it again
     │   └── HookFailed              a postStart hook failed (the container keeps running)
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
@@ -71,6 +73,13 @@ class ExternalMissing(TerminalError):
 
 class PortInUse(TerminalError):
     pass
+
+
+class StaleTask(TerminalError):
+    """The engine cannot start this container again: its runtime (containerd) still holds
+    a task of it from before an engine restart ("task ...: already exists"). Retrying the
+    start never helps (Docker's own restart policy fails the same way); a new container
+    does: the executor replaces it."""
 
 
 class HookFailed(TerminalError):

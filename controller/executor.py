@@ -19,7 +19,7 @@ from controller import render_host
 from controller.engine import Engine
 from controller.health import HealthChecks
 from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
-                               ReconcileError, TerminalError)
+                               ReconcileError, StaleTask, TerminalError)
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
@@ -127,7 +127,8 @@ class Executor:
                 cid = self._create_and_start(svc, action.replica)
                 st = self._status(out, svc.name)
                 out.status = replace(st, container_id=cid, last_started_at=self.clock())
-                out.events.append(self._event(svc.name, "Created", action.reason, f"container {cid[:12]} created and started", cid, gen))
+                out.events.append(self._event(svc.name, "Created", action.reason,
+                                              f"container {cid[:12]} created and started", cid, gen))
                 self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
                 self._post_start(svc, cid, out)
             case Start():
@@ -141,6 +142,12 @@ class Executor:
                 detail = self._death_detail(action.container_id, state)
                 try:
                     self.engine.start(action.container_id)
+                except StaleTask as exc:
+                    # the engine keeps a task of this container from before it restarted and
+                    # refuses every start: only a new container runs again (volumes are kept)
+                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
+                                            f"{action.reason}; {exc}", ("runtime state",)), out)
+                    return
                 except ReconcileError as exc:
                     if not _network_gone(exc):
                         raise
@@ -170,7 +177,12 @@ class Executor:
                     return
                 probe = "" if action.requested else self.probe_output(action.container_id)
                 self._pre_stop(svc.name, action.container_id, self._pre_stop_calls(svc), svc.spec.stopGracePeriod, out, gen)
-                self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                try:
+                    self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                except StaleTask as exc:
+                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
+                                            f"{action.reason}; {exc}", ("runtime state",)), out)
+                    return
                 self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.requested:
@@ -373,9 +385,9 @@ class Executor:
         self._audit_hooks(svc.name, cid, runs, out, svc.generation)
         failed = next((r for r in runs if not r.ok), None)
         if failed is not None:
+            tail = failed.result.output.strip()[-300:]
             raise HookFailed(f"postStart hook {failed.index}/{failed.total} of {svc.name} ({failed.call.shown}) "
-                             f"{failed.outcome}" + (f": {failed.result.output.strip()[-300:]}" if failed.result.output.strip() else "")
-                             + "; the container keeps running")
+                             f"{failed.outcome}" + (f": {tail}" if tail else "") + "; the container keeps running")
 
     def _pre_stop(self, service: str, cid: str, calls: tuple[hooks.HookCall, ...], grace: float, out: Result,
                   gen: int) -> None:

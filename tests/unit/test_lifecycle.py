@@ -22,7 +22,7 @@ from controller.hooks import HookCall, HookResult
 from controller.operations import action_list
 from controller.planner import plan
 from crd_like.hashing import container_hash, spec_hash
-from crd_like.models import Build, ServiceSpec
+from crd_like.models import ServiceSpec
 from tests.unit.test_compose import FILE, problems, service
 from tests.unit.test_planner import NOW, ctr, svc
 
@@ -77,7 +77,7 @@ ERRORS: list[tuple[str, int, str, str]] = [
 
 @pytest.mark.parametrize(("body", "line", "field", "fragment"), ERRORS, ids=[e[3][:40] for e in ERRORS])
 def test_bad_hooks_are_errors_with_location(body: str, line: int, field: str, fragment: str) -> None:
-    found = problems(f"name: ct-t\nservices:\n  s:\n    image: img\n" + "\n".join("    " + ln for ln in body.splitlines()))
+    found = problems("name: ct-t\nservices:\n  s:\n    image: img\n" + "\n".join("    " + ln for ln in body.splitlines()))
     assert [(i.file, i.line, i.field) for i in found] == [(FILE, line, field)], found
     assert fragment in found[0].message, found[0].message
 
