@@ -284,9 +284,10 @@ class FileWatcher:
                 # ENOSPC: fs.inotify.max_user_watches spent; ENOENT: gone meanwhile
                 logger.warning(f"file notifications: cannot watch {d} ({exc.strerror or exc}); "
                                "its files are checked at each periodic resync only")
+        if plan.dirs != self._plan.dirs:
+            logger.info(f"file notifications: watching {len(self._watches)} directories "
+                        f"for {len(refs)} referenced paths")
         self._plan = plan
-        if plan.dirs:
-            logger.debug(f"file notifications: watching {len(self._watches)} directories for {len(refs)} paths")
         return plan
 
     def _unschedule(self, watch: Any) -> None:
