@@ -178,9 +178,11 @@ def count_dirs(root: str, limit: int) -> int:
 class FileWatcher:
     """The I/O shell: arms OS watches for a reference index, debounces, reports.
 
-    ``update(refs)`` re-arms (cheap when nothing changed); ``start``/``stop`` own the
-    observer and the flush thread. ``active`` is False when notifications are unavailable
-    (the periodic check then does all the work)."""
+    ``update(refs)`` re-arms (cheap when nothing changed) and starts the observer and the
+    flush thread the first time there is something to watch (a desired state without
+    referenced files costs neither the import nor the threads); ``stop`` ends them.
+    ``active`` is False until then and when notifications are unavailable (the periodic
+    check then does all the work)."""
 
     def __init__(self, on_change: OnChange, *, cap: int = MAX_WATCHED_DIRS,
                  debounce: Debouncer | None = None, clock: Callable[[], float] = time.monotonic):
@@ -199,16 +201,20 @@ class FileWatcher:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.active = False
+        self._unavailable = False  # watchdog missing or the inotify instances spent: not retried
         self._warned_cap = False
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> bool:
+        if self.active:
+            return True
         try:
             from watchdog.events import FileSystemEvent, FileSystemEventHandler
             from watchdog.observers import Observer
         except ImportError as exc:
             logger.warning(f"file notifications unavailable ({exc}); referenced files are checked "
                            "at each periodic resync only")
+            self._unavailable = True
             return False
         watcher = self
 
@@ -224,6 +230,7 @@ class FileWatcher:
             logger.warning(f"file notifications unavailable ({exc}); referenced files are checked "
                            "at each periodic resync only")
             self._observer = None
+            self._unavailable = True
             return False
         self._handler = Handler()
         self._thread = threading.Thread(target=self._flush_loop, name="filewatch", daemon=True)
@@ -256,7 +263,7 @@ class FileWatcher:
 
     def update(self, refs: Mapping[str, frozenset[str]]) -> WatchPlan:
         """Watch exactly the directories these references need (arm new, disarm gone)."""
-        if not self.active:
+        if self._stopping or (not self.active and (self._unavailable or not refs or not self.start())):
             return self._plan
         with self._arm_lock:
             return self._arm(refs)

@@ -335,7 +335,7 @@ class Controller:
             self.queue.add(name)
 
     def _rearm_files(self) -> None:
-        if self.files is None or not self.files.active:
+        if self.files is None:
             return
         try:
             specs = {name: svc.spec for name, svc in self.reconciler.desired().items()}
@@ -398,8 +398,6 @@ class Controller:
             self._log_engine()
         except ReconcileError as exc:
             self.engine_down(exc)
-        if self.files is not None:
-            self.files.start()
         s = self.scheduler
         s.add_job(self._lease_job, "interval", seconds=max(1.0, self.opts.lease_ttl / 3), id="lease",
                   max_instances=1, coalesce=True)

@@ -271,3 +271,26 @@ def test_over_the_cap_is_left_to_the_periodic_check(tmp_path: Path) -> None:
     finally:
         w.stop()
     assert len(plan.dirs) == 2 and plan.dropped == (str(tmp_path / "d2" / "f"),)
+
+
+def test_nothing_to_watch_starts_nothing(tmp_path: Path) -> None:
+    w = FileWatcher(Seen())
+    assert w.update({}) == WatchPlan({}) and not w.active  # no import, no threads, no inotify instance
+    (tmp_path / "a.conf").write_text("x")
+    try:
+        w.update({str(tmp_path / "a.conf"): frozenset({"s"})})
+        assert w.active and set(w.plan.dirs) == {str(tmp_path)}
+    finally:
+        w.stop()
+
+
+def test_without_watchdog_the_periodic_check_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "watchdog.observers", None)  # `import` raises ImportError
+    (tmp_path / "a.conf").write_text("x")
+    w = FileWatcher(Seen())
+    plan = w.update({str(tmp_path / "a.conf"): frozenset({"s"})})
+    assert not w.active and plan == WatchPlan({}) and not w.needs_rearm()
+    w.update({str(tmp_path / "a.conf"): frozenset({"s"})})  # not retried, no error
+    w.stop()
