@@ -64,13 +64,15 @@ def referenced_paths(spec: ServiceSpec) -> tuple[str, ...]:
 
 
 def index(specs: Mapping[str, ServiceSpec]) -> dict[str, frozenset[str]]:
-    """path -> the services that reference it (``onConfigChange: ignore`` ones left out)."""
+    """path -> the services that reference it (``onConfigChange: ignore`` ones left out).
+    A symlink's target is indexed too: an edit of the target is an edit of the file."""
     out: dict[str, set[str]] = {}
     for name, spec in specs.items():
         if spec.onConfigChange == "ignore":
             continue
         for p in referenced_paths(spec):
-            out.setdefault(p, set()).add(name)
+            for q in {p, os.path.realpath(p)}:
+                out.setdefault(q, set()).add(name)
     return {p: frozenset(s) for p, s in sorted(out.items())}
 
 

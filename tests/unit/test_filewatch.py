@@ -47,6 +47,14 @@ def test_index_maps_each_path_to_exactly_its_services_and_skips_ignore() -> None
     assert refs == {"/cfg/proxy.conf": {"proxy"}, "/cfg/shared.env": {"proxy", "worker"}, "/srv/site": {"static"}}
 
 
+def test_index_follows_a_symlinked_file_to_its_target(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "proxy.conf").write_text("x")
+    (tmp_path / "proxy.conf").symlink_to(tmp_path / "real" / "proxy.conf")
+    refs = index({"proxy": spec(volumes=[f"{tmp_path}/proxy.conf:/etc/proxy.conf"])})
+    assert refs == {str(tmp_path / "proxy.conf"): {"proxy"}, str(tmp_path / "real" / "proxy.conf"): {"proxy"}}
+
+
 REFS = {"/cfg/proxy.conf": frozenset({"proxy"}), "/cfg/shared.env": frozenset({"proxy", "worker"}),
         "/srv/site": frozenset({"static"}), "/srv": frozenset({"all-of-srv"})}
 
