@@ -7,14 +7,17 @@ own ``proxy.conf`` (default ``onConfigChange: recreate``). In every round each f
 rewritten in place (alternating which goes first) and timed from the write to the first
 engine event of the roll: a container of the service created or renamed, or the old one
 killed, stopped or dead (the restart starting). Also reported: the write to the new
-container running (inspect ``State.StartedAt``). One warm-up round is discarded; the
-round is over when the ``Recreated`` audit row is in the store.
+container running (inspect ``State.StartedAt``). Before each write both sides wait a
+random part of the resync interval (seeded), so that the rounds do not fall into step
+with the peer's resync and flatter or wrong it. One warm-up round is discarded; a round
+is over when the ``Recreated`` audit row is in the store.
 
 Bar: median < 2 s from the write to the restart starting (was 11-13 s on a held-out stack).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -23,6 +26,7 @@ from bench.common import BASE_IMAGE, SLEEP_CMD, Bench, BenchError, Figure, docke
 NAME = "filewatch"
 ROLL_EVENTS = ("create", "rename", "kill", "stop", "die")
 BAR = 2.0
+RESYNC = 5.0  # both daemons' --resync-interval (the default)
 
 
 def run(b: Bench) -> list[Figure]:
@@ -41,11 +45,12 @@ def run(b: Bench) -> list[Figure]:
         }, peer=who)])
         db = d / "store.db"
         b.cli(db, "apply", "-f", str(manifest), "--wait", "--timeout", "60s").check()
-        b.daemon(db, "--resync-interval", "5s", *flags)
+        b.daemon(db, "--resync-interval", f"{RESYNC:g}s", *flags)
         reader = Store.open(str(db), migrate=False)
         b.cleanups.append(reader.close)
         sides[who] = {"svc": svc, "conf": conf, "reader": reader, "starts": [], "running": []}
     time.sleep(1.5)  # the daemons' first passes and store polls (the watches armed)
+    jitter = random.Random(rounds)
 
     def one(who: str, rev: int) -> tuple[float, float]:
         s = sides[who]
@@ -65,11 +70,11 @@ def run(b: Bench) -> list[Figure]:
     for i in range(rounds + 1):
         order = ["watch", "periodic"] if i % 2 == 0 else ["periodic", "watch"]
         for who in order:
+            time.sleep(jitter.uniform(0.0, RESYNC))
             start, running = one(who, i + 1)
             if i > 0:
                 sides[who]["starts"].append(start)
                 sides[who]["running"].append(running)
-            time.sleep(0.3)  # settle: the new container's own events are not the next round's
         if i:
             b.log(f"filewatch round {i}/{rounds}: watched {sides['watch']['starts'][-1] * 1000:.0f} ms, "
                   f"periodic {sides['periodic']['starts'][-1] * 1000:.0f} ms (write -> restart starting)")
