@@ -205,6 +205,8 @@ class FileWatcher:
         self.active = False
         self._unavailable = False  # watchdog missing or the inotify instances spent: not retried
         self._warned_cap = False
+        self._unarmed: set[str] = set()  # directories the OS refused to watch (retried at resyncs)
+        self._warned_dirs: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -261,7 +263,7 @@ class FileWatcher:
 
     def needs_rearm(self) -> bool:
         """Some referenced path could not be watched (its directory is missing) or a root was replaced."""
-        return bool(self._plan.unwatchable or self._stale)
+        return bool(self._plan.unwatchable or self._stale or self._unarmed)
 
     def update(self, refs: Mapping[str, frozenset[str]]) -> WatchPlan:
         """Watch exactly the directories these references need (arm new, disarm gone)."""
@@ -284,6 +286,7 @@ class FileWatcher:
             if plan.dirs.get(d) != rec or d in stale:
                 self._unschedule(watch)
                 del self._watches[d]
+        self._unarmed = set()
         for d, rec in plan.dirs.items():
             if d in self._watches:
                 continue
@@ -291,8 +294,11 @@ class FileWatcher:
                 self._watches[d] = (rec, self._observer.schedule(self._handler, d, recursive=rec))
             except OSError as exc:
                 # ENOSPC: fs.inotify.max_user_watches spent; ENOENT: gone meanwhile
-                logger.warning(f"file notifications: cannot watch {d} ({exc.strerror or exc}); "
-                               "its files are checked at each periodic resync only")
+                self._unarmed.add(d)
+                if d not in self._warned_dirs:
+                    self._warned_dirs.add(d)
+                    logger.warning(f"file notifications: cannot watch {d} ({exc.strerror or exc}); "
+                                   "its files are checked at each periodic resync only")
         if plan.dirs != self._plan.dirs:
             logger.info(f"file notifications: watching {len(self._watches)} directories "
                         f"for {len(refs)} referenced paths")

@@ -302,3 +302,28 @@ def test_without_watchdog_the_periodic_check_is_left(tmp_path: Path, monkeypatch
     assert not w.active and plan == WatchPlan({}) and not w.needs_rearm()
     w.update({str(tmp_path / "a.conf"): frozenset({"s"})})  # not retried, no error
     w.stop()
+
+
+def test_inotify_watches_spent_leaves_those_files_to_the_periodic_check(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import watchdog.observers
+
+    class Spent:  # fs.inotify.max_user_watches reached: every new watch is refused
+        daemon = True
+
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+        def join(self, timeout: float | None = None) -> None: ...
+
+        def schedule(self, *_a: Any, **_k: Any) -> Any:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watchdog.observers, "Observer", Spent)
+    (tmp_path / "a.conf").write_text("x")
+    w = FileWatcher(Seen())
+    plan = w.update({str(tmp_path / "a.conf"): frozenset({"s"})})  # no exception: a warning
+    assert w.active and set(plan.dirs) == {str(tmp_path)} and w._watches == {}
+    assert w.needs_rearm()  # tried again at the next resync (warned once)
+    w.stop()
