@@ -905,10 +905,9 @@ def db() -> None:
 def db_upgrade(obj: Ctx) -> None:
     """Upgrade the store's schema to the newest migration."""
     from store import Store
-    from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
-    before, after = store_db.upgrade(store._write)
+    before, after = store.schema_upgrade()
     out.print(f"store {store.url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}", markup=False)
 
 
@@ -919,10 +918,9 @@ def db_upgrade(obj: Ctx) -> None:
 def db_current(obj: Ctx, as_json: bool) -> None:
     """Show the store's schema revision and the newest one available."""
     from store import Store
-    from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
-    cur, head = store_db.current_revision(store._read), store_db.head_revision()
+    cur, head = store.schema_revision(), store.schema_head()
     if as_json:
         _dump({"url": store.url, "current": cur, "head": head})
     else:

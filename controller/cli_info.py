@@ -48,7 +48,7 @@ def version_info(obj: Ctx) -> tuple[dict[str, Any], bool]:
             return data, ok
         store = Store.open(obj.db, migrate=False)
         try:
-            cur = store_db._quick_current(store._read)
+            cur = store.schema_revision(quick=True)
         finally:
             store.close()
         data["store"] = {"url": store.url, "schemaRevision": cur, "head": store_db.HEAD, "atHead": cur == store_db.HEAD}

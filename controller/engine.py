@@ -100,9 +100,12 @@ _PODMAN_NAME_IN_USE = "that name is already in use"
 # A start the engine refuses because its runtime still holds the container's task from
 # before an engine restart (seen on Docker 20.10 after dockerd was stopped while a shim
 # outlived it: "task <id>: already exists", with "Container not cleaned up from
-# containerd from previous run" in the engine's log); every later start fails the same way
+# containerd from previous run" in the engine's log), or a runtime bundle directory of
+# the container left behind ("failed to start shim: mkdir .../<id>: file exists"); every
+# later start fails the same way
 _STARTS = frozenset({"containers.start", "containers.restart"})
-_STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b", re.I)
+_STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b"
+                         r"|failed to start shim: mkdir \S+/[0-9a-f]{64}: file exists", re.I)
 # Podman lists images by fully qualified names: "localhost/app:1" for one built or
 # imported here, "docker.io/library/app:1" for some builds through the compatible API;
 # the spec (and Docker) say "app:1"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller.lease import Lease, holder_id
 from crd_like.errors import InvalidSpec, Issue
 
 # Heavy imports (loguru, pydantic models, the planner, SQLAlchemy, the Docker SDK) are made
@@ -190,28 +191,6 @@ def source_key(files: list[str]) -> str:
     return ",".join(sorted("-" if f == "-" else os.path.abspath(f) for f in files))
 
 
-def holder_id(role: str) -> str:
-    import socket
-
-    return f"{role}:{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True only when the holder ran on this host and its process no longer exists."""
-    import socket
-
-    try:
-        _role, host, pid = holder.rsplit(":", 2)
-        if host != socket.gethostname():
-            return False
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, PermissionError, OSError):
-        return False
-    return False
-
-
 @dataclass
 class ApplyReport:
     changes: list[AppliedChange]
@@ -290,19 +269,18 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
 
     from controller.planner import PENDING, UPDATING, WAITING
 
-    holder = holder_id("cli")
+    lease = Lease(store, holder_id("cli"), INLINE_LEASE_TTL, clock)
     deadline = clock() + timeout
-    lease = store.lease(now=clock())
-    if lease is not None and lease[0] != holder and not holder_is_dead(lease[0]):
-        report.delegated_to = lease[0]
-        logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
+    other = lease.other_live_holder()
+    if other:
+        report.delegated_to = other
+        logger.info(f"a controller ({other}) holds the lease; it will converge the change")
         if wait:
             wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
-    if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()) and not (
-            lease is not None and holder_is_dead(lease[0])
-            and store.take_over_lease(holder, dead_holder=lease[0], ttl=INLINE_LEASE_TTL, now=clock())):
-        report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
+    claim = lease.claim()
+    if not claim.held:
+        report.delegated_to = claim.other or "another controller"
         if wait:
             wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
@@ -314,7 +292,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
             pass_started = clock()
             if wake is not None:
                 wake.clear()  # an event from here on means the next pass may find something new
-            store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock())  # renew during long applies
+            lease.claim()  # renew during long applies
             result = rec.reconcile(only=names)
             report.plan = report.plan or result.plan
             report.done.extend(result.done)
@@ -358,7 +336,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         if wake is not None:
             wake.close()
         rec.close()
-        store.release_lease(holder)
+        lease.release()
 
 
 INLINE_WORKERS_MIN, INLINE_WORKERS_MAX = 4, 16

@@ -66,6 +66,21 @@ class Store:
                 raise StoreError(f"cannot open store {store.url}: {exc}") from exc
         return store
 
+    # -- schema (what `reconcile db` and `version` need, without reaching inside) ---------
+    def schema_upgrade(self) -> tuple[str | None, str | None]:
+        """Upgrade to the newest migration: (revision before, revision after)."""
+        return db.upgrade(self._write)
+
+    def schema_revision(self, *, quick: bool = False) -> str | None:
+        """The store's schema revision (None: never migrated). ``quick`` reads the version
+        table directly, without loading Alembic (for fast read-only verbs)."""
+        return db._quick_current(self._read) if quick else db.current_revision(self._read)
+
+    @staticmethod
+    def schema_head() -> str | None:
+        """The newest migration this code has."""
+        return db.head_revision()
+
     def close(self) -> None:
         self._read.dispose()
         if self._write is not self._read:

@@ -420,7 +420,7 @@ def test_engine_restart_brings_the_stack_back_in_dependency_order(rc: Harness) -
         # restart, seen on 20.10): that one is replaced, audited with the engine's reason
         assert rc.inspect(rc.cname("migrate"))["State"]["StartedAt"] == job_started
         stale = {r["service"] for r in rc.events() if r["type"] == "Recreated" and r["ts"] >= stopped_at
-                 and "already exists" in r["reason"] and "runtime state" in r["message"]}
+                 and "cannot start it again" in r["reason"] and "runtime state" in r["message"]}
         now = {c.name: c.id for c in rc.containers()}
         assert set(now) == set(ids)
         for cname, cid in ids.items():

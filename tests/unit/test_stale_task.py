@@ -37,6 +37,8 @@ def _engine() -> Engine:
     ("containers.start", 500, STALE, StaleTask),
     ("containers.restart", 500, STALE, StaleTask),
     ("containers.start", 500, "Container not cleaned up from containerd from previous run: id already in use", StaleTask),
+    ("containers.start", 500, "failed to start shim: mkdir /var/run/docker/containerd/daemon/io.containerd.runtime.v2.task"
+                              f"/moby/{OLD}: file exists: unknown", StaleTask),
     # the same words from another call, or other 500s, stay what they were
     ("containers.create", 500, STALE, TransientError),
     ("containers.start", 500, "OCI runtime create failed: something else", TransientError),
@@ -52,7 +54,7 @@ def test_a_start_refused_for_a_leftover_task_is_a_stale_task(call: str, status: 
     with pytest.raises(error) as got:
         eng._call(call, fail, OLD)
     if error is StaleTask:
-        assert "already" in str(got.value)
+        assert "cannot start it again" in str(got.value)
     else:
         assert not isinstance(got.value, StaleTask)
 
@@ -119,6 +121,6 @@ def test_a_stale_task_is_replaced_by_a_new_container_and_audited(action: Start |
     assert kinds.index("create") < eng.calls.index(("start", "new")) < eng.calls.index(("remove", OLD))
     assert out.status is not None and out.status.container_id == "new"
     [ev] = [e for e in out.events if e.type == "Recreated"]
-    assert ev.reason.startswith(action.reason) and "already exists" in ev.reason
+    assert ev.reason.startswith(action.reason) and "cannot start it again" in ev.reason and "already exists" in ev.reason
     assert "runtime state" in ev.message and ev.actor == "controller"
     assert not [e for e in out.events if e.type == "Failed"]
