@@ -108,30 +108,36 @@ def plan_watches(refs: Mapping[str, frozenset[str]], *, is_dir: Callable[[str], 
     unwatchable: list[str] = []
     cost = 0
     for path in sorted(refs):
-        parent = os.path.dirname(path) or "/"
-        want: dict[str, bool] = {}
-        if is_dir(path):
-            want[path] = True
-        if is_dir(parent):
-            want[parent] = want.get(parent, False)
-        elif not want:
+        want = _wanted(path, is_dir)
+        if not want:
             unwatchable.append(path)
             continue
-        extra = 0
-        for d, rec in want.items():
-            if d in dirs and (dirs[d] or not rec):
-                continue
-            extra += count_dirs(d, cap + 1) if rec else 1
+        extra = sum(count_dirs(d, cap + 1) if rec else 1 for d, rec in want.items()
+                    if d not in dirs or (rec and not dirs[d]))
         if cost + extra > cap:
             dropped.append(path)
             continue
         cost += extra
         for d, rec in want.items():
             dirs[d] = dirs.get(d, False) or rec
-    # a recursive watch covers the directories below it
-    rec_roots = [d for d, r in dirs.items() if r]
-    covered = {d for d in dirs if any(d != r and d.startswith(r.rstrip("/") + "/") for r in rec_roots)}
-    return WatchPlan({d: r for d, r in dirs.items() if d not in covered}, tuple(dropped), tuple(unwatchable), cost)
+    return WatchPlan(_uncovered(dirs), tuple(dropped), tuple(unwatchable), cost)
+
+
+def _wanted(path: str, is_dir: Callable[[str], bool]) -> dict[str, bool]:
+    """The watches one referenced path needs: directory -> recursive ({} if none can be had)."""
+    parent = os.path.dirname(path) or "/"
+    want: dict[str, bool] = {}
+    if is_dir(path):
+        want[path] = True
+    if is_dir(parent):
+        want.setdefault(parent, False)
+    return want
+
+
+def _uncovered(dirs: dict[str, bool]) -> dict[str, bool]:
+    """Without the directories a recursive watch above them covers already."""
+    roots = [(r, r.rstrip("/") + "/") for r, rec in dirs.items() if rec]
+    return {d: rec for d, rec in dirs.items() if not any(d != r and d.startswith(prefix) for r, prefix in roots)}
 
 
 @dataclass

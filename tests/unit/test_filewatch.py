@@ -91,6 +91,8 @@ def fake_fs(dirs: dict[str, int]) -> tuple[Callable[[str], bool], Callable[[str,
     # a file inside a recursively watched directory adds nothing
     (["/srv/site", "/srv/site/x.conf"], {"/srv": 5, "/srv/site": 3}, 10,
      WatchPlan({"/srv": False, "/srv/site": True}, cost=4)),
+    # the whole file system bind-mounted (a host agent): within the cap, it is watched
+    (["/"], {"/": 3}, 10, WatchPlan({"/": True}, cost=3)),
     # a missing file in an existing directory is watched for (its creation is a change)
     (["/cfg/not-yet.env"], {"/cfg": 1}, 10, WatchPlan({"/cfg": False}, cost=1)),
     # a missing directory cannot be watched: the periodic check covers it
