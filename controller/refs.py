@@ -59,6 +59,15 @@ class RefCache:
             self._files[path] = (*key, digest)
         return digest
 
+    def invalidate(self, path: str) -> None:
+        """Forget the digests of ``path`` and of the files below it. A file watcher saw it
+        change: an edit of the same size within one mtime tick must not look unchanged."""
+        target = os.path.abspath(path)
+        prefix = target.rstrip("/") + "/"
+        with self._lock:
+            for p in [p for p in self._files if (a := os.path.abspath(p)) == target or a.startswith(prefix)]:
+                del self._files[p]
+
     def tree_digest(self, root: str) -> str:
         """Digest of a directory's files (names and contents), bounded in size."""
         h = hashlib.sha256()
