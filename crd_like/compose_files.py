@@ -169,7 +169,11 @@ def _inline(service: _Service, item: Node, kind: str, name: str, target: str, sr
     for sub, sub_node in opts.items():
         value = sub_node.raw if sub_node.raw is not None else sub_node.value
         if sub == "mode":
-            try:  # `mode: 0440` is octal in compose (go-yaml): the text as written is read as octal
+            # `mode: 0440` is octal in compose (go-yaml reads a leading 0 as octal), `mode: 288`
+            # decimal, `mode: "0440"` octal text
+            if isinstance(sub_node.value, int) and not str(value).startswith("0"):
+                value = sub_node.value
+            try:
                 entry["mode"] = parse_mode(value)
             except ValueError as exc:
                 service.ctx.error(sub_node, str(exc))
