@@ -141,7 +141,7 @@ class _Ctx:
     issues: list[Issue] = field(default_factory=list)
     volumes: dict[str, str] = field(default_factory=dict)  # compose name -> engine name
     networks: dict[str, str] = field(default_factory=dict)
-    files: dict[str, dict[str, FileSource]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
+    files: dict[str, dict[str, FileSource | None]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
     deferred: list[Issue] = field(default_factory=list)  # fine for `convert`, an error for `apply`
     notices: list[str] = field(default_factory=list)
     settings: dict[str, Node] = field(default_factory=dict)  # the top-level `x-reconcile:` extension

@@ -57,31 +57,35 @@ def top_level(top: Node | None, ctx: _Ctx, kind: str) -> None:
     if not isinstance(top.value, dict):
         ctx.error(top, f"top-level `{kind}` must be a mapping of names")
         return
-    allowed = SOURCES[kind]
     for key, node in top.value.items():
-        cfg = node.value if isinstance(node.value, dict) else {}
-        if node.value is not None and not isinstance(node.value, dict):
-            ctx.error(node, f"{kind[:-1]} {key!r} must be a mapping with one of: {', '.join(allowed)}")
-            continue
-        for sub, sub_node in cfg.items():
-            if sub == "content" and kind == "secrets":
-                ctx.error(sub_node, "a secret has no `content` (compose rejects it too): use `environment: VAR` "
-                                    "or `file: PATH`, or declare it under `configs:`")
-            elif sub not in allowed and not str(sub).startswith("x-"):
-                ctx.unsupported(sub_node, f"{kind}.{sub}")
-        given = [s for s in allowed if s in cfg]
-        if len(given) > 1:
-            ctx.error(cfg[given[1]], f"{kind[:-1]} {key!r} gives both `{given[0]}` and `{given[1]}`: "
-                                     "give exactly one")
-            continue
-        if not given:
-            if not ctx.allow_unsupported:
-                ctx.error(node, f"{kind[:-1]} {key!r}: give one of " + ", ".join(f"`{s}:`" for s in allowed)
-                          + " (external and driver-made ones are not supported)")
-            continue
-        src = _source(ctx, kind, str(key), given[0], cfg[given[0]])
-        if src is not None:
-            ctx.files[kind][str(key)] = src
+        # an entry found invalid here is None: its users are not reported a second time
+        ctx.files[kind][str(key)] = _entry(ctx, kind, str(key), node)
+
+
+def _entry(ctx: _Ctx, kind: str, key: str, node: Node) -> FileSource | None:
+    allowed = SOURCES[kind]
+    cfg = node.value if isinstance(node.value, dict) else {}
+    if node.value is not None and not isinstance(node.value, dict):
+        ctx.error(node, f"{kind[:-1]} {key!r} must be a mapping with one of: {', '.join(allowed)}")
+        return None
+    bad = False
+    for sub, sub_node in cfg.items():
+        if sub == "content" and kind == "secrets":
+            ctx.error(sub_node, "a secret has no `content` (compose rejects it too): use `environment: VAR` "
+                                "or `file: PATH`, or declare it under `configs:`")
+            bad = True
+        elif sub not in allowed and not str(sub).startswith("x-"):
+            ctx.unsupported(sub_node, f"{kind}.{sub}")
+    given = [s for s in allowed if s in cfg]
+    if len(given) > 1:
+        ctx.error(cfg[given[1]], f"{kind[:-1]} {key!r} gives both `{given[0]}` and `{given[1]}`: give exactly one")
+        return None
+    if bad or not given:
+        if not bad and not ctx.allow_unsupported:
+            ctx.error(node, f"{kind[:-1]} {key!r}: give one of " + ", ".join(f"`{s}:`" for s in allowed)
+                      + " (external and driver-made ones are not supported)")
+        return None
+    return _source(ctx, kind, key, given[0], cfg[given[0]])
 
 
 def _source(ctx: _Ctx, kind: str, name: str, how: str, value: Node) -> FileSource | None:
@@ -142,7 +146,12 @@ def service_files(service: _Service, node: Node, kind: str) -> None:
             ctx.error(item, f"service {service.key!r} refers to undefined {kind[:-1]} {source!r}: "
                             f"declare it under the top-level `{kind}:`")
             continue
-        src: FileSource = ctx.files[kind][source]
+        src = ctx.files[kind][source]
+        if src is None:  # reported where it is declared
+            if ctx.allow_unsupported and not ctx.issues:
+                ctx.warn(item, kind, f"{kind[:-1]} {source!r} is not mounted into service {service.key!r}: "
+                                     "its declaration is not supported")
+            continue
         target = str(target or source)
         if not target.startswith("/"):
             target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
