@@ -157,9 +157,11 @@ def service_files(service: _Service, node: Node, kind: str) -> None:
             target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
         if src.missing:
             where = src.node
+            before = len(ctx.warnings)
             ctx.warn(where, f"{kind}.{where.field.rsplit('.', 1)[-1]}",
-                     f"{src.missing}: `docker compose up` fails on it, and `reconcile apply` refuses it "
-                     f"(used by service {service.key!r})")
+                     f"{src.missing}: `docker compose up` fails on it, and `reconcile apply` refuses it")
+            if ctx.warnings[-1] in ctx.warnings[:before]:  # once per secret, however many services use it
+                ctx.warnings.pop()
             ctx.deferred.append(Issue(where.file, where.line, where.field,
                                       f"{src.missing} (used by service {service.key!r} at {target})"))
         if src.path is not None:

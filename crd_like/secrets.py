@@ -74,8 +74,9 @@ def secret_keys(spec: Any) -> list[str]:
     """The fields of ``spec`` that hold a stored secret: ``env.KEY`` and ``files.TARGET``."""
     if not isinstance(spec, dict):
         return []
-    env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
-    files = spec.get("files") if isinstance(spec.get("files"), dict) else {}
+    env, files = spec.get("env"), spec.get("files")
+    env = env if isinstance(env, dict) else {}
+    files = files if isinstance(files, dict) else {}
     return (sorted(f"env.{k}" for k, v in env.items() if is_secret(v))
             + sorted(f"files.{k}" for k, v in files.items() if _is_secret_file(v)))
 

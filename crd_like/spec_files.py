@@ -33,7 +33,7 @@ def parse_mode(v: Any) -> int:
         mode = v
     elif isinstance(v, str) and re.fullmatch(r"(0o?)?[0-7]{1,4}", v.strip()):
         text = v.strip()
-        mode = int(text[2:] if text.startswith("0o") else text, 8)
+        mode = int(text.removeprefix("0o"), 8)
     else:
         raise ValueError(f"invalid file mode {v!r}: expected an octal mode such as 0440")
     if not 0 <= mode <= 0o7777:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_sync_writes_with_modes_owner_and_private_directories(tmp_path: os.PathL
     assert res.errors == {} and len(res.written) == 2
     secret = files.host_path(root, "svc", "/run/secrets/db", SECRET)
     config = files.host_path(root, "svc", "/app.conf", CONFIG)
-    assert open(secret).read() == "pw-1" and open(config).read() == "a=1\n"
+    assert Path(secret).read_text() == "pw-1" and Path(config).read_text() == "a=1\n"
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o444 and stat.S_IMODE(os.stat(config).st_mode) == 0o440
     for d in (root, os.path.dirname(os.path.dirname(secret)), os.path.dirname(secret)):
         assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
@@ -62,7 +63,7 @@ def test_sync_is_idempotent_and_repairs_an_altered_file(tmp_path: os.PathLike[st
     with open(path, "w") as fh:
         fh.write("tampered")
     assert files.sync(root, wanted, now=1002.0).written == [path]
-    assert open(path).read() == "pw-1"
+    assert Path(path).read_text() == "pw-1"
 
 
 def test_old_content_is_removed_after_the_grace_period_and_a_deleted_service_at_once(
