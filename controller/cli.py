@@ -879,7 +879,7 @@ def convert(inputs: Inputs, reveal_secrets: bool) -> None:
 def _placeholder_warning(specs: list[tuple[str, dict[str, Any]]], verb: str) -> None:
     from crd_like.secrets import SECRET_PLACEHOLDER, secret_keys
 
-    keys = [f"{name}: env.{k}" for name, spec in specs for k in secret_keys(spec)]
+    keys = [f"{name}: {k}" for name, spec in specs for k in secret_keys(spec)]
     if keys:
         err.print(f"warning: secret values are printed as {SECRET_PLACEHOLDER!r} ({'; '.join(keys)}); the output "
                   f"does not re-apply to the same containers unless you pass `reconcile {verb} --reveal-secrets`",

@@ -234,7 +234,12 @@ def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False
           opts: LoadOptions | None = None, on_progress: Callable[[Verdict], None] | None = None) -> ApplyReport:
     from loguru import logger
 
+    opts = opts or load_options()
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
+    if opts.deferred:  # what `docker compose up` would fail on (warned at load): nothing is applied
+        from crd_like.errors import InvalidSpec
+
+        raise InvalidSpec(list(opts.deferred))
     source = source_key(files)
     check_graph(store, inputs, files, prune=prune, source=source)
     check_shared(store, inputs, files, prune=prune, source=source)

@@ -112,7 +112,7 @@ def diff_fields(old_spec: dict[str, Any] | None, svc: DesiredService) -> tuple[s
     new = canonical(svc.spec, exclude=POLICY_FIELDS)
     fields = changed_fields(old, new)
     if fields:
-        return tuple(fields)
+        return tuple(_named_file(f, svc) for f in fields)
     if svc.kind == "Job":
         return ("generation (a Job runs once per generation)",)
     if has_refs(svc.spec):
@@ -120,6 +120,19 @@ def diff_fields(old_spec: dict[str, Any] | None, svc: DesiredService) -> tuple[s
     # same spec, no references: the container's hash label itself was changed (a look-alike
     # container made by hand with copied labels)
     return ("spec-hash label (altered outside reconcile)",)
+
+
+def _named_file(path: str, svc: DesiredService) -> str:
+    """``files./run/secrets/db.secret`` -> ``secret db (files./run/secrets/db.secret)``: a
+    reason names the compose secret or config whose content changed (never the value)."""
+    if not path.startswith("files."):
+        return path
+    rest = path[len("files."):]
+    for target in (rest, rest.rsplit(".", 1)[0]):
+        mount = svc.spec.files.get(target)
+        if mount is not None and mount.source:
+            return f"{mount.source} ({path})"
+    return path
 
 
 def _pick(containers: list[Observed], svc: DesiredService) -> tuple[Observed, list[Observed]]:

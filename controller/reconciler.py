@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
 
-from controller import planner
+from controller import files, planner
 from controller import status as status_mod
 from controller.actions import Action, Remove
 from controller.engine import Engine
@@ -30,6 +30,7 @@ from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
 from controller.render_net import with_peers
 from store import Event, Status, Store
+from store.db import sqlite_path
 from store.repository import StoreError
 
 ERROR_BACKOFF_MAX = 300.0  # a service whose actions keep failing is retried at most this rarely
@@ -71,6 +72,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._images: tuple[dict[str, str], dict[str, str]] | None = None
         self.refs = RefCache()
+        self.files_root = files.files_root(sqlite_path(store.url), self.instance)
         self.on_service_done = on_service_done
         self.on_events = on_events
         self.on_service_retry = on_service_retry
@@ -102,6 +104,8 @@ class Reconciler:
             if svc is None:
                 svc = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
             prepared[key] = svc
+            if svc.spec.files:
+                svc = replace(svc, files_root=self.files_root)
             if has_refs(svc.spec):  # re-read referenced files (by size and mtime first)
                 r = self.refs.resolve(svc.spec)
                 svc = with_refs(svc, {**svc.env, **r.env}, r.secret_keys, r.files, r.config_hash,
@@ -109,6 +113,16 @@ class Reconciler:
             out[name] = svc
         self._prepared = prepared  # only what is still desired: no growth over months
         return out
+
+    def _sync_files(self, desired: dict[str, DesiredService], now: float) -> dict[str, DesiredService]:
+        """Write the files the desired services mount (``spec.files``) and remove those no
+        service references (``controller.files``); a service whose files cannot be written
+        is not created (its status says why, as for an unreadable secret file)."""
+        res = files.sync(self.files_root, {n: s.spec.files for n, s in desired.items() if s.spec.files}, now)
+        for path in res.removed:
+            logger.info(f"removed {path}: no desired service mounts it any more")
+        return {n: (replace(s, ref_error=res.errors[n]) if n in res.errors and not s.ref_error else s)
+                for n, s in desired.items()}
 
     def image_ids(self) -> dict[str, str]:
         if self._images is None:
@@ -135,7 +149,10 @@ class Reconciler:
         with self._lock:
             busy_at_start, versions = set(self._busy), dict(self._version)
         now = self.clock()
-        desired = self.desired() if desired is None else desired
+        if desired is None:
+            desired = self.desired()
+            if not dry_run:  # only a full view of what is desired may remove files
+                desired = self._sync_files(desired, now)
         observed = self.engine.list_owned(self.instance)
         desired = with_peers(desired, observed)
         statuses = self._statuses()

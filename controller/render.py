@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from controller import labels as L
-from controller import render_host, render_net
+from controller import files, render_host, render_net
 from crd_like import units
 from crd_like.hashing import container_hash
 from crd_like.models import SPEC_MODELS, ServiceSpec
@@ -36,6 +36,7 @@ class DesiredService:
     build_hash: str = ""
     ref_error: str = ""
     peers: dict[str, render_net.Peer] = field(default_factory=dict)  # observed containers of referenced services
+    files_root: str = ""  # where the controller writes spec.files (controller.files)
 
     @property
     def replicas(self) -> int:
@@ -108,6 +109,8 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         binds.append(f"{m.source}:{m.target}:{m.engine_mode()}")
         if m.kind == "volume":
             named.append(m.source)
+    if spec.files:  # written by the controller before each pass acts (controller.files.sync)
+        binds.extend(files.binds(svc.files_root, svc.name, spec.files))
     health = render_host.healthcheck(spec.healthcheck)
     host: dict[str, Any] = {}
     lim, res = spec.resources.limits, spec.resources.reservations

@@ -44,7 +44,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crd_like import compose_hooks, compose_host, compose_net, units
+from crd_like import compose_files, compose_hooks, compose_host, compose_net, units
+from crd_like.compose_files import FileSource
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
@@ -140,7 +141,8 @@ class _Ctx:
     issues: list[Issue] = field(default_factory=list)
     volumes: dict[str, str] = field(default_factory=dict)  # compose name -> engine name
     networks: dict[str, str] = field(default_factory=dict)
-    files: dict[str, dict[str, str]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
+    files: dict[str, dict[str, FileSource | None]] = field(default_factory=lambda: {"secrets": {}, "configs": {}})
+    deferred: list[Issue] = field(default_factory=list)  # fine for `convert`, an error for `apply`
     notices: list[str] = field(default_factory=list)
     settings: dict[str, Node] = field(default_factory=dict)  # the top-level `x-reconcile:` extension
 
@@ -225,13 +227,15 @@ def _display_env(first: ComposeSource) -> str:
 def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project: str | None,
             profiles: tuple[str, ...], allow_unsupported: bool, read_file: Reader | None,
             warnings: list[str], notices: list[str] | None = None, project_dir: str | None = None,
-            env_files: tuple[str, ...] = ()) -> list[Converted]:
+            env_files: tuple[str, ...] = (), deferred: list[Issue] | None = None) -> list[Converted]:
     """Merge the compose files in order and convert every active service. Raises InvalidSpec.
 
     ``project_dir`` (``--project-directory``): where relative paths, ``.env`` and the
     default project name come from (default: the first file's directory); ``env_files``
     (``--env-file``, absolute) replace that ``.env``. ``notices`` receives the info lines
-    (the restart notice, ignored development-only keys)."""
+    (the restart notice, ignored development-only keys); ``deferred`` the problems that
+    compose only finds at ``up`` (a missing secret file, an unset variable): warnings here,
+    errors for whoever applies the result."""
     from crd_like.compose_load import LoadCtx, apply_extends, apply_include, read_env
 
     first = sources[0]
@@ -272,6 +276,8 @@ def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project
     _restart_notice(out, ctx)
     if notices is not None:
         notices.extend(ctx.notices)
+    if deferred is not None:
+        deferred.extend(ctx.deferred)
     return out
 
 
@@ -374,7 +380,7 @@ def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
     _resources(merged.get("networks"), ctx, "networks", ctx.networks, {"bridge"})
     ctx.networks.setdefault("default", f"{ctx.project}_default")
     for kind in ("secrets", "configs"):
-        _files(merged.get(kind), ctx, kind)
+        compose_files.top_level(merged.get(kind), ctx, kind)
     out: dict[str, Node] = {}
     for key, node in services.value.items():
         if not isinstance(node.value, dict):
@@ -390,27 +396,6 @@ def _resources(top: Node | None, ctx: _Ctx, kind: str, names: dict[str, str], dr
     """Top-level volumes / networks: compose name -> engine name, and how each is created
     (see ``compose_net.resources``; ``drivers`` is no longer used)."""
     compose_net.resources(top, ctx, kind, names, ctx.network_specs if kind == "networks" else ctx.volume_specs)
-
-
-def _files(top: Node | None, ctx: _Ctx, kind: str) -> None:
-    if top is None or top.value is None:
-        return
-    if not isinstance(top.value, dict):
-        ctx.error(top, f"top-level `{kind}` must be a mapping of names")
-        return
-    for key, node in top.value.items():
-        cfg = node.value if isinstance(node.value, dict) else {}
-        for sub, sub_node in cfg.items():
-            if sub != "file" and not str(sub).startswith("x-"):
-                ctx.unsupported(sub_node, f"{kind}.{sub}")
-        file_node = cfg.get("file")
-        if file_node is None or not isinstance(file_node.value, str):
-            if not ctx.allow_unsupported:
-                ctx.error(node, f"only file-based {kind} are supported: give `file: ./path`")
-            continue
-        if ctx.read_file is not None:  # must exist: the engine would create and mount an empty directory
-            ctx.read(file_node, file_node.value, f"{kind[:-1]} file")
-        ctx.files[kind][str(key)] = ctx.path(file_node.value)
 
 
 _SETTINGS = {"restart": None, "onUnhealthy": ("restart", "ignore", "recreate")}
@@ -505,6 +490,7 @@ class _Service:
         self.spec: dict[str, Node] = {}
         self.env: dict[str, Node] = {}
         self.volumes: list[Node] = []
+        self.files: dict[str, Node] = {}  # target -> native `files` entry (compose_files)
         self.tmpfs: list[Node] = []
         self.resources: dict[str, dict[str, Node]] = {"limits": {}, "reservations": {}}
 
@@ -542,7 +528,6 @@ class _Service:
             "volumes": self._volumes, "networks": self._networks, "healthcheck": self._healthcheck,
             "depends_on": self._depends_on, "deploy": self._deploy, "labels": self._labels,
             "extra_hosts": self._extra_hosts, "tmpfs": self._tmpfs, "logging": self._logging,
-            "secrets": lambda n: self._files(n, "secrets"), "configs": lambda n: self._files(n, "configs"),
             "scale": lambda n: self.spec.setdefault("replicas", n),
             "cpus": lambda n: self.resources["limits"].setdefault("cpus", n),
             "mem_limit": lambda n: self.resources["limits"].setdefault("memory", n),
@@ -553,7 +538,7 @@ class _Service:
         }
         if "build" in ServiceSpec.model_fields:
             handlers["build"] = self._build
-        extra = {**compose_net.HANDLERS, **compose_host.HANDLERS, **compose_hooks.HANDLERS}
+        extra = {**compose_net.HANDLERS, **compose_host.HANDLERS, **compose_hooks.HANDLERS, **compose_files.HANDLERS}
         for key, node in self.node.value.items():
             if node.value == "" and (key in _EMPTY_IS_UNSET or (key == "image" and "build" in self.node.value)):
                 # compose reads an empty value (typically an unset variable) of these keys as "not set"
@@ -580,6 +565,8 @@ class _Service:
             self._set("volumes", self.node.at(self.volumes))
         if self.tmpfs:
             self._set("tmpfs", self.node.at(self.tmpfs))
+        if self.files:
+            self._set("files", self.node.at(self.files))
         res = {k: self.node.at(v) for k, v in self.resources.items() if v}
         if res:
             self._set("resources", self.node.at(res))
@@ -902,30 +889,6 @@ class _Service:
     def _tmpfs(self, node: Node) -> None:
         items = node.value if isinstance(node.value, list) else [node]
         self.tmpfs.extend(items)
-
-    def _files(self, node: Node, kind: str) -> None:
-        if not isinstance(node.value, list):
-            self.ctx.error(node, f"{kind} must be a list")
-            return
-        for item in node.value:
-            source, target = item.value, None
-            if isinstance(item.value, dict):
-                source, target = plain(item.get("source")), plain(item.get("target"))
-                for sub, sub_node in item.value.items():
-                    if sub in ("uid", "gid", "mode"):
-                        # docker compose itself ignores these for file-based secrets and configs
-                        self.ctx.warn(sub_node, f"{kind}.{sub}", "ignored: the file is bind-mounted read-only with "
-                                      "its own owner and mode on the host (docker compose ignores it too)")
-                    elif sub not in ("source", "target"):
-                        self.ctx.unsupported(sub_node, f"{kind}.{sub}")
-            if source not in self.ctx.files[kind]:
-                self.ctx.error(item, f"service {self.key!r} refers to undefined {kind[:-1]} {source!r}: "
-                                     f"declare it under the top-level `{kind}:` with `file:`")
-                continue
-            target = str(target or source)
-            if not target.startswith("/"):
-                target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
-            self.volumes.append(item.at(f"{self.ctx.files[kind][source]}:{target}:ro"))
 
     # ------------------------------------------------------------------ wiring
     def _networks(self, node: Node) -> None:

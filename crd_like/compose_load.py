@@ -265,8 +265,21 @@ def _one_include(entry: Node, file_dir: str, ctx: LoadCtx) -> Node | None:
         finally:
             ctx.stack.pop()
         node = absolutize_project(node, project_dir)  # as several -f files: relative to the project directory
+        _resolve_env_sources(node, env)
         merged = node if merged is None else merge_compose(merged, node)
     return strip_tags(merged) if merged is not None else None
+
+
+def _resolve_env_sources(doc: Node, env: Mapping[str, str]) -> None:
+    """``secrets|configs.NAME.environment: VAR`` of an included project reads VAR from that
+    project's environment (process environment, then its env_file), as compose does: the
+    value is noted on the node (``Node.env_value``) before the projects are merged."""
+    for kind in ("secrets", "configs"):
+        top = doc.get(kind)
+        for entry in (top.value.values() if top is not None and isinstance(top.value, dict) else []):
+            var = entry.get("environment")
+            if var is not None and isinstance(var.value, str) and var.env_value is None and var.value in env:
+                var.env_value = env[var.value]
 
 
 # ---------------------------------------------------------------------------- extends

@@ -64,6 +64,9 @@ class LoadOptions:
     project_dir: str | None = None  # compose --project-directory (absolute); default: the first file's directory
     env_files: tuple[str, ...] = ()  # compose --env-file (absolute); default: <project_dir>/.env
     notices: list[str] = field(default_factory=list)  # info lines: the restart notice, ignored dev-only keys
+    # what compose accepts at `config` but fails on at `up` (a missing secret file, an unset
+    # variable behind `environment:`): already warnings; whoever applies raises them (exit 2)
+    deferred: list[Issue] = field(default_factory=list)
 
 
 @dataclass
@@ -137,7 +140,7 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
         converted = convert(compose, environ=opts.environ, project=opts.project, profiles=opts.profiles,
                             allow_unsupported=opts.allow_unsupported, read_file=opts.read_file,
                             warnings=opts.warnings, notices=opts.notices, project_dir=opts.project_dir,
-                            env_files=opts.env_files)
+                            env_files=opts.env_files, deferred=opts.deferred)
         layers[compose_layer] = [_Entry(compose_layer, None, compose[0].base_dir, c) for c in converted]
     return _validate(layers)
 

@@ -159,6 +159,7 @@ def interpolate_tree(node: Node, env: Mapping[str, str], issues: list[Issue], wa
         try:
             node.value = substitute(node.value, lookup, unset)
             node.interpolated = bool(used)
+            node.variables = tuple(used)
         except InterpolationError as exc:
             issues.append(Issue(node.file, node.line, node.field, str(exc)))
     return node

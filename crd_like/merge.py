@@ -54,6 +54,10 @@ class Node:
     raw: str | None = None  # a plain scalar's text, when YAML 1.1 would reinterpret it (0755, 1.10, yes)
     tag: str | None = None  # compose merge tag: "reset" | "override"
     interpolated: bool = False  # the value came (in part) from a variable: .env or the environment
+    variables: tuple[str, ...] = ()  # the names of the variables interpolated into it
+    # `secrets|configs.NAME.environment: VAR` of an included project: VAR's value in that
+    # project's environment (its own env_file), where compose reads it
+    env_value: str | None = None
 
     def text(self) -> Any:
         """The plain value, with scalars that YAML 1.1 reinterprets as written (env and label values)."""

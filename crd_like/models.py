@@ -16,6 +16,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
                       field_validator, model_validator)
 
 from crd_like import units
+from crd_like.spec_files import FileFields
 from crd_like.spec_host import BuildFields, HostFields, other_url, remote_context
 from crd_like.spec_lifecycle import LifecycleFields
 from crd_like.spec_net import NetworkFields
@@ -319,7 +320,7 @@ PortStr = Annotated[str, BeforeValidator(_port)]
 VolumeStr = Annotated[str, BeforeValidator(_volume)]
 
 
-class ServiceSpec(NetworkFields, HostFields, LifecycleFields, Frozen):
+class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, Frozen):
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
     env: dict[str, EnvValue] = Field(

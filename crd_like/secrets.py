@@ -13,6 +13,10 @@ Where a secret value lives (documented in the README, "Secrets"):
   describe, history, status, export, logs) shows it as ``SECRET_PLACEHOLDER`` through
   ``redact_spec``. ``reconcile export --reveal-secrets`` prints the values, so that the
   export re-applies to identical hashes.
+- ``files: {TARGET: {secret: TEXT}}`` (``crd_like.spec_files``): the content of a compose
+  secret taken from the environment (``secrets: {NAME: {environment: VAR}}``), or of a
+  config taken from a secret-looking variable, kept the same way and redacted by the same
+  function; the controller writes it to a root-only file (``controller.files``).
 
 Pure; must not import ``store`` or ``controller``.
 """
@@ -44,22 +48,37 @@ def is_secret(value: Any) -> bool:
     return isinstance(src, dict) and src.get("secret") is not None
 
 
+def _is_secret_file(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("secret") is not None
+
+
 def redact_spec(spec: Any) -> Any:
     """A copy of a spec (plain JSON data) with every stored secret value replaced by the
-    placeholder. The one function all output paths use."""
+    placeholder: env values (``valueFrom.secret``) and file contents (``files.*.secret``).
+    The one function all output paths use."""
     if not isinstance(spec, dict):
         return spec
+    out = spec
     env = spec.get("env")
-    if not isinstance(env, dict) or not any(is_secret(v) for v in env.values()):
-        return spec
-    return {**spec, "env": {k: ({"valueFrom": {"secret": SECRET_PLACEHOLDER}} if is_secret(v) else v)
-                            for k, v in env.items()}}
+    if isinstance(env, dict) and any(is_secret(v) for v in env.values()):
+        out = {**out, "env": {k: ({"valueFrom": {"secret": SECRET_PLACEHOLDER}} if is_secret(v) else v)
+                              for k, v in env.items()}}
+    files = spec.get("files")
+    if isinstance(files, dict) and any(_is_secret_file(v) for v in files.values()):
+        out = {**out, "files": {k: ({**v, "secret": SECRET_PLACEHOLDER} if _is_secret_file(v) else v)
+                                for k, v in files.items()}}
+    return out
 
 
 def secret_keys(spec: Any) -> list[str]:
-    """The env keys of ``spec`` whose value is a stored secret."""
-    env = spec.get("env") if isinstance(spec, dict) else None
-    return sorted(k for k, v in (env or {}).items() if is_secret(v))
+    """The fields of ``spec`` that hold a stored secret: ``env.KEY`` and ``files.TARGET``."""
+    if not isinstance(spec, dict):
+        return []
+    env, files = spec.get("env"), spec.get("files")
+    env = env if isinstance(env, dict) else {}
+    files = files if isinstance(files, dict) else {}
+    return (sorted(f"env.{k}" for k, v in env.items() if is_secret(v))
+            + sorted(f"files.{k}" for k, v in files.items() if _is_secret_file(v)))
 
 
 def redact_text(text: str, secrets: list[str]) -> str:
