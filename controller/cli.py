@@ -6,6 +6,11 @@ unavailable), 2 invalid input.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m controller.cli`: the console entry point's path (no click for --help, version)
+    from controller.cli_fast import main as _entry
+
+    _entry()  # does not return (it runs this module's main() as controller.cli otherwise)
+
 import json
 import os
 import sys
@@ -1051,7 +1056,3 @@ def main() -> None:
     if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(code)
     os._exit(code)
-
-
-if __name__ == "__main__":
-    main()
