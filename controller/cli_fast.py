@@ -152,7 +152,8 @@ def snapshot_paths() -> list[tuple[str, ...]]:
     from controller.cli import cli
 
     ctx = click.Context(cli, info_name="reconcile")
-    paths, todo = [], [((), cli)]
+    paths: list[tuple[str, ...]] = []
+    todo: list[tuple[tuple[str, ...], click.Command | None]] = [((), cli)]
     while todo:
         path, cmd = todo.pop(0)
         paths.append(path)

@@ -109,16 +109,34 @@ class _Loader(yaml.SafeLoader):
 # counted. So it is used only for a file its C parser reads without error and whose
 # parse events (a second C pass, counted here) stay clearly within the bounds; anything
 # else goes to _Loader, which gives the bounds' and every syntax error's own message.
-# The nodes are then made to look like _Loader's (plain scalars' style None, the
-# implicit_tag mark); tests/unit/test_loader_libyaml.py holds the two paths equal.
+# libyaml is also more lenient than PyYAML in places (a tab after a plain scalar, a byte
+# order mark inside the stream, `>1#` as a block scalar header), so only text in which
+# every line has the plain shape of a typical stack file takes this path (_SIMPLE_LINE:
+# printable ASCII; `key: value`, `- item` and comments; plain words, quotes without
+# escapes, flow lists of those; no anchors, tags, block scalars or directives). Anything
+# else keeps PyYAML's own rules. The nodes are then made to look like _Loader's (plain
+# scalars' style None, the implicit_tag mark); tests/unit/test_loader_libyaml.py holds
+# the two paths equal on the repository's files and on text generated from this shape.
 _FAST_MARGIN = 4
+_WORD = r"[A-Za-z0-9_/$~(][A-Za-z0-9_./:@$=(){}+,~\-]*(?<!:)"  # a plain word: no ': ', no trailing ':'
+_SQ, _DQ = r"'[^'\n]*'", r'"[^"\\\n]*"'
+_ITEM = rf"(?:{_SQ}|{_DQ}|[A-Za-z0-9_/$~(][A-Za-z0-9_./:@$=()+~\-]*(?<!:))"
+_VALUE = rf"(?:{_WORD}(?: {_WORD})*|{_SQ}|{_DQ}|\[ *\]|\{{ *\}}|\[ *{_ITEM}(?: *, *{_ITEM})* *\])"
+_KEY = rf"(?:[A-Za-z0-9_][A-Za-z0-9_./\-]*|{_SQ}|{_DQ})"
+_SIMPLE_LINE = re.compile(
+    rf"(?: *(?:- )*(?:{_KEY}:(?: +{_VALUE})?|(?<=- ){_VALUE})?(?: +#[ -~]*| *)|---|\.\.\.| *#[ -~]*)")
 LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def _simple(text: str) -> bool:
+    match = _SIMPLE_LINE.fullmatch
+    return text.isascii() and all(match(line) for line in text.split("\n"))
 
 
 def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
     """The documents' nodes as _Loader composes them, through libyaml; None when libyaml is
     missing or the pure-Python composer must decide (a syntax error, near a bound)."""
-    if not LIBYAML:
+    if not LIBYAML or not _simple(text):
         return None
     explicit: set[int] = set()  # start indexes of scalars with an explicit tag
     count = depth = 0
@@ -128,7 +146,7 @@ def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
         for event in yaml.parse(text, Loader=yaml.CSafeLoader):
             if isinstance(event, scalar):
                 count += 1
-                if event.tag is not None and event.tag != "!":
+                if event.tag is not None and event.tag != "!" and event.start_mark is not None:
                     explicit.add(event.start_mark.index)
             elif isinstance(event, opening):
                 count += 1

@@ -117,7 +117,8 @@ class SqliteReader:
     def history(self, service: str | None = None, *, since: float | None = None,
                 types: list[str] | None = None, limit: int | None = None) -> list[Event]:
         """Events oldest first; with ``limit`` the newest ``limit`` of them (as ``Store.history``)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if service:
             where.append("service = ?")
             params.append(service)
