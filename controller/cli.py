@@ -108,7 +108,7 @@ def plain_table(headers: list[str], rows: list[list[str]], width: int = PIPE_WID
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     if sum(widths) + 2 * (len(widths) - 1) > width:
         return None
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "\n" for row in cells)
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "\n" for row in cells)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -756,11 +756,13 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
 
 @cli.command()
 @click.option("--resync-interval", type=DURATION, default="5s", show_default=True, help="Full resync period.")
-@click.option("--lease-ttl", type=DURATION, default="15s", show_default=True, help="Lease expiry; a dead holder's lease is taken over after it.")
+@click.option("--lease-ttl", type=DURATION, default="15s", show_default=True,
+              help="Lease expiry; a dead holder's lease is taken over after it.")
 @click.option("--workers", default=4, show_default=True, help="Concurrent engine actions (cap).")
 @click.option("--max-restarts-per-minute", default=30, show_default=True, help="Host-wide restart limit (storm control).")
 @click.option("--metrics-addr", default=None, help="Serve /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9310.")
-@click.option("--history-retention", type=DURATION, default="90d", show_default=True, help="Prune audit rows older than this ('0' keeps all).")
+@click.option("--history-retention", type=DURATION, default="90d", show_default=True,
+              help="Prune audit rows older than this ('0' keeps all).")
 @click.option("--history-max-rows", default=2_000_000, show_default=True, help="Keep at most this many audit rows (0 = no cap).")
 @click.pass_obj
 @handled
@@ -921,10 +923,9 @@ def db() -> None:
 def db_upgrade(obj: Ctx) -> None:
     """Upgrade the store's schema to the newest migration."""
     from store import Store
-    from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
-    before, after = store_db.upgrade(store._write)
+    before, after = store.schema_upgrade()
     out.print(f"store {store.url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}", markup=False)
 
 
@@ -935,10 +936,9 @@ def db_upgrade(obj: Ctx) -> None:
 def db_current(obj: Ctx, as_json: bool) -> None:
     """Show the store's schema revision and the newest one available."""
     from store import Store
-    from store import db as store_db
 
     store = Store.open(obj.db, migrate=False)
-    cur, head = store_db.current_revision(store._read), store_db.head_revision()
+    cur, head = store.schema_revision(), store.schema_head()
     if as_json:
         _dump({"url": store.url, "current": cur, "head": head})
     else:

@@ -161,7 +161,7 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
             if "" not in shown and lines:
                 click.echo(lines[0])
                 shown[""] = lines[0]
-            for r, line in zip(rows, lines[1:] if output != "name" else lines):
+            for r, line in zip(rows, lines[1:] if output != "name" else lines, strict=False):
                 key = repr({k: v for k, v in r.items() if k not in ("lastEvent", "lastTransitionAt")})
                 if shown.get(r["name"]) != key:
                     shown[r["name"]] = key

@@ -47,7 +47,7 @@ def _store_info(obj: Ctx) -> dict[str, Any]:
         return {"url": url, "schemaRevision": None, "head": store_db.HEAD, "atHead": False, "exists": False}
     store = Store.open(obj.db, migrate=False)
     try:
-        cur = store_db._quick_current(store._read)
+        cur = store.schema_revision(quick=True)
     finally:
         store.close()
     return {"url": store.url, "schemaRevision": cur, "head": store_db.HEAD, "atHead": cur == store_db.HEAD}

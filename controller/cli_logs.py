@@ -177,13 +177,13 @@ def _pump_socket(obj: Ctx, exec_id: str, sock: Any, tty: bool) -> None:
                 if demux:
                     buf += data
                     while len(buf) >= 8:
-                        size = int.from_bytes(buf[4:8], "big")
-                        if len(buf) < 8 + size:
+                        frame = int.from_bytes(buf[4:8], "big")
+                        if len(buf) < 8 + frame:
                             break
                         target = sys.stderr if buf[0] == 2 else sys.stdout
-                        target.buffer.write(buf[8:8 + size])
+                        target.buffer.write(buf[8:8 + frame])
                         target.buffer.flush()
-                        buf = buf[8 + size:]
+                        buf = buf[8 + frame:]
                 else:
                     os.write(sys.stdout.fileno(), data)
             if stdin_open and stdin_fd in ready:

@@ -44,6 +44,7 @@ os/architecture[/variant] (an error naming both).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -54,12 +55,14 @@ from typing import Any, Literal, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
+import docker.utils.utils
 import requests.exceptions
 from loguru import logger
 
 from controller import labels as L
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
-                               PortInUse, ReconcileError, TerminalError, TransientError)
+                               PortInUse, ReconcileError, StaleTask, TerminalError, TransientError)
 from controller.observed import Observed, from_list_entry, parse_time
 from controller.probes import Outcome
 from controller.render import ContainerConfig
@@ -94,6 +97,15 @@ def platform_mismatch(wanted: str, image: dict[str, Any]) -> str:
 
 T = TypeVar("T")
 _PODMAN_NAME_IN_USE = "that name is already in use"
+# A start the engine refuses because its runtime still holds the container's task from
+# before an engine restart (seen on Docker 20.10 after dockerd was stopped while a shim
+# outlived it: "task <id>: already exists", with "Container not cleaned up from
+# containerd from previous run" in the engine's log), or a runtime bundle directory of
+# the container left behind ("failed to start shim: mkdir .../<id>: file exists"); every
+# later start fails the same way
+_STARTS = frozenset({"containers.start", "containers.restart"})
+_STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b"
+                         r"|failed to start shim: mkdir \S+/[0-9a-f]{64}: file exists", re.I)
 # Podman lists images by fully qualified names: "localhost/app:1" for one built or
 # imported here, "docker.io/library/app:1" for some builds through the compatible API;
 # the spec (and Docker) say "app:1"
@@ -199,7 +211,7 @@ def _short_ref(tag: str) -> str:
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
-        kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+        kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
         if base_url:
             kwargs["base_url"] = base_url
         self._kwargs = kwargs
@@ -226,7 +238,8 @@ class Engine:
                 try:
                     # negotiate once ("auto" asks the engine), then every client speaks that version
                     timeout = None if cls == "stream" else getattr(self.timeouts, cls)
-                    client = docker.APIClient(**self._kwargs, timeout=timeout,
+                    # (the SDK hands the timeout to requests: seconds as a float, None = unbounded)
+                    client = docker.APIClient(**self._kwargs, timeout=timeout,  # type: ignore[arg-type]
                                               version=self._api_version or "auto")
                 except docker.errors.DockerException as exc:
                     raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
@@ -265,6 +278,8 @@ class Engine:
             text = str(exc.explanation or exc)
             if "port is already allocated" in text or "address already in use" in text:
                 raise PortInUse(f"host port taken: {text}") from exc
+            if what in _STARTS and _STALE_TASK.search(text):
+                raise StaleTask(f"the engine cannot start it again: {text}") from exc
             if exc.status_code and exc.status_code >= 500:
                 raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
             raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
@@ -352,7 +367,7 @@ class Engine:
 
     def image_id(self, ref: str) -> str | None:
         try:
-            return self._call("images.inspect", lambda api: api.inspect_image(ref))["Id"]
+            return str(self._call("images.inspect", lambda api: api.inspect_image(ref))["Id"])  # type: ignore[no-untyped-call]
         except (NotFound, ImageMissing):
             return None
 
@@ -455,7 +470,7 @@ class Engine:
     def _check(self, cfg: ContainerConfig, config: dict[str, Any]) -> None:
         """What depends on the engine version or the local image (see the module docstring)."""
         checks: EngineChecks = cfg.checks
-        version = str(getattr(self.api, "api_version", "") or self.api._version)
+        version = str(getattr(self.api, "api_version", "") or getattr(self.api, "_version", ""))
         if checks.annotations:
             if not _api_at_least(version, "1.43"):
                 raise TerminalError(f"{checks.service}: annotations need Docker engine API 1.43 or later; this engine "
@@ -469,7 +484,8 @@ class Engine:
                                f"1.44 or later and this engine speaks {version}; probes run every `interval` "
                                "from the start")
         if checks.platform:
-            image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image), cfg.image)
+            image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image),  # type: ignore[no-untyped-call]
+                               cfg.image)
             have = platform_mismatch(checks.platform, image)
             if have:
                 raise TerminalError(f"{checks.service}: platform {checks.platform} does not match the local image "
@@ -502,15 +518,18 @@ class Engine:
             first = cfg.networks[0]
             host_config["NetworkMode"] = first
             endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
-            kwargs["networking_config"] = api.create_networking_config({first: api.create_endpoint_config(**endpoint)})
+            kwargs["networking_config"] = api.create_networking_config(  # the stubs say one config; the SDK maps names
+                {first: api.create_endpoint_config(**endpoint)})  # type: ignore[arg-type]
         # create_container's own steps, split so that _check can edit the config (keys the
         # SDK does not know: Annotations, Healthcheck.StartInterval)
         name = kwargs.pop("name")
-        kwargs["environment"] = api._proxy_configs.inject_proxy_environment(
+        kwargs["environment"] = api._proxy_configs.inject_proxy_environment(  # type: ignore[attr-defined]
             docker.utils.utils.format_environment(kwargs["environment"] or {})) or None
         config = api.create_container_config(**kwargs)
         self._check(cfg, config)
-        result = self._call("containers.create", lambda a: a.create_container_from_config(config, name), cfg.name)
+        result = self._call("containers.create",
+                            lambda a: a.create_container_from_config(config, name),  # type: ignore[no-untyped-call]
+                            cfg.name)
         return str(result["Id"])
 
     def connect(self, container_id: str, network: str, endpoint: dict[str, Any]) -> None:
@@ -596,7 +615,9 @@ class Engine:
         """The events of ``events`` plus a function that ends the stream from another thread:
         the blocked reader then stops (an inline apply waits on it, then closes it)."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
+        # ``since`` as a fractional timestamp: the SDK passes it on as is, the engine accepts it
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters,
+                                                             since=since))  # type: ignore[call-overload]
 
         def read() -> Iterator[dict[str, Any]]:
             try:
@@ -609,7 +630,9 @@ class Engine:
     def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Container and image events of this store's containers, decoded, blocking."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
-        stream = self._call("events", lambda api: api.events(decode=True, filters=filters, since=since))
+        # ``since`` as a fractional timestamp: the SDK passes it on as is, the engine accepts it
+        stream = self._call("events", lambda api: api.events(decode=True, filters=filters,
+                                                             since=since))  # type: ignore[call-overload]
         try:
             yield from stream
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:

@@ -11,7 +11,9 @@
     │   ├── NameConflict            the name belongs to a container we do not own
     │   ├── ImageMissing            the image is not present and cannot be pulled
     │   └── ExternalMissing         an external network / volume does not exist (never created)
-    │   └── PortInUse               a host port the container publishes is taken
+    │   ├── PortInUse               a host port the container publishes is taken
+    │   └── StaleTask               the engine keeps a runtime task of this container from
+    │                               before an engine restart and refuses to start it again
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -70,3 +72,10 @@ class ExternalMissing(TerminalError):
 
 class PortInUse(TerminalError):
     pass
+
+
+class StaleTask(TerminalError):
+    """The engine cannot start this container again: its runtime (containerd) still holds
+    a task of it from before an engine restart ("task ...: already exists"). Retrying the
+    start never helps (Docker's own restart policy fails the same way); a new container
+    does: the executor replaces it."""

@@ -18,7 +18,8 @@ from controller.actions import Action, Build, Create, Recreate, Remove, Rename, 
 from controller import render_host
 from controller.engine import Engine
 from controller.health import HealthChecks
-from controller.errors import EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, PortInUse, ReconcileError
+from controller.errors import (EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, PortInUse,
+                               ReconcileError, StaleTask)
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
@@ -114,7 +115,8 @@ class Executor:
                 cid = self._create_and_start(svc, action.replica)
                 st = self._status(out, svc.name)
                 out.status = replace(st, container_id=cid, last_started_at=self.clock())
-                out.events.append(self._event(svc.name, "Created", action.reason, f"container {cid[:12]} created and started", cid, gen))
+                out.events.append(self._event(svc.name, "Created", action.reason,
+                                              f"container {cid[:12]} created and started", cid, gen))
                 self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
             case Start():
                 assert svc is not None
@@ -127,6 +129,12 @@ class Executor:
                 detail = self._death_detail(action.container_id, state)
                 try:
                     self.engine.start(action.container_id)
+                except StaleTask as exc:
+                    # the engine keeps a task of this container from before it restarted and
+                    # refuses every start: only a new container runs again (volumes are kept)
+                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
+                                            f"{action.reason}; {exc}", ("runtime state",)), out)
+                    return
                 except ReconcileError as exc:
                     if not _network_gone(exc):
                         raise
@@ -154,7 +162,12 @@ class Executor:
                     out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
                     return
                 probe = "" if action.requested else self.probe_output(action.container_id)
-                self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                try:
+                    self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+                except StaleTask as exc:
+                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
+                                            f"{action.reason}; {exc}", ("runtime state",)), out)
+                    return
                 self._restarted(action.container_id)
                 st = self._status(out, svc.name)
                 if action.requested:
@@ -197,7 +210,8 @@ class Executor:
                                              dockerfile_inline=b.dockerfileInline)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
-                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {tail.splitlines()[-1] if tail else ''}")
+                    last = tail.splitlines()[-1] if tail else ""
+                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
                 out.events.append(self._event(svc.name, "Built", action.reason,
                                               f"image {svc.spec.image} built from {b.context}", "", gen))
                 out.built = True

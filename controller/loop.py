@@ -29,7 +29,7 @@ from loguru import logger
 from controller.engine import Engine
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.metrics import Metrics, serve
-from controller.operations import holder_id, holder_is_dead
+from controller.lease import Lease, holder_id
 from controller.planner import dependents
 from controller.reconciler import Reconciler
 from controller.storm import RestartLimiter
@@ -110,6 +110,7 @@ class Controller:
         self.opts = opts
         self.clock = clock
         self.holder = holder_id("controller")
+        self.lease = Lease(self.store, self.holder, self.opts.lease_ttl, self.clock)
         self.queue = WorkQueue(clock)
         self.metrics = Metrics()
         self.limiter = RestartLimiter(opts.restarts_per_minute)
@@ -293,14 +294,10 @@ class Controller:
     # -- scheduled jobs --------------------------------------------------------
     def _lease_job(self) -> None:
         try:
-            held = self.store.acquire_lease(self.holder, ttl=self.opts.lease_ttl, now=self.clock())
-            if not held:
-                lease = self.store.lease(now=self.clock())
-                if lease is not None and holder_is_dead(lease[0]):
-                    held = self.store.take_over_lease(self.holder, dead_holder=lease[0], ttl=self.opts.lease_ttl,
-                                                      now=self.clock())
-                    if held:
-                        logger.info(f"took over the lease of {lease[0]}: that process is gone")
+            claim = self.lease.claim()
+            held = claim.held
+            if claim.took_over_from:
+                logger.info(f"took over the lease of {claim.took_over_from}: that process is gone")
         except Exception as exc:  # noqa: BLE001
             logger.error(f"cannot renew the lease in the store ({exc}); keeping the containers running")
             return

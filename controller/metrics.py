@@ -39,7 +39,7 @@ def serve(addr: str, metrics: Metrics, health: Callable[[], dict[str, Any]]) -> 
     host, _, port = addr.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:  # the name http.server dispatches GET to
             if self.path.startswith("/metrics"):
                 body, ctype, code = metrics.render(), CONTENT_TYPE_LATEST, 200
             elif self.path.startswith("/healthz"):

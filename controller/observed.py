@@ -64,7 +64,7 @@ def from_list_entry(entry: dict) -> Observed:  # type: ignore[type-arg]
         replica=replica, instance=labels.get(L.INSTANCE, ""), spec_hash=labels.get(L.SPEC_HASH, ""),
         generation=generation, state=entry.get("State") or "", exit_code=int(match.group(1)) if match else None,
         health=health, image_id=entry.get("ImageID") or "", created=float(entry.get("Created") or 0),
-        labels=dict(labels), networks=tuple(sorted(((entry.get("NetworkSettings") or {}).get("Networks") or {}))),
+        labels=dict(labels), networks=tuple(sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})),
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller.lease import Lease, holder_id
 from crd_like.errors import InvalidSpec, Issue
 
 # Heavy imports (loguru, pydantic models, the planner, SQLAlchemy, the Docker SDK) are made
@@ -129,11 +130,11 @@ def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, 
     for raw, fname, _base in read_sources(files):
         try:
             for doc in parse_documents(raw, fname):
-                name = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
-                if isinstance(name, str):
+                meta = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
+                if isinstance(meta, str):
                     for dep in (doc.data.get("spec") or {}).get("dependsOn") or {}:
-                        locations[f"{name}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
-                    locations.setdefault(name, (fname, doc.line_of(("metadata", "name"))))
+                        locations[f"{meta}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
+                    locations.setdefault(meta, (fname, doc.line_of(("metadata", "name"))))
         except InvalidSpec:
             continue
     issues = []
@@ -191,28 +192,6 @@ def source_key(files: list[str]) -> str:
     return ",".join(sorted("-" if f == "-" else os.path.abspath(f) for f in files))
 
 
-def holder_id(role: str) -> str:
-    import socket
-
-    return f"{role}:{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True only when the holder ran on this host and its process no longer exists."""
-    import socket
-
-    try:
-        _role, host, pid = holder.rsplit(":", 2)
-        if host != socket.gethostname():
-            return False
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, PermissionError, OSError):
-        return False
-    return False
-
-
 @dataclass
 class ApplyReport:
     changes: list[AppliedChange]
@@ -245,9 +224,9 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
             continue
         out[name] = prepare(name, rec.kind, rec.generation, rec.spec, rec.suspended)
     for res in inputs:
-        rec = current.get(res.name)
-        gen = 1 if rec is None else rec.generation + (rec.spec_hash != res.spec_hash)
-        out[res.name] = prepare(res.name, res.kind, gen, res.spec, rec.suspended if rec else False)
+        old = current.get(res.name)
+        gen = 1 if old is None else old.generation + (old.spec_hash != res.spec_hash)
+        out[res.name] = prepare(res.name, res.kind, gen, res.spec, old.suspended if old else False)
     return out
 
 
@@ -291,19 +270,18 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
 
     from controller.planner import PENDING, UPDATING, WAITING
 
-    holder = holder_id("cli")
+    lease = Lease(store, holder_id("cli"), INLINE_LEASE_TTL, clock)
     deadline = clock() + timeout
-    lease = store.lease(now=clock())
-    if lease is not None and lease[0] != holder and not holder_is_dead(lease[0]):
-        report.delegated_to = lease[0]
-        logger.info(f"a controller ({lease[0]}) holds the lease; it will converge the change")
+    other = lease.other_live_holder()
+    if other:
+        report.delegated_to = other
+        logger.info(f"a controller ({other}) holds the lease; it will converge the change")
         if wait:
             wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
-    if not store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock()) and not (
-            lease is not None and holder_is_dead(lease[0])
-            and store.take_over_lease(holder, dead_holder=lease[0], ttl=INLINE_LEASE_TTL, now=clock())):
-        report.delegated_to = (store.lease(now=clock()) or ("another controller", 0))[0]
+    claim = lease.claim()
+    if not claim.held:
+        report.delegated_to = claim.other or "another controller"
         if wait:
             wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
         return
@@ -315,7 +293,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
             pass_started = clock()
             if wake is not None:
                 wake.clear()  # an event from here on means the next pass may find something new
-            store.acquire_lease(holder, ttl=INLINE_LEASE_TTL, now=clock())  # renew during long applies
+            lease.claim()  # renew during long applies
             result = rec.reconcile(only=names)
             report.plan = report.plan or result.plan
             report.done.extend(result.done)
@@ -359,7 +337,7 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
         if wake is not None:
             wake.close()
         rec.close()
-        store.release_lease(holder)
+        lease.release()
 
 
 INLINE_WORKERS_MIN, INLINE_WORKERS_MAX = 4, 16
@@ -623,6 +601,6 @@ def plan_lines(plan: Plan) -> list[str]:
 def action_list(actions: list[Action]) -> list[dict[str, Any]]:
     out = []
     for a in actions:
-        d = {"action": type(a).__name__, **{k: v for k, v in a.__dict__.items()}}
+        d = {"action": type(a).__name__, **dict(a.__dict__.items())}
         out.append(d)
     return out

@@ -422,7 +422,8 @@ def plan_service(
             if status.failures >= spec_limit:
                 states.append(FAILED)
                 reasons.append(R_BACKOFF_LIMIT)
-                messages.append(f"job failed: {_exit_reason(c)}; gave up after {status.failures} retries (backoffLimit {spec_limit})")
+                messages.append(f"job failed: {_exit_reason(c)}; gave up after {status.failures} retries "
+                                f"(backoffLimit {spec_limit})")
                 continue
             wants_restart = True
         else:

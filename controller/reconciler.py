@@ -363,7 +363,8 @@ class Reconciler:
                 if new.state in (planner.CRASHLOOP, planner.FAILED):
                     etype = "BackOff" if new.state == planner.CRASHLOOP else "GaveUp"
                     events.append(Event(ts=now, service=name, type=etype, reason=new.message,
-                                        message=f"next attempt at {time.strftime('%H:%M:%S', time.localtime(new.next_attempt_at))}"
+                                        message="next attempt at "
+                                                f"{time.strftime('%H:%M:%S', time.localtime(new.next_attempt_at))}"
                                         if etype == "BackOff" else "", generation=svc.generation, actor=self.actor))
             derived[name] = new
             if status_mod.changed(old, new):

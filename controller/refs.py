@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +86,8 @@ class RefCache:
             return self.file_digest(path)
         return "missing"
 
-    def resolve(self, spec: ServiceSpec, environ: dict[str, str] | None = None) -> Resolved:
-        environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    def resolve(self, spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> Resolved:
+        source: Mapping[str, str] = os.environ if environ is None else environ
         env: dict[str, str] = {}
         secret: set[str] = set()
         files: dict[str, str] = {}
@@ -115,10 +116,10 @@ class RefCache:
                     env[key] = src.secret
                 else:
                     assert src.env is not None
-                    if src.env not in environ:
+                    if src.env not in source:
                         error = f"env {key}: variable {src.env} is not set in the controller's environment"
                     else:
-                        env[key] = environ[src.env]
+                        env[key] = source[src.env]
                         files[f"env:{src.env}"] = hashlib.sha256(env[key].encode()).hexdigest()[:12]
             else:
                 env[key] = value

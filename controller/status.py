@@ -47,7 +47,8 @@ def derive(old: Status | None, sp: ServicePlan, svc: DesiredService, containers:
                 old is None or old.container_id != main.id or old.state not in (FAILED,)):
             notes.append(Transition("JobFailed", f"job exited with code {main.exit_code}", main.id, wants_logs=True))
     new = replace(base, state=sp.state, health=sp.health, message=sp.message, container_id=cid or base.container_id,
-                  reason=sp.reason, waiting_for={u.dependency: u.condition for u in sp.waiting_on}, derived_generation=svc.generation)
+                  reason=sp.reason, waiting_for={u.dependency: u.condition for u in sp.waiting_on},
+                  derived_generation=svc.generation)
     if base.state == "Error" and base.reason in EXECUTOR_REASONS and sp.actions and not sp.converged:
         # the action that failed (image missing, port taken) is still to be done: keep saying
         # why it failed until an attempt succeeds, instead of flickering back to Pending

@@ -1,7 +1,8 @@
 """Compose files -> native ``Service`` / ``Job`` documents (as location-tracking Node trees).
 
 Each compose service becomes one native document named by ``native_name`` (
-``<project>-<service>`` made a valid resource name, see there); the caller (``crd_like.formats``) validates it with the normal models, and every error
+``<project>-<service>`` made a valid resource name, see there); the caller (``crd_like.formats``)
+validates it with the normal models, and every error
 points back at the compose file, line and key the value came from. What this module
 does not convert is reported by key name and file:line: an error, or with
 ``LoadOptions.allow_unsupported`` a warning. Nothing is dropped silently.
@@ -1101,7 +1102,7 @@ class _Service:
         """
         restart = self.node.get("restart")
         deploy = self.node.get("deploy")
-        policy_node = deploy.get("restart_policy") if isinstance(deploy.value if deploy else None, dict) else None
+        policy_node = deploy.get("restart_policy") if deploy is not None and isinstance(deploy.value, dict) else None
         if restart is None and policy_node is None and "restart" in self.ctx.settings:
             restart = self.ctx.settings["restart"]
         policy: dict[str, Node] = {}

@@ -194,7 +194,7 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
         i += 1
         if not line or line.startswith("#"):
             continue
-        if line.startswith("export ") or line.startswith("export\t"):
+        if line.startswith(("export ", "export\t")):
             line = line[7:].lstrip()
         key, eq, rest = line.partition("=")
         key = key.strip()

@@ -80,7 +80,7 @@ class _Loader(yaml.SafeLoader):
 
     def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
         event = self.peek_event()  # type: ignore[no-untyped-call]
-        node: yaml.ScalarNode = super().compose_scalar_node(anchor)  # type: ignore[no-untyped-call]
+        node: yaml.ScalarNode = super().compose_scalar_node(anchor)
         node.implicit_tag = event.tag is None or event.tag == "!"  # type: ignore[attr-defined]
         return node
 
@@ -249,13 +249,14 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path)
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
         implicit = getattr(node, "implicit_tag", False)
         if node.tag in MERGE_TAGS:  # `!reset value`: the value as if untagged
             implicit = node.style is None
-            tag = "tag:yaml.org,2002:str" if node.style is not None else self.constructor.resolve(
+            tag = "tag:yaml.org,2002:str" if node.style is not None else self.constructor.resolve(  # type: ignore[no-untyped-call]
                 yaml.ScalarNode, node.value, (True, False))
             node = yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
         if self.yaml12 and implicit and node.style is None:
@@ -271,7 +272,7 @@ class _Builder:
             raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path),
                                      f"{exc.problem or exc.context or 'invalid value'} (YAML)")]) from None
         except yaml.YAMLError as exc:
-            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path), str(exc))])
+            raise InvalidSpec([Issue(self.file, node.start_mark.line + 1, _fmt(path), str(exc))]) from None
         except (ValueError, LookupError, AttributeError, TypeError, ArithmeticError) as exc:
             # SafeConstructor converts resolved scalars with plain Python calls and lets their
             # errors through: 2024-02-30 (datetime), an int of 5000 digits, an empty !!int
@@ -337,7 +338,7 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidSpec([Issue(file, line, "", f"not valid UTF-8 (byte {exc.start}): {exc.reason}")])
+        raise InvalidSpec([Issue(file, line, "", f"not valid UTF-8 (byte {exc.start}): {exc.reason}")]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     docs: list[Document] = []
@@ -355,20 +356,20 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
                                  builder.tags or None))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        where = mark.line + 1 if mark else None
         problem = exc.problem or str(exc)
         if "\t" in problem or "\\t" in problem or "tab" in problem.lower():
             problem += " (YAML does not allow tabs for indentation; use spaces)"
-        raise InvalidSpec([Issue(file, line, "", f"YAML syntax error: {problem}")])
+        raise InvalidSpec([Issue(file, where, "", f"YAML syntax error: {problem}")]) from None
     except yaml.reader.ReaderError as exc:
         # a control character (NUL, BEL, ...): PyYAML reports a position, not a mark
         at = text.count("\n", 0, exc.position) + 1
         char = ord(exc.character) if isinstance(exc.character, str) else exc.character
         escape = f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
         raise InvalidSpec([Issue(file, at, "", f"YAML syntax error: unacceptable character #x{char:04x}: "
-                                 f"{exc.reason} (write it as {escape} in a double-quoted string)")])
+                                 f"{exc.reason} (write it as {escape} in a double-quoted string)")]) from None
     except yaml.YAMLError as exc:
-        raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")])
+        raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -407,11 +408,11 @@ def _resolve_binds(data: dict[str, Any], base_dir: str) -> None:
         spec["envFiles"] = [_rel(f, base_dir) if isinstance(f, str) else f for f in spec["envFiles"]]
     env = spec.get("env")
     if isinstance(env, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in env.items():
-            src = v.get("valueFrom") if isinstance(v, dict) else None
-            if isinstance(src, dict) and isinstance(src.get("file"), str):
-                v = {**v, "valueFrom": {**src, "file": _rel(src["file"], base_dir)}}
+            origin = v.get("valueFrom") if isinstance(v, dict) else None
+            if isinstance(origin, dict) and isinstance(origin.get("file"), str):
+                v = {**v, "valueFrom": {**origin, "file": _rel(origin["file"], base_dir)}}
             out[k] = v
         spec["env"] = out
 
@@ -482,7 +483,7 @@ def _issue_from_error(doc: Document, err: Any) -> Issue:
         msg = "required field is missing"
     elif etype == "literal_error":
         msg = f"got {_shown(err.get('input'))}: {msg}"
-    elif etype.endswith("_type") or etype.endswith("_parsing"):
+    elif etype.endswith(("_type", "_parsing")):
         value = err.get("input")
         shown = _shown(value) if isinstance(value, (dict, list)) else f"{type(value).__name__} {value!r}"
         msg = f"{msg}, got {shown}"[:300]
@@ -539,7 +540,8 @@ def load_resources(sources: list[tuple[bytes, str, str]]) -> list[Any]:
             where = f"{doc.file}:{doc.line_of(('metadata', 'name'))}"
             if key in seen or any(k[1] == key[1] for k in seen):
                 issues.append(Issue(doc.file, doc.line_of(("metadata", "name")), "metadata.name",
-                                    f"duplicate name {key[1]!r} (first defined at {seen.get(key) or next(v for k, v in seen.items() if k[1] == key[1])})"))
+                                    f"duplicate name {key[1]!r} (first defined at "
+                                    f"{seen.get(key) or next(v for k, v in seen.items() if k[1] == key[1])})"))
                 continue
             seen[key] = where
             out.append(res)

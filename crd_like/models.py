@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema,
                       field_validator, model_validator)
@@ -19,7 +19,7 @@ from crd_like import units
 from crd_like.spec_host import BuildFields, HostFields
 from crd_like.spec_net import NetworkFields
 
-API_VERSION = "reconcile/v1alpha1"
+API_VERSION: Final = "reconcile/v1alpha1"
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _NAME = re.compile(NAME_PATTERN)
@@ -381,7 +381,8 @@ class ServiceSpec(NetworkFields, HostFields, Frozen):
             if key in seen:
                 raise ValueError(f"host port {hp} is published twice")
             seen.add(key)
-        if self.replicas > 1 and host_ports and not all(units.parse_port(p).is_range for p in self.ports if units.parse_port(p).host_port_start):
+        if self.replicas > 1 and host_ports and not all(
+                units.parse_port(p).is_range for p in self.ports if units.parse_port(p).host_port_start):
             raise ValueError("replicas > 1 cannot publish a fixed host port (each replica would need it); "
                              "publish a host port range as wide as the replicas or drop the host port")
         return self

@@ -230,7 +230,8 @@ class HostFields(BaseModel):
     deviceCgroupRules: list[Annotated[str, AfterValidator(_cgroup_rule)]] = Field(
         default_factory=list, description="e.g. 'c 1:3 mr'")
     deviceRequests: list[DeviceRequest] = Field(default_factory=list, description="GPUs and other device requests.")
-    securityOpt: list[Annotated[str, AfterValidator(_security_opt)]] = Field(default_factory=list, description="e.g. 'no-new-privileges:true', 'label:disable'")
+    securityOpt: list[Annotated[str, AfterValidator(_security_opt)]] = Field(
+        default_factory=list, description="e.g. 'no-new-privileges:true', 'label:disable'")
     shmSize: Size | None = Field(default=None, description="Size of /dev/shm, e.g. 64m.")
     tty: bool = False
     stdinOpen: bool = False

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["AppliedChange", "Desired", "Event", "ResourceInput", "Revision", "Status", "Store", "StoreError"]
 
 _WHERE = {"StoreError": "store.errors", "Store": "store.repository",
-          **{n: "store.records" for n in ("AppliedChange", "Desired", "Event", "ResourceInput", "Revision", "Status")}}
+          **dict.fromkeys(("AppliedChange", "Desired", "Event", "ResourceInput", "Revision", "Status"), "store.records")}
 
 
 def __getattr__(name: str) -> Any:

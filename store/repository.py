@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from store import db
@@ -41,7 +41,8 @@ def _desired(row: ResourceRow) -> Desired:
     )
 
 
-def _event(row: EventRow) -> Event:
+def _event(row: EventRow | Row[Any]) -> Event:
+    """An audit record from an ORM row or a Core result row (the same columns)."""
     return Event(
         id=row.id, ts=row.ts, service=row.service, container_id=row.container_id, type=row.type,
         reason=row.reason, message=row.message, generation=row.generation, actor=row.actor,
@@ -61,9 +62,24 @@ class Store:
         if migrate:
             try:
                 db.upgrade(store._write)
-            except Exception as exc:  # noqa: BLE001 - translated for the CLI
+            except Exception as exc:  # any failure to migrate: translated for the CLI
                 raise StoreError(f"cannot open store {store.url}: {exc}") from exc
         return store
+
+    # -- schema (what `reconcile db` and `version` need, without reaching inside) ---------
+    def schema_upgrade(self) -> tuple[str | None, str | None]:
+        """Upgrade to the newest migration: (revision before, revision after)."""
+        return db.upgrade(self._write)
+
+    def schema_revision(self, *, quick: bool = False) -> str | None:
+        """The store's schema revision (None: never migrated). ``quick`` reads the version
+        table directly, without loading Alembic (for fast read-only verbs)."""
+        return db._quick_current(self._read) if quick else db.current_revision(self._read)
+
+    @staticmethod
+    def schema_head() -> str | None:
+        """The newest migration this code has."""
+        return db.head_revision()
 
     def close(self) -> None:
         self._read.dispose()
@@ -164,7 +180,8 @@ class Store:
                 if ch.change == "unchanged":
                     continue
                 etype = "Deleted" if ch.change == "pruned" else "Applied"
-                reason = {"created": "new resource", "updated": "spec changed", "pruned": "pruned: no longer in the applied files"}[ch.change]
+                reason = {"created": "new resource", "updated": "spec changed",
+                          "pruned": "pruned: no longer in the applied files"}[ch.change]
                 s.add(EventRow(ts=now, service=ch.name, container_id="", type=etype, reason=reason,
                                message=f"{ch.kind} generation {ch.generation}", generation=ch.generation, actor=actor))
             if any(ch.change != "unchanged" for ch in changes):

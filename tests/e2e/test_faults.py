@@ -1170,7 +1170,7 @@ def test_backup_taken_mid_chaos_restores_and_converges_and_export_round_trips(
     exported = rc.run("export").stdout
     path = rc.write(exported, "export.yaml")
     fresh = str(tmp_path / "fresh.db")
-    from controller.operations import holder_id
+    from controller.lease import holder_id
     from store import Store
 
     other = Store.open(fresh)

@@ -46,6 +46,29 @@ def test_only_the_engine_adapter_imports_docker_and_only_store_imports_sqlalchem
     assert "sqlalchemy" not in imports, f"{path.name} imports sqlalchemy"
 
 
+def _full_imports(path: Path) -> set[str]:
+    """Every module a file imports, by its full dotted name (``controller.engine``)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out
+
+
 def test_planner_is_pure() -> None:
-    imports = _imports(ROOT / "controller" / "planner.py")
-    assert not (imports & {"time", "docker", "sqlalchemy", "loguru", "controller.engine"})
+    imports = _imports(ROOT / "controller" / "planner.py") | _full_imports(ROOT / "controller" / "planner.py")
+    assert not (imports & {"time", "docker", "sqlalchemy", "loguru", "controller.engine", "controller.executor"})
+
+
+@pytest.mark.parametrize("source, bad", [
+    ("import controller.engine\n", "controller.engine"),
+    ("from controller import engine\n", "controller.engine"),
+    ("from controller.engine import Engine\n", "controller.engine"),
+])
+def test_the_planner_check_sees_submodule_imports(tmp_path: Path, source: str, bad: str) -> None:
+    f = tmp_path / "planner.py"
+    f.write_text(source)
+    assert bad in _full_imports(f)
