@@ -68,7 +68,7 @@ def _event(r: sqlite3.Row) -> Event:
 
 
 def _status(r: sqlite3.Row) -> Status:
-    return Status.from_row(_Row(dict(zip(r.keys(), r))))
+    return Status.from_row(_Row(dict(zip(r.keys(), r, strict=True))))
 
 
 class SqliteReader:

@@ -162,13 +162,13 @@ def _line(rng: random.Random) -> str:
     return indent + dashes + body + rng.choice(["", "", "", " # c", "  #x", " "])
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_generated_text_of_the_fast_shape(seed: int) -> None:
     rng = random.Random(seed)
     fast = 0
-    for _ in range(800):
+    for _ in range(500):
         text = "\n".join(_line(rng) for _ in range(rng.randrange(1, 9))) + rng.choice(["\n", ""])
         if loader.compose_with_libyaml(text) is not None:
             fast += 1
         same(text.encode())
-    assert fast > 50  # many did take the fast path (the rest: syntax errors both reject): not vacuous
+    assert fast > 30  # many did take the fast path (the rest: syntax errors both reject): not vacuous
