@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from controller.hooks import HookCall
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,17 @@ class Recreate:
 
 @dataclass(frozen=True)
 class Remove:
+    """Stop and remove a container. For a container whose record was deleted, the planner
+    carries the preStop hooks and grace period of the revision it runs (``pre_stop``,
+    ``grace``): the executor has no spec for it any more."""
+
     service: str
     replica: int
     container_id: str
     name: str
     reason: str
+    pre_stop: tuple[HookCall, ...] = field(default=(), metadata={"shown": False})
+    grace: float | None = field(default=None, metadata={"shown": False})
 
 
 @dataclass(frozen=True)

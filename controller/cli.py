@@ -764,10 +764,14 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
 @click.option("--history-retention", type=DURATION, default="90d", show_default=True,
               help="Prune audit rows older than this ('0' keeps all).")
 @click.option("--history-max-rows", default=2_000_000, show_default=True, help="Keep at most this many audit rows (0 = no cap).")
+@click.option("--watch-files/--no-watch-files", default=True, show_default=True,
+              help="Notice edits of referenced files (bind mounts, env and secret files) at once through the OS's "
+                   "file notifications; without, at the next resync.")
 @click.pass_obj
 @handled
 def run(obj: Ctx, resync_interval: float, lease_ttl: float, workers: int, max_restarts_per_minute: int,
-        metrics_addr: str | None, history_retention: float, history_max_rows: int) -> None:
+        metrics_addr: str | None, history_retention: float, history_max_rows: int,
+        watch_files: bool) -> None:
     """Run the controller: converge continuously and heal what breaks.
 
     Holds a lease in the store so only one controller acts on this host; a second
@@ -777,7 +781,8 @@ def run(obj: Ctx, resync_interval: float, lease_ttl: float, workers: int, max_re
 
     opts = LoopOptions(resync_interval=resync_interval, lease_ttl=lease_ttl,
                        workers=workers, restarts_per_minute=max_restarts_per_minute, metrics_addr=metrics_addr,
-                       history_retention=history_retention or None, history_max_rows=history_max_rows or None)
+                       history_retention=history_retention or None, history_max_rows=history_max_rows or None,
+                       watch_files=watch_files)
     sys.exit(Controller(obj.store, obj.engine, opts).run())
 
 

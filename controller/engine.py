@@ -61,6 +61,7 @@ import requests.exceptions
 from loguru import logger
 
 from controller import labels as L
+from controller.hooks import HookCall, HookResult
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
                                PortInUse, ReconcileError, StaleTask, TerminalError, TransientError)
 from controller.observed import Observed, from_list_entry, parse_time
@@ -69,6 +70,7 @@ from controller.render import ContainerConfig
 from controller.render_host import EngineChecks
 from crd_like.spec_net import NetworkSpec, VolumeSpec
 
+HOOK_OUTPUT_TAIL = 2048  # bytes of a hook's output kept (compose keeps 2 KiB too)
 PULL_TIMEOUT = 30.0  # one pull attempt for pullPolicy: always; no registry is assumed to answer
 _ARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm", "i386": "386"}
 
@@ -247,6 +249,16 @@ class Engine:
                 self._clients[cls] = client
         return client
 
+    def _timed_client(self, timeout: float) -> docker.APIClient:
+        """A client whose calls time out after ``timeout`` seconds (not pooled: hooks are rare)."""
+        self._client("read")  # negotiate the API version once
+        try:
+            # requests takes a float timeout; the SDK's stubs say int
+            return docker.APIClient(**self._kwargs, timeout=timeout,  # type: ignore[arg-type]
+                                    version=self._api_version or "auto")
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
+
     @property
     def api(self) -> docker.APIClient:
         """The client of the short (read) calls."""
@@ -258,14 +270,20 @@ class Engine:
             self._clients = {}
             self._api_version = None
 
-    def _call(self, what: str, fn: Callable[[docker.APIClient], T], target: str = "") -> T:
+    def _call(self, what: str, fn: Callable[[docker.APIClient], T], target: str = "",
+              timeout: float | None = None) -> T:
+        """One engine call, its errors translated; ``timeout`` (seconds) bounds this call
+        alone, on a client of its own (a hook's exec), instead of the call's class."""
         self.calls[what] += 1
         cls = _CLASS.get(what, "act")
+        own = None
         try:
-            return fn(self._client(cls))
+            if timeout is not None:
+                own = self._timed_client(timeout)
+            return fn(self._client(cls) if own is None else own)
         except requests.exceptions.ReadTimeout as exc:
             # the engine took the request and did not answer in time: degraded, not down
-            raise EngineTimeout(what, target, getattr(self.timeouts, cls, 0.0)) from exc
+            raise EngineTimeout(what, target, getattr(self.timeouts, cls, 0.0) if timeout is None else timeout) from exc
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(str(exc.explanation or exc)) from exc
         except docker.errors.NotFound as exc:
@@ -287,6 +305,9 @@ class Engine:
                 docker.errors.DockerException) as exc:
             self._reset()
             raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
+        finally:
+            if own is not None:
+                own.close()
 
     def ping(self) -> bool:
         return bool(self._call("ping", lambda api: api.ping()))
@@ -663,6 +684,24 @@ class Engine:
         at its word, and a container whose health never gets a probe result is taken over
         anyway (``probes.engine_stalled``)."""
         return "podman" not in self.identity()[0].lower()
+
+    def exec_hook(self, container_id: str, hook: HookCall) -> HookResult:
+        """Run a lifecycle hook in a running container and wait for it, at most
+        ``hook.timeout`` seconds (then ``HookResult.timed_out``; the exec itself may go on
+        in the container until the container stops). Exit code and the output's tail
+        (stderr preferred, as compose reports a failing hook)."""
+        exec_id = self._call("exec.create", lambda api: api.exec_create(
+            container_id, list(hook.argv), stdout=True, stderr=True, user=hook.user or "", privileged=hook.privileged,
+            environment=[f"{k}={v}" for k, v in hook.env] or None, workdir=hook.working_dir), container_id)["Id"]
+        try:
+            raw = self._call("exec.run", lambda api: api.exec_start(exec_id, demux=True), container_id,
+                             timeout=hook.timeout)
+        except EngineTimeout:
+            return HookResult(None, "", timed_out=True)
+        out, err = raw if isinstance(raw, tuple) else (raw, None)
+        text = (err or b"").decode("utf-8", "replace").strip() or (out or b"").decode("utf-8", "replace").strip()
+        code = self._call("exec.inspect", lambda api: api.exec_inspect(exec_id), container_id).get("ExitCode")
+        return HookResult(None if code is None else int(code), text[-HOOK_OUTPUT_TAIL:])
 
     def exec_probe(self, container_id: str, argv: list[str]) -> Outcome:
         """Run a health probe in the container: its state first (is it running, since when),

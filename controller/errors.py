@@ -10,10 +10,11 @@
     │   ├── NotFound                container / image / network does not exist
     │   ├── NameConflict            the name belongs to a container we do not own
     │   ├── ImageMissing            the image is not present and cannot be pulled
-    │   └── ExternalMissing         an external network / volume does not exist (never created)
+    │   ├── ExternalMissing         an external network / volume does not exist (never created)
     │   ├── PortInUse               a host port the container publishes is taken
-    │   └── StaleTask               the engine keeps a runtime task of this container from
-    │                               before an engine restart and refuses to start it again
+    │   ├── StaleTask               the engine keeps a runtime task of this container from
+    │   │                           before an engine restart and refuses to start it again
+    │   └── HookFailed              a postStart hook failed (the container keeps running)
     └── (crd_like.InvalidSpec)      invalid user input; raised before anything is written
 
 Only ``controller/engine.py`` translates ``docker.errors`` into these.
@@ -79,3 +80,9 @@ class StaleTask(TerminalError):
     a task of it from before an engine restart ("task ...: already exists"). Retrying the
     start never helps (Docker's own restart policy fails the same way); a new container
     does: the executor replaces it."""
+
+
+class HookFailed(TerminalError):
+    """A postStart hook exited non-zero or did not end in time: the start it followed
+    failed (as a failing ``post_start`` fails ``docker compose up``); the container keeps
+    running, and the hook runs again only when the container is started again."""

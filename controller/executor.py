@@ -12,14 +12,14 @@ from typing import Any, assert_never
 
 from loguru import logger
 
-from controller import backoff
+from controller import backoff, hooks
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
 from controller.engine import Engine
 from controller.health import HealthChecks
-from controller.errors import (EngineTimeout, ExternalMissing, ImageMissing, NameConflict, NotFound, PortInUse,
-                               ReconcileError, StaleTask)
+from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
+                               ReconcileError, StaleTask, TerminalError)
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
 from store.records import Event, Status
@@ -30,6 +30,18 @@ OUTPUT_LIMIT = 500
 def _network_gone(exc: Exception) -> bool:
     text = str(exc).lower()
     return "network" in text and "not found" in text
+
+
+_UNREACHABLE = ("could not resolve host", "no such host", "network is unreachable", "temporary failure in name "
+                "resolution", "connection refused", "connection timed out", "i/o timeout", "failed to connect",
+                "unable to access", "error fetching", "dial tcp", "could not read from remote repository",
+                "error downloading remote context")
+
+
+def unreachable(build_output: str) -> bool:
+    """Does a failed build's output say the engine could not fetch a remote context?"""
+    text = build_output.lower()
+    return any(marker in text for marker in _UNREACHABLE)
 
 
 def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -118,6 +130,7 @@ class Executor:
                 out.events.append(self._event(svc.name, "Created", action.reason,
                                               f"container {cid[:12]} created and started", cid, gen))
                 self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
+                self._post_start(svc, cid, out)
             case Start():
                 assert svc is not None
                 if action.restart and not self.admit_restart(svc.name):
@@ -156,12 +169,14 @@ class Executor:
                     out.status = replace(st, container_id=action.container_id, last_started_at=self.clock())
                     out.events.append(self._event(svc.name, "Started", action.reason, "", action.container_id, gen))
                     self._done(out, f"started {svc.name}#{action.replica}: {action.reason}")
+                self._post_start(svc, action.container_id, out)
             case Restart():
                 assert svc is not None
                 if not action.requested and not self.admit_restart(svc.name):
                     out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
                     return
                 probe = "" if action.requested else self.probe_output(action.container_id)
+                self._pre_stop(svc.name, action.container_id, self._pre_stop_calls(svc), svc.spec.stopGracePeriod, out, gen)
                 try:
                     self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
                 except StaleTask as exc:
@@ -180,9 +195,10 @@ class Executor:
                 out.events.append(self._event(svc.name, "Restarted", reason,
                                               f"restart #{out.status.restart_count}", action.container_id, gen))
                 self._done(out, f"restarted {svc.name}#{action.replica}: {reason}")
+                self._post_start(svc, action.container_id, out)
             case Recreate():
                 assert svc is not None
-                cid = self._recreate(svc, action)
+                cid = self._recreate(svc, action, out)
                 st = self._status(out, svc.name)
                 out.status = replace(st, container_id=cid, last_started_at=self.clock(), failures=0, next_attempt_at=0.0)
                 if action.rollout and not st.rollout_from_generation:
@@ -192,9 +208,12 @@ class Executor:
                                               f"changed: {', '.join(action.changed_fields)}; "
                                               f"old {action.container_id[:12]} -> new {cid[:12]}", cid, gen))
                 self._done(out, f"recreated {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
+                self._post_start(svc, cid, out)
             case Remove():
-                timeout = int(svc.spec.stopGracePeriod) if svc else 10
-                self._stop_quietly(action.container_id, timeout)
+                grace = svc.spec.stopGracePeriod if svc else (10.0 if action.grace is None else action.grace)
+                calls = self._pre_stop_calls(svc) if svc else action.pre_stop
+                self._pre_stop(action.service, action.container_id, calls, grace, out, gen)
+                self._stop_quietly(action.container_id, int(grace))
                 self.engine.remove(action.container_id)
                 out.events.append(self._event(action.service, "Removed", action.reason,
                                               f"container {action.name} removed (named volumes kept)", action.container_id, gen))
@@ -202,15 +221,26 @@ class Executor:
             case Build():
                 assert svc is not None and svc.spec.build is not None
                 b = svc.spec.build
-                ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
-                                             args=dict(b.args), target=b.target,
-                                             labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                     L.INSTANCE: self.instance},
-                                             options=render_host.build_options(b, svc.spec.platform),
-                                             dockerfile_inline=b.dockerfileInline)
+                try:
+                    ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
+                                                 args=dict(b.args), target=b.target,
+                                                 labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
+                                                         L.INSTANCE: self.instance},
+                                                 options=render_host.build_options(b, svc.spec.platform),
+                                                 dockerfile_inline=b.dockerfileInline)
+                except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
+                    if not (b.remote and unreachable(str(exc))):
+                        raise
+                    ok, tail = False, str(exc)
                 if not ok:
                     out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
                     last = tail.splitlines()[-1] if tail else ""
+                    if b.remote and unreachable(tail):
+                        # retrying will not help until the network (or the file) changes
+                        raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a "
+                                            "URL the engine fetches itself, and the engine could not reach it (no "
+                                            "network route or DNS from the engine's host?); clone or download it "
+                                            f"and give a local directory instead ({last})")
                     raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
                 out.events.append(self._event(svc.name, "Built", action.reason,
                                               f"image {svc.spec.image} built from {b.context}", "", gen))
@@ -291,7 +321,7 @@ class Executor:
                 f"container name {name!r} is taken by container {other['Id'][:12]} that reconcile does not own; "
                 "it was left untouched. Rename or remove it, or rename the service.")
 
-    def _recreate(self, svc: DesiredService, action: Recreate) -> str:
+    def _recreate(self, svc: DesiredService, action: Recreate, out: Result) -> str:
         """Rename old aside, create the new one under the real name, stop old, start new,
         remove old. If the new one cannot be created, the old one is put back."""
         old = action.container_id
@@ -309,14 +339,17 @@ class Executor:
             self.engine.rename(old, real_name)
             raise
         grace = int(svc.spec.stopGracePeriod)
+        pre_stop = self._pre_stop_calls(svc)
         if svc.spec.update.order == "start-first":
             try:  # the new one first; it may need the old one's host ports, then stop-first it is
                 self.engine.start(new)
+                self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out, svc.generation)
                 self._stop_quietly(old, grace)
                 self.engine.remove(old)
                 return new
             except ReconcileError as exc:
                 logger.info(f"{svc.name}: start-first not possible ({exc}); stopping the old container first")
+        self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out, svc.generation)
         self._stop_quietly(old, grace)
         try:
             self.engine.start(new)
@@ -327,6 +360,50 @@ class Executor:
             raise
         self.engine.remove(old)
         return new
+
+    # -- lifecycle hooks (controller.hooks) ------------------------------------
+    @staticmethod
+    def _pre_stop_calls(svc: DesiredService) -> tuple[hooks.HookCall, ...]:
+        return hooks.calls(svc.spec.lifecycle.preStop)
+
+    def _audit_hooks(self, service: str, cid: str, runs: list[hooks.HookRun], out: Result, gen: int) -> None:
+        for r in runs:
+            out.events.append(self._event(service, r.event_type, r.reason, r.message, cid, gen))
+            line = f"{service} ({cid[:12]}): {r.reason}"
+            if r.ok:
+                self._done(out, line)
+            else:
+                logger.warning(f"{line}: {r.message}")
+
+    def _post_start(self, svc: DesiredService, cid: str, out: Result) -> None:
+        """Run the postStart hooks after a start; the first failure fails the action
+        (``HookFailed``), and the container keeps running, as compose leaves it."""
+        calls = hooks.calls(svc.spec.lifecycle.postStart)
+        if not calls:
+            return
+        runs = hooks.run("postStart", calls, lambda call: self.engine.exec_hook(cid, call), clock=self.clock)
+        self._audit_hooks(svc.name, cid, runs, out, svc.generation)
+        failed = next((r for r in runs if not r.ok), None)
+        if failed is not None:
+            tail = failed.result.output.strip()[-300:]
+            raise HookFailed(f"postStart hook {failed.index}/{failed.total} of {svc.name} ({failed.call.shown}) "
+                             f"{failed.outcome}" + (f": {tail}" if tail else "") + "; the container keeps running")
+
+    def _pre_stop(self, service: str, cid: str, calls: tuple[hooks.HookCall, ...], grace: float, out: Result,
+                  gen: int) -> None:
+        """Run the preStop hooks of a running container before it is stopped, within its
+        grace period; failures are audited and the stop proceeds."""
+        if not calls or not self._state(cid).get("Running"):
+            return
+        try:
+            runs = hooks.run("preStop", calls, lambda call: self.engine.exec_hook(cid, call), budget=grace,
+                             clock=self.clock)
+        except NotFound:
+            return  # gone meanwhile: nothing to stop
+        except ReconcileError as exc:  # the engine refused the exec (e.g. the container stopped): stop anyway
+            out.events.append(self._event(service, "HookFailed", "preStop hook could not run", truncate(str(exc)), cid, gen))
+            return
+        self._audit_hooks(service, cid, runs, out, gen)
 
     def _state(self, cid: str) -> dict[str, Any]:
         try:

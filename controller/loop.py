@@ -8,6 +8,10 @@
 - The engine's event stream wakes an immediate reconcile of just the affected
   service. Events only decide *when* a name is reconciled: the work queue merges
   duplicate wake-ups, and ``Reconciler.reconcile`` re-reads everything itself.
+- Files the desired services reference (bind mounts, env files, secret files) are
+  watched with the OS's file notifications (``controller.filewatch``): an edit enqueues
+  exactly the services that reference it, within tens of milliseconds. The watches are
+  re-armed when the desired state changes; the periodic resync stays the safety net.
 - When the engine goes away the controller keeps running, records
   ``EngineUnavailable``, retries with backoff and, on return, records
   ``EngineRestored`` and resyncs everything.
@@ -28,6 +32,7 @@ from loguru import logger
 
 from controller.engine import Engine
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
+from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
 from controller.lease import Lease, holder_id
 from controller.planner import dependents
@@ -48,6 +53,7 @@ class LoopOptions:
     history_retention: float | None = 90 * 86400.0
     history_max_rows: int | None = 2_000_000
     store_poll: float = 0.5
+    watch_files: bool = True  # OS file notifications for referenced files (else: the periodic check only)
 
 
 class WorkQueue:
@@ -126,6 +132,7 @@ class Controller:
         self.last_pass_at = 0.0
         self._desired_rev = -1
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.files = FileWatcher(self._files_changed) if opts.watch_files else None
         self._server: Any = None
 
     # -- recording -------------------------------------------------------------
@@ -313,7 +320,26 @@ class Controller:
             self.metrics.leader.set(0)
 
     def _resync_job(self) -> None:
+        if self.files is not None and self.files.needs_rearm():
+            self._rearm_files()  # a referenced file's directory may exist by now
         self.queue.add_all()
+
+    # -- referenced files ------------------------------------------------------
+    def _files_changed(self, services: frozenset[str], paths: frozenset[str]) -> None:
+        for p in paths:  # the pass must re-read them, whatever their size and mtime say
+            self.reconciler.refs.invalidate(p)
+        for name in sorted(services):
+            self.queue.add(name)
+
+    def _rearm_files(self) -> None:
+        if self.files is None:
+            return
+        try:
+            specs = {name: svc.spec for name, svc in self.reconciler.desired().items()}
+        except Exception as exc:  # noqa: BLE001 - the store may be failing; the resync still runs
+            logger.debug(f"file notifications not re-armed: {exc}")
+            return
+        self.files.update(index(specs))
 
     def _store_poll_job(self) -> None:
         try:
@@ -322,6 +348,7 @@ class Controller:
             return
         if rev != self._desired_rev:
             self._desired_rev = rev
+            self._rearm_files()  # an apply may add or remove references
             self.queue.add_all()
 
     def _images_job(self) -> None:
@@ -393,6 +420,8 @@ class Controller:
         logger.info("stopping: finishing in-flight actions; containers keep running")
         s.shutdown(wait=False)
         threads[0].join(timeout=5)
+        if self.files is not None:
+            self.files.stop()
         self.reconciler.close()
         if self.leader.is_set():
             self._record("ControllerStopped", f"{self.holder} stopped (signal)", "containers left running")

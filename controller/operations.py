@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from controller.lease import Lease, holder_id
@@ -601,6 +601,7 @@ def plan_lines(plan: Plan) -> list[str]:
 def action_list(actions: list[Action]) -> list[dict[str, Any]]:
     out = []
     for a in actions:
-        d = {"action": type(a).__name__, **dict(a.__dict__.items())}
+        shown = [f.name for f in fields(a) if f.metadata.get("shown", True)]
+        d = {"action": type(a).__name__, **{k: getattr(a, k) for k in shown}}
         out.append(d)
     return out

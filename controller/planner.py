@@ -21,10 +21,14 @@ from typing import Any
 from controller import backoff
 from controller import labels as L
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start
+from controller.hooks import HookCall
+from controller.hooks import calls as hook_calls
 from controller.observed import Observed
 from controller.render import DesiredService, container_name, has_refs
 from controller.render_net import replaced_peers
+from crd_like import units
 from crd_like.models import Dependency
+from crd_like.spec_lifecycle import Lifecycle
 from crd_like.spec_net import service_refs
 from crd_like.hashing import POLICY_FIELDS, canonical, changed_fields
 from store.records import Status
@@ -517,12 +521,26 @@ def plan(
         services[name] = plan_service(svc, by_service.get(name, []), statuses.get(name),
                                       revisions or {}, image_ids or {}, now, deps, image_builds)
     orphans = tuple(
-        Remove(c.service, c.replica, c.id, c.name, "no longer desired (its record was deleted)")
+        _orphan(c, (revisions or {}).get((c.service, c.generation)))
         for name, cs in sorted(by_service.items())
         if name not in desired and (only is None or name in only)
         for c in cs
     )
     return Plan(services, orphans)
+
+
+def _orphan(c: Observed, revision: dict[str, Any] | None) -> Remove:
+    """The removal of a container whose record was deleted, with the preStop hooks and
+    grace period of the revision it runs (the executor has no spec for it any more)."""
+    pre_stop: tuple[HookCall, ...] = ()
+    grace: float | None = None
+    if revision is not None:
+        try:
+            pre_stop = hook_calls(Lifecycle.model_validate(revision.get("lifecycle") or {}).preStop)
+            grace = units.parse_duration(revision.get("stopGracePeriod", 10.0))
+        except ValueError:  # a revision stored by an older release may not validate: no hooks then
+            pre_stop, grace = (), None
+    return Remove(c.service, c.replica, c.id, c.name, "no longer desired (its record was deleted)", pre_stop, grace)
 
 
 def dependents(desired: Mapping[str, DesiredService], name: str) -> set[str]:

@@ -318,7 +318,9 @@ class Reconciler:
                     out[(name, gen)] = rev.spec
         for c in observed:
             svc = desired.get(c.service)
-            if svc and c.spec_hash != svc.container_hash and (c.service, c.generation) not in out:
+            # a container nobody wants any more: its revision says which preStop hooks to run
+            orphan = svc is None and bool(c.generation)
+            if (orphan or (svc and c.spec_hash != svc.container_hash)) and (c.service, c.generation) not in out:
                 rev = self.store.revision(c.service, c.generation)
                 if rev is not None:
                     out[(c.service, c.generation)] = rev.spec

@@ -59,6 +59,15 @@ class RefCache:
             self._files[path] = (*key, digest)
         return digest
 
+    def invalidate(self, path: str) -> None:
+        """Forget the digests of ``path`` and of the files below it. A file watcher saw it
+        change: an edit of the same size within one mtime tick must not look unchanged."""
+        target = os.path.abspath(path)
+        prefix = target.rstrip("/") + "/"
+        with self._lock:
+            for p in [p for p in self._files if (a := os.path.abspath(p)) == target or a.startswith(prefix)]:
+                del self._files[p]
+
     def tree_digest(self, root: str) -> str:
         """Digest of a directory's files (names and contents), bounded in size."""
         h = hashlib.sha256()
@@ -133,7 +142,10 @@ class RefCache:
         build_hash = ""
         if spec.build is not None:
             b = spec.build
-            if not os.path.isdir(b.context):
+            if b.remote:  # the engine fetches it: its URL (with #ref) stands for its content
+                meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
+                build_hash = hashlib.sha256(("remote:" + b.context + meta).encode()).hexdigest()[:16]
+            elif not os.path.isdir(b.context):
                 error = error or f"build context {b.context} is not a directory"
             else:
                 meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)

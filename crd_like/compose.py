@@ -44,12 +44,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crd_like import compose_host, compose_net, units
+from crd_like import compose_hooks, compose_host, compose_net, units
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
 from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain, strip_tags
 from crd_like.secrets import looks_secret, secret_value
+from crd_like.spec_host import other_url, remote_context
 
 TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "secrets", "configs", "include"})
 KNOWN_UNSUPPORTED_TOP = frozenset({"models"})
@@ -60,7 +61,7 @@ KNOWN_UNSUPPORTED_SERVICE = frozenset({
     "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "expose",
     "external_links", "gpus", "group_add", "ipc", "isolation", "label_file", "links",
     "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable",
-    "oom_score_adj", "pid", "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider",
+    "oom_score_adj", "pid", "pids_limit", "platform", "privileged", "provider",
     "pull_policy", "runtime", "security_opt", "shm_size", "stdin_open", "storage_opt", "sysctls", "tty",
     "ulimits", "use_api_socket", "userns_mode", "uts", "volumes_from",
 })
@@ -71,8 +72,6 @@ _WHY = {
     "network_mode": "services join the project's networks",
     "build.secrets": "builds use the engine's classic builder, which has no build secrets",
     "build.ssh": "builds use the engine's classic builder, which has no SSH agent forwarding",
-    "post_start": "lifecycle hooks are not run by reconcile yet",
-    "pre_stop": "lifecycle hooks are not run by reconcile yet",
 }
 _NAME = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -554,7 +553,7 @@ class _Service:
         }
         if "build" in ServiceSpec.model_fields:
             handlers["build"] = self._build
-        extra = {**compose_net.HANDLERS, **compose_host.HANDLERS}
+        extra = {**compose_net.HANDLERS, **compose_host.HANDLERS, **compose_hooks.HANDLERS}
         for key, node in self.node.value.items():
             if node.value == "" and (key in _EMPTY_IS_UNSET or (key == "image" and "build" in self.node.value)):
                 # compose reads an empty value (typically an unset variable) of these keys as "not set"
@@ -617,8 +616,11 @@ class _Service:
         for sub, sub_node in cfg.items():
             if sub == "context":
                 text = sub_node.value
-                if not isinstance(text, str) or "://" in text or text.startswith("git@"):
-                    self.ctx.error(sub_node, f"build context {text!r} must be a local directory")
+                if not isinstance(text, str) or not text:
+                    self.ctx.error(sub_node, f"build context must be a directory or a URL, got {_kind(text)}")
+                    continue
+                if remote_context(text) or other_url(text):  # the engine fetches it (the model checks the scheme)
+                    out["context"] = sub_node
                     continue
                 out["context"] = sub_node.at(self.ctx.path(text))
             elif sub in ("dockerfile", "target", "network", "labels"):

@@ -323,6 +323,10 @@ def resources(top: Node | None, ctx: _Ctx, kind: str, names: dict[str, str], spe
         if explicit is not None and not isinstance(explicit.value, str):
             ctx.error(explicit, f"the name of {kind[:-1]} {key!r} must be a string")
             continue
+        if explicit is not None and explicit.value == "":  # typically `name: ${UNSET}`: compose reads it as unset
+            ctx.warn(explicit, f"{kind}.name", f"empty: treated as not set, as compose does (the {kind[:-1]} is "
+                     f"named {str(key) if external else ctx.project + '_' + str(key)!r})")
+            explicit = None
         engine = str(explicit.value) if explicit is not None else (
             str(key) if external else f"{ctx.project}_{key}")
         names[str(key)] = engine

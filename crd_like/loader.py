@@ -379,6 +379,8 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
 
 
 def _rel(path: str, base_dir: str) -> str:
+    if "://" in path or path.startswith(("git@", "github.com/")):  # a remote build context: as written
+        return path
     if path.startswith("~"):
         return os.path.normpath(os.path.expanduser(path))
     if os.path.isabs(path):

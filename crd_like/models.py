@@ -16,7 +16,8 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
                       field_validator, model_validator)
 
 from crd_like import units
-from crd_like.spec_host import BuildFields, HostFields
+from crd_like.spec_host import BuildFields, HostFields, other_url, remote_context
+from crd_like.spec_lifecycle import LifecycleFields
 from crd_like.spec_net import NetworkFields
 
 API_VERSION: Final = "reconcile/v1alpha1"
@@ -225,10 +226,32 @@ EnvValue = Annotated[
 
 
 class Build(BuildFields, Frozen):
-    context: str = Field(min_length=1, description="Build context directory (relative to the file).")
+    context: str = Field(min_length=1, description="Build context directory (relative to the file), or a URL the "
+                         "engine fetches: a git repository (https://host/repo.git#ref:subdir, git@host:repo.git) "
+                         "or an http(s) tarball.")
     dockerfile: str = "Dockerfile"
     args: dict[str, ScalarStr] = Field(default_factory=dict)
     target: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        """The engine fetches the context itself (see ``spec_host.remote_context``)."""
+        return remote_context(self.context)
+
+    @field_validator("context")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if other_url(v):
+            raise ValueError(f"build context {v!r}: the engine's classic builder fetches only https://, http://, "
+                             "git:// and git@ URLs (or github.com/...); give one of those or a local directory")
+        return v
+
+    @model_validator(mode="after")
+    def _context(self) -> Build:
+        if self.remote and self.dockerfileInline:
+            raise ValueError("an inline Dockerfile needs a local build context (the engine fetches a remote "
+                             "context itself, with its own Dockerfile)")
+        return self
 
 
 class Dependency(Frozen):
@@ -296,7 +319,7 @@ PortStr = Annotated[str, BeforeValidator(_port)]
 VolumeStr = Annotated[str, BeforeValidator(_volume)]
 
 
-class ServiceSpec(NetworkFields, HostFields, Frozen):
+class ServiceSpec(NetworkFields, HostFields, LifecycleFields, Frozen):
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
     env: dict[str, EnvValue] = Field(

@@ -192,10 +192,22 @@ def _matching(pattern: str, expected: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _peer_named(key: str) -> BeforeValidator:
+    """``container:`` / ``service:`` with no name (typically ``container:${UNSET}``) is an
+    error naming why: the engine refuses to start such a container ("invalid name or ID
+    supplied"), under ``docker compose up`` too, although ``docker compose config`` accepts it."""
+    def check(v: Any) -> Any:
+        if isinstance(v, str) and v in ("container:", "service:"):
+            raise ValueError(f"{key} {v!r} names no {v[:-1]} (an unset variable?): the engine refuses to start a "
+                             f"container that joins an unnamed one, under `docker compose up` too; give {v}NAME")
+        return v
+    return BeforeValidator(check)
+
+
 _CPUSET = r"\d+(-\d+)?(,\d+(-\d+)?)*"
-Ipc = Annotated[str, _matching(rf"host|private|shareable|none|{_NS_PEER}",
+Ipc = Annotated[str, _peer_named("ipc"), _matching(rf"host|private|shareable|none|{_NS_PEER}",
                                "host, private, shareable, none, service:NAME or container:NAME")]
-Pid = Annotated[str, _matching(rf"host|{_NS_PEER}", "host, service:NAME or container:NAME")]
+Pid = Annotated[str, _peer_named("pid"), _matching(rf"host|{_NS_PEER}", "host, service:NAME or container:NAME")]
 Cpuset = Annotated[str, _matching(_CPUSET, "CPU numbers and ranges such as '0-2,4'")]
 Mac = Annotated[str, _matching(_MAC.pattern[1:-1], "a MAC address such as '02:42:ac:11:00:02'")]
 
@@ -341,6 +353,21 @@ def _host_entry(v: str) -> str:
         except ValueError:
             raise ValueError(f"invalid extra host {v!r}: {ip!r} is not an IP address") from None
     return f"{host}:{ip.strip('[]')}"
+
+
+REMOTE_CONTEXT_PREFIXES = ("https://", "http://", "git://", "git@", "github.com/")
+
+
+def remote_context(text: str) -> bool:
+    """A build context the engine fetches itself (the Engine API's ``remote``): a git
+    repository (``https://host/repo.git#ref:subdir``, ``git@host:repo.git``, ``git://``,
+    ``github.com/...``) or an ``http(s)://`` tarball / Dockerfile URL."""
+    return text.startswith(REMOTE_CONTEXT_PREFIXES)
+
+
+def other_url(text: str) -> bool:
+    """A URL the engine's classic builder cannot fetch (``ssh://``, ``ftp://`` ...)."""
+    return "://" in text and not remote_context(text)
 
 
 class BuildFields(BaseModel):

@@ -125,6 +125,20 @@ def _volumes_from(v: Any) -> str:
 IPv4 = Annotated[str, BeforeValidator(_ip(4))]
 IPv6 = Annotated[str, BeforeValidator(_ip(6))]
 IP = Annotated[str, BeforeValidator(_ip(None))]
+
+
+def _dns_server(v: Any) -> str:
+    """A nameserver must be an IP address: the engine refuses to start a container with a
+    host name there ("bad nameserver address"), under ``docker compose up`` too, although
+    ``docker compose config`` accepts the file."""
+    try:
+        return str(_ip(None)(v))
+    except ValueError as exc:
+        raise ValueError(f"{exc}: a DNS server is given by its IP address (the engine refuses to start a container "
+                         "with anything else, under `docker compose up` too)") from None
+
+
+DnsServer = Annotated[str, BeforeValidator(_dns_server)]
 Scalar = Annotated[str, BeforeValidator(_scalar)]
 DnsName = Annotated[str, Field(pattern=_DNS_NAME)]
 Subnet = Annotated[str, BeforeValidator(_subnet)]
@@ -218,7 +232,7 @@ class NetworkFields(BaseModel):
         "when NAME's container is replaced) or container:NAME.")
     volumesFrom: list[Annotated[str, BeforeValidator(_volumes_from)]] = Field(
         default_factory=list, description="'service:NAME[:ro]' or 'container:NAME[:ro]': mount all its volumes.")
-    dns: list[IP] = Field(default_factory=list, description="DNS servers (IP addresses).")
+    dns: list[DnsServer] = Field(default_factory=list, description="DNS servers (IP addresses).")
     dnsSearch: list[Annotated[str, BeforeValidator(_word("DNS search domain"))]] = Field(default_factory=list)
     dnsOpt: list[Annotated[str, BeforeValidator(_word("DNS option (e.g. ndots:2)"))]] = Field(default_factory=list)
     networkSpecs: dict[str, NetworkSpec] = Field(

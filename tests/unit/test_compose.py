@@ -324,7 +324,7 @@ def test_normalize_project_name(text: str, expected: str) -> None:
 UNSUPPORTED: list[tuple[str, str, int, str]] = [
     # (service body, key named in the message, line, field)
     ("build:\n  context: .\n  secrets: [x]", "build.secrets", 7, "services.s.build.secrets"),
-    ("post_start:\n  - command: [echo]", "post_start", 5, "services.s.post_start"),
+    ("credential_spec:\n  file: x", "credential_spec", 5, "services.s.credential_spec"),
     ("deploy:\n  resources:\n    limits: {foo: 10}", "deploy.resources.limits.foo", 7,
      "services.s.deploy.resources.limits.foo"),
     ("volumes:\n  - {type: volume, source: data, target: /d, volume: {subpath: x}}", "volumes.volume.subpath", 6,
@@ -385,10 +385,10 @@ def test_version_is_accepted_and_ignored() -> None:
 
 
 def test_several_unsupported_keys_are_all_reported() -> None:
-    found = problems("name: ct-u\nservices:\n  s:\n    image: x\n    isolation: a\n    pre_stop: []\n"
-                     "    post_start: []\n")
-    assert [(i.line, i.field) for i in found] == [(5, "services.s.isolation"), (6, "services.s.pre_stop"),
-                                                  (7, "services.s.post_start")]
+    found = problems("name: ct-u\nservices:\n  s:\n    image: x\n    isolation: a\n    credential_spec: {file: x}\n"
+                     "    provider: {type: x}\n")
+    assert [(i.line, i.field) for i in found] == [(5, "services.s.isolation"), (6, "services.s.credential_spec"),
+                                                  (7, "services.s.provider")]
 
 
 # ------------------------------------------------------------------------------ errors keep compose locations
@@ -434,8 +434,9 @@ def test_build_without_image_names_the_image_like_compose() -> None:
     assert res["ct-b-api"].spec.build.context == "/srv/ct/api"
 
 
-def test_remote_build_context_is_an_error() -> None:
-    [issue] = problems("name: ct-b\nservices:\n  api:\n    build: https://github.com/x/y.git\n")
+def test_a_remote_build_context_the_classic_builder_cannot_fetch_is_an_error() -> None:
+    # https/git URLs are passed to the engine (tests/unit/test_lifecycle.py); ssh:// is not fetched by it
+    [issue] = problems("name: ct-b\nservices:\n  api:\n    build: ssh://git@github.com/x/y.git\n")
     assert (issue.line, issue.field) == (4, "services.api.build") and "local directory" in issue.message
 
 

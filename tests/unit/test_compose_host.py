@@ -249,7 +249,7 @@ def test_bad_value_is_an_error_with_location(body: str, line: int, field: str, f
 
 
 @pytest.mark.parametrize("body", ["build:\n  context: .\n  secrets: [x]", "build:\n  context: .\n  ssh: [default]",
-                                  "post_start: [{command: [echo]}]", "pre_stop: [{command: [echo]}]",
+                                  "credential_spec: {file: x}",
                                   "volumes:\n  - {type: volume, source: data, target: /d, volume: {subpath: x}}"])
 def test_keys_that_cannot_be_honoured_are_unsupported(body: str) -> None:
     [issue] = problems(body)
