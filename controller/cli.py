@@ -6,6 +6,11 @@ unavailable), 2 invalid input.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m controller.cli`: the console entry point's path (no click for --help, version)
+    from controller.cli_fast import main as _entry
+
+    _entry()  # does not return (it runs this module's main() as controller.cli otherwise)
+
 import json
 import os
 import sys
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from store import Store
+    from store.reader import Reader
 
 # A read verb must not pay for what it does not use: rich, loguru, SQLAlchemy, pydantic and
 # the Docker SDK load inside the code that needs them (`python -X importtime -m
@@ -202,6 +208,7 @@ class Ctx:
         self.host = host
         self.context = context
         self._store: Store | None = None
+        self._reader: Reader | None = None
         self._engine: Any = None
 
     @property
@@ -212,9 +219,25 @@ class Ctx:
             self._store = Store.open(self.db)
         return self._store
 
+    @property
+    def reader(self) -> Reader:
+        """The store for a verb that only reads: ``store.reader.open_reader`` (the standard
+        library's sqlite3 on a SQLite store at head, which keeps SQLAlchemy's import off
+        the read verbs; else the full store)."""
+        if self._store is not None:
+            return self._store
+        if self._reader is None:
+            from store.reader import open_reader
+
+            self._reader = open_reader(self.db)
+        return self._reader
+
     def close(self) -> None:
         """Close the store (its connections) when the command ends: main() exits without
         interpreter teardown, so nothing else would."""
+        if self._reader is not None and self._reader is not self._store:
+            self._reader.close()
+        self._reader = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -618,7 +641,7 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
 @handled
 def status(obj: Ctx, output: str, as_json: bool) -> None:
     """Per service: generation, observed generation, state, health, container, restarts, last event."""
-    rows = ops.status_rows(obj.store)
+    rows = ops.status_rows(obj.reader)
     if as_json or output != "table":
         from controller.cli_output import dump
 
@@ -702,17 +725,17 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
             if not name:
                 raise click.UsageError("--revisions needs a NAME")
             dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at, "spec": redact_spec(r.spec)}
-                  for r in obj.store.revisions(name)], "yaml")
+                  for r in obj.reader.revisions(name)], "yaml")
         else:
             since_ts = time.time() - since if since is not None else None
-            dump([e.to_json() for e in obj.store.history(name, since=since_ts, types=list(types) or None,
+            dump([e.to_json() for e in obj.reader.history(name, since=since_ts, types=list(types) or None,
                                                           limit=limit)], "yaml")
         return
     if revisions:
         if not name:
             raise click.UsageError("--revisions needs a NAME")
-        revs = obj.store.revisions(name)
-        current = obj.store.get(name)
+        revs = obj.reader.revisions(name)
+        current = obj.reader.get(name)
         if as_json:
             _dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at,
                     "current": bool(current and current.generation == r.generation),
@@ -723,7 +746,7 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
             out.print(f"{mark} {r.generation:>4}  {_ts(r.applied_at)}  {r.spec_hash}  image={r.spec.get('image')}", markup=False)
         return
     since_ts = time.time() - since if since is not None else None
-    events = obj.store.history(name, since=since_ts, types=list(types) or None, limit=limit)
+    events = obj.reader.history(name, since=since_ts, types=list(types) or None, limit=limit)
     if as_json:
         _dump([e.to_json() for e in events])
         return
@@ -1038,7 +1061,3 @@ def main() -> None:
     if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(code)
     os._exit(code)
-
-
-if __name__ == "__main__":
-    main()

@@ -80,13 +80,13 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
 
     from crd_like.secrets import redact_spec
 
-    rec = obj.store.get(name)
+    rec = obj.reader.get(name)
     if rec is None:
         click.echo(f"error: no resource named {name!r}", err=True)
         sys.exit(2)
     spec = redact_spec(rec.spec)  # stored secret values print as a placeholder
-    row = next(r for r in ops.status_rows(obj.store) if r["name"] == name)
-    events = obj.store.history(name, limit=20)
+    row = next(r for r in ops.status_rows(obj.reader) if r["name"] == name)
+    events = obj.reader.history(name, limit=20)
     probe = last_probe(obj, row["containerId"]) if rec.spec.get("healthcheck") else None
     if output in ("json", "yaml"):
         fmt.dump({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},

@@ -25,7 +25,7 @@ WIDE_COLUMNS = GET_COLUMNS + ("REPLICAS", "GEN", "IMAGE", "PORTS", "CONTAINER", 
 def select_rows(obj: Ctx, names: Sequence[str], selector: list[fmt.Requirement] | None) -> list[dict[str, Any]]:
     from controller import operations as ops
 
-    rows = ops.status_rows(obj.store)
+    rows = ops.status_rows(obj.reader)
     if names:
         known = {r["name"] for r in rows}
         missing = [n for n in names if n not in known]

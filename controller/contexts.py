@@ -9,7 +9,6 @@ Docker contexts live in ``$DOCKER_CONFIG`` (default ``~/.docker``) under
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +28,8 @@ def context_host(name: str, root: Path | None = None) -> str | None:
     """The docker endpoint of context ``name``; None for ``default`` (the SDK's default)."""
     if name == "default":
         return None
+    import hashlib  # only for a named context (~3 ms)
+
     root = root or config_dir()
     meta_dir = root / "contexts" / "meta"
     candidates = [meta_dir / hashlib.sha256(name.encode()).hexdigest() / "meta.json"]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from controller.waiting import Goal, Verdict
     from crd_like.formats import LoadOptions
     from store import Store
+    from store.reader import Reader
     from store.records import AppliedChange, ResourceInput
 
 
@@ -568,7 +569,7 @@ def remove_volumes(store: Store, engine: Engine, names: set[str], report: ApplyR
     store.record(events)
 
 
-def status_rows(store: Store) -> list[dict[str, Any]]:
+def status_rows(store: Reader) -> list[dict[str, Any]]:
     from store.records import Status
 
     desired = store.desired()

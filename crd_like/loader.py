@@ -104,6 +104,90 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+# libyaml (PyYAML's C extension) composes about ten times faster than the pure-Python
+# composer above, but runs its own composer in C, where _Loader's bounds cannot be
+# counted. So it is used only for a file its C parser reads without error and whose
+# parse events (a second C pass, counted here) stay clearly within the bounds; anything
+# else goes to _Loader, which gives the bounds' and every syntax error's own message.
+# libyaml is also more lenient than PyYAML in places (a tab after a plain scalar, a byte
+# order mark inside the stream, `>1#` as a block scalar header), so only text in which
+# every line has the plain shape of a typical stack file takes this path (_SIMPLE_LINE:
+# printable ASCII; `key: value`, `- item` and comments; plain words, quotes without
+# escapes, flow lists of those; no anchors, tags, block scalars or directives). Anything
+# else keeps PyYAML's own rules. The nodes are then made to look like _Loader's (plain
+# scalars' style None, the implicit_tag mark); tests/unit/test_loader_libyaml.py holds
+# the two paths equal on the repository's files and on text generated from this shape.
+_FAST_MARGIN = 4
+_WORD = r"[A-Za-z0-9_/$~(][A-Za-z0-9_./:@$=(){}+,~\-]*(?<!:)"  # a plain word: no ': ', no trailing ':'
+_SQ, _DQ = r"'[^'\n]*'", r'"[^"\\\n]*"'
+_ITEM = rf"(?:{_SQ}|{_DQ}|[A-Za-z0-9_/$~(][A-Za-z0-9_./:@$=()+~\-]*(?<!:))"
+_VALUE = rf"(?:{_WORD}(?: {_WORD})*|{_SQ}|{_DQ}|\[ *\]|\{{ *\}}|\[ *{_ITEM}(?: *, *{_ITEM})* *\])"
+_KEY = rf"(?:[A-Za-z0-9_][A-Za-z0-9_./\-]*|{_SQ}|{_DQ})"
+_SIMPLE_LINE = re.compile(
+    rf"(?: *(?:- )*(?:{_KEY}:(?: +{_VALUE})?|(?<=- ){_VALUE})?(?: +#[ -~]*| *)|---|\.\.\.| *#[ -~]*)")
+LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def _simple(text: str) -> bool:
+    match = _SIMPLE_LINE.fullmatch
+    return text.isascii() and all(match(line) for line in text.split("\n"))
+
+
+def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
+    """The documents' nodes as _Loader composes them, through libyaml; None when libyaml is
+    missing or the pure-Python composer must decide (a syntax error, near a bound)."""
+    if not LIBYAML or not _simple(text):
+        return None
+    explicit: set[int] = set()  # start indexes of scalars with an explicit tag
+    count = depth = 0
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    opening, closing = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, scalar):
+                count += 1
+                if event.tag is not None and event.tag != "!" and event.start_mark is not None:
+                    explicit.add(event.start_mark.index)
+            elif isinstance(event, opening):
+                count += 1
+                depth += 1
+                if depth + 1 > MAX_DEPTH - _FAST_MARGIN:
+                    return None
+            elif isinstance(event, closing):
+                depth -= 1
+            elif isinstance(event, alias):
+                count += 1
+            if count > MAX_NODES - _FAST_MARGIN:
+                return None
+        loader = yaml.CSafeLoader(text)
+        try:
+            nodes: list[yaml.Node | None] = []
+            while loader.check_node():
+                nodes.append(loader.get_node())
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError):
+        return None
+    seen: set[int] = set()
+    todo = [n for n in nodes if n is not None]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.style == "":
+                node.style = None  # libyaml's plain style; PyYAML's is None
+            node.implicit_tag = node.start_mark.index not in explicit  # type: ignore[attr-defined]
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                todo.append(key)
+                todo.append(value)
+        else:
+            todo.extend(node.value)
+    return nodes
+
+
 MERGE_TAGS = {"!reset": "reset", "!override": "override"}
 
 # YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution), for compose input
@@ -260,8 +344,10 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
     docs: list[Document] = []
     loader: _Loader | None = None
     try:
-        loader = _Loader(text, file)
-        for index, node in enumerate(loader.documents()):
+        fast = compose_with_libyaml(text)
+        if fast is None:  # anything but a plain valid file within the bounds: the composer below decides
+            loader = _Loader(text, file)
+        for index, node in enumerate(fast if fast is not None else loader.documents()):  # type: ignore[union-attr]
             if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
                 continue  # an empty document (e.g. a trailing '---')
             builder = _Builder(file, yaml12)

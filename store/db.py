@@ -16,32 +16,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from store.location import HEAD, default_url, to_url
+
+__all__ = ["HEAD", "default_url", "to_url", "sqlite_path", "make_engines", "upgrade", "head_revision",
+           "current_revision"]
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# The newest migration. Checked against Alembic's own view by tests/store; it lets a CLI
-# call skip importing Alembic (a fifth of its start-up time) when the store is current.
-HEAD = "0006"
-
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def default_url() -> str:
-    env = os.environ.get("RECONCILE_DB")
-    if env:
-        return to_url(env)
-    if os.geteuid() == 0:
-        return to_url("/var/lib/reconcile/reconcile.db")
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return to_url(os.path.join(state, "reconcile", "reconcile.db"))
-
-
-def to_url(location: str) -> str:
-    """A path becomes a SQLite URL; anything with '://' is taken as an SQLAlchemy URL."""
-    if "://" in location:
-        return location
-    return "sqlite:///" + os.path.abspath(os.path.expanduser(location))
 
 
 def sqlite_path(url: str) -> str | None:
