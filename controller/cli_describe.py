@@ -7,6 +7,7 @@ floats — with its spec, status, the last health probe's output and recent even
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -59,6 +60,9 @@ def spec_lines(data: Mapping[str, Any], indent: int = 2) -> list[str]:
     return lines
 
 
+_PROBE_TAIL = re.compile(r"^exit (-?\d+): (.*)$", re.S)  # a HealthChanged row's message (probes.ProbeResult.tail)
+
+
 def last_probe(obj: Any, container_id: str) -> dict[str, Any] | None:
     """The engine's last health probe of the container: exit code, when, output."""
     if not container_id:
@@ -72,7 +76,22 @@ def last_probe(obj: Any, container_id: str) -> dict[str, Any] | None:
         return None
     last = log[-1]
     return {"exitCode": last.get("ExitCode"), "start": last.get("Start"), "end": last.get("End"),
-            "output": (last.get("Output") or "").strip()}
+            "output": (last.get("Output") or "").strip(), "checkedBy": "engine"}
+
+
+def controller_probe(obj: Any, name: str, container_id: str) -> dict[str, Any] | None:
+    """Where the controller runs the check (an engine that runs none: Podman without
+    systemd), the engine has no probe log; the controller's probe is the one behind the
+    container's last ``HealthChanged`` row (its message is the probe's ``exit N: output``)."""
+    if not container_id:
+        return None
+    rows = obj.store.history(name, types=["HealthChanged"], limit=50)
+    for e in reversed(rows):
+        m = _PROBE_TAIL.match(e.message or "")
+        if m and (e.container_id.startswith(container_id) or container_id.startswith(e.container_id)):
+            return {"exitCode": int(m.group(1)), "start": None, "end": e.ts, "output": m.group(2).strip(),
+                    "checkedBy": "controller"}
+    return None
 
 
 def describe_resource(obj: Any, name: str, output: str) -> None:
@@ -88,6 +107,8 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
     row = next(r for r in ops.status_rows(obj.reader) if r["name"] == name)
     events = obj.reader.history(name, limit=20)
     probe = last_probe(obj, row["containerId"]) if rec.spec.get("healthcheck") else None
+    if probe is None and rec.spec.get("healthcheck") and row.get("healthCheckedBy") == "controller":
+        probe = controller_probe(obj, name, row["containerId"])
     if output in ("json", "yaml"):
         fmt.dump({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
                   "spec": spec, "generation": rec.generation, "status": row, "lastProbe": probe,
@@ -126,6 +147,8 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
         else:
             click.echo(f"  Exit code:  {probe['exitCode']}")
             click.echo(f"  Output:     {probe['output'] or '-'}")
+            if probe["checkedBy"] == "controller":
+                click.echo(f"  Run by:     controller, {fmt.when(probe['end'], now)} (its last change of health)")
     click.echo("Events:")
     if not events:
         click.echo("  <none>")

@@ -210,6 +210,21 @@ def _short_ref(tag: str) -> str:
     return tag
 
 
+# Podman's libpod states that Docker's API has no word for, as Docker would report them.
+# "stopped": the process has exited and Podman has not run its cleanup yet (for about
+# 0.3-1 s, then "exited"). Read as it stood, a rollout's new container that had just
+# died was not "exited" to the rollout check, so it was restarted in that window
+# instead of rolled back. "configured": created, never initialised.
+# "stopping": being stopped (Docker says running until the process has exited).
+_PODMAN_STATES = {"stopped": "exited", "configured": "created", "stopping": "running"}
+
+
+def _docker_state(state: str) -> str:
+    """A container's state in Docker's vocabulary (created | running | paused | restarting
+    | removing | exited | dead), whichever engine listed it."""
+    return _PODMAN_STATES.get(state, state)
+
+
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
@@ -327,7 +342,7 @@ class Engine:
         if service:
             label.append(f"{L.SERVICE}={service}")
         entries = self._call("containers.list", lambda api: api.containers(all=True, filters={"label": label}))
-        return [from_list_entry(e) for e in entries]
+        return [from_list_entry({**e, "State": _docker_state(str(e.get("State") or ""))}) for e in entries]
 
     def image_ids(self) -> dict[str, str]:
         return self.images()[0]

@@ -431,6 +431,13 @@ def plan_service(
             states.append(PENDING)
             converged = False
             continue
+        if c.state not in ("exited", "dead"):
+            # a state the planner does not know (an engine's own transitional one; the seam
+            # maps Podman's): never restart on a guess; the next event or resync looks again
+            states.append(PENDING)
+            messages.append(f"container {c.short_id} is in state {c.state or '(none)'}; waiting for it to settle")
+            converged = False
+            continue
         if is_job:
             if c.exit_code == 0:
                 states.append(COMPLETED)

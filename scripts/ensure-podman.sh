@@ -2,7 +2,8 @@
 # ensure-podman.sh - make Podman's Docker-compatible API available on this host.
 #
 #   * If the API already answers on the socket (and says it is Podman), do nothing.
-#   * Otherwise (root only): install Debian 12's `podman` via apt when missing,
+#   * Otherwise (root only): install Debian 12's `podman` (with catatonit and the
+#     CNI dnsname plugin) via apt when missing,
 #     write a private containers.conf (passed to the service as CONTAINERS_CONF),
 #     clean up a stale service (pid file, socket), start
 #     `podman system service --time=0 unix://SOCKET` in the background inside its
@@ -124,13 +125,23 @@ stop_service() {
     if [[ -S "$SOCK" ]] && ! podman_ok; then rm -f "$SOCK"; fi
 }
 
-# Debian's podman and catatonit (the init Podman runs for `init: true`; only a
+# Debian's podman, catatonit (the init Podman runs for `init: true`; only a
 # "Recommends" of podman, and without it every such create fails with
-# "container-init binary not found on the host").
+# "container-init binary not found on the host") and the CNI `dnsname` plugin
+# (golang-github-containernetworking-plugin-dnsname, with dnsmasq-base; not a
+# dependency of podman, it only "Enhances" it: without it Podman 4.3's CNI
+# networks have no DNS, so service names do not resolve between containers).
+# Podman looks the plugin up when it creates a network, so networks created
+# before it was installed stay without DNS.
+readonly DNSNAME_PLUGIN=/usr/lib/cni/dnsname
+installed() {
+    command -v podman >/dev/null 2>&1 && [[ -x /usr/libexec/podman/catatonit && -x "$DNSNAME_PLUGIN" ]]
+}
 install_podman() {
     local pkgs=()
     command -v podman >/dev/null 2>&1 || pkgs+=(podman)
     [[ -x /usr/libexec/podman/catatonit ]] || pkgs+=(catatonit)
+    [[ -x "$DNSNAME_PLUGIN" ]] || pkgs+=(golang-github-containernetworking-plugin-dnsname)
     ((${#pkgs[@]} > 0)) || return 0
     [[ "$(id -u)" == 0 ]] || die "${pkgs[*]} not installed and this is not root (apt-get install ${pkgs[*]})"
     log "${pkgs[*]} missing: installing Debian's package(s) via apt"
@@ -201,7 +212,7 @@ start_service() {
 }
 
 ensure() {
-    if podman_ok && [[ -x /usr/libexec/podman/catatonit ]]; then return 0; fi
+    if podman_ok && installed; then return 0; fi
     install_podman
     if podman_ok; then return 0; fi
     [[ "$(id -u)" == 0 ]] || die "the Podman API does not answer on $SOCK and this is not root"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WEB_IMAGE, Harness, wait_for
+from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WEB_IMAGE, Harness, engine_is_podman, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -354,8 +354,11 @@ def test_diff_exit_codes(rc: Harness) -> None:
 def test_describe_reads_like_kubectl(rc: Harness) -> None:
     n = rc.name
     rc.run("apply", "-f", rc.write([labelled(web(rc, "web", healthcheck=HEALTH), app="shop")]), "--wait")
-    wait_for(lambda: (rc.client.api.inspect_container(rc.cname("web"))["State"].get("Health") or {}).get("Log"),
-             20, what="a health probe")
+    if engine_is_podman():  # no engine probes: `apply --wait` returned once the controller's probe made it healthy
+        assert rc.health(rc.cname("web")) == "healthy"
+    else:
+        wait_for(lambda: (rc.client.api.inspect_container(rc.cname("web"))["State"].get("Health") or {}).get("Log"),
+                 20, what="a health probe")
     text = rc.run("describe", n("web")).stdout
     assert re.search(rf"^Name:\s+{n('web')}$", text, re.M) and re.search(r"^Labels:\s+app=shop$", text, re.M)
     assert re.search(r"^State:\s+Running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+(\.\d)?s ago\)$", text, re.M), text
@@ -366,6 +369,9 @@ def test_describe_reads_like_kubectl(rc: Harness) -> None:
     assert re.search(r"^\s+\S+ ago\s+Created\s+cli\s+container missing", text, re.M), text
     doc = yaml.safe_load(rc.run("describe", n("web"), "-o", "yaml").stdout)
     assert doc["status"]["state"] == "Running" and doc["lastProbe"]["exitCode"] == 0
+    assert doc["lastProbe"]["checkedBy"] == ("controller" if engine_is_podman() else "engine")
+    if engine_is_podman():
+        assert re.search(r"^\s+Run by:\s+controller, ", probe, re.M), text
     assert json.loads(rc.run("describe", n("web"), "--json").stdout)["metadata"]["labels"] == {"app": "shop"}
     assert yaml.safe_load(rc.run("status", "-o", "yaml").stdout)[0]["name"] == n("web")
     hist = yaml.safe_load(rc.run("history", n("web"), "-o", "yaml").stdout)

@@ -40,6 +40,7 @@ from tests.e2e.conftest import (
     WEB_IMAGE_2,
     WORKER_IMAGE,
     Harness,
+    engine_is_podman,
     parse_docker_time,
     store_digest,
     wait_for,
@@ -474,13 +475,33 @@ def test_resources_and_runtime_settings_reach_the_engine(rc: Harness) -> None:
     assert hc["CpuShares"] == 256
     assert hc["ReadonlyRootfs"] is True
     assert set(hc["CapDrop"]) == {"NET_RAW", "CHOWN"} and hc["CapAdd"] == ["SYS_TIME"]
-    assert hc["Tmpfs"] == {"/scratch": "size=1m,mode=1777"}
+    if engine_is_podman():
+        # Podman lists its own tmpfs mounts (/run, /tmp, /var/tmp) beside ours and spells the
+        # options out ("size=1m,mode=1777,rw,rprivate,nosuid,nodev,tmpcopyup"): ours must be there
+        # with every option we sent, under the same values.
+        assert "/scratch" in hc["Tmpfs"], hc["Tmpfs"]
+        opts = hc["Tmpfs"]["/scratch"].split(",")
+        assert {"size=1m", "mode=1777"} <= set(opts), opts
+        sized = [o for o in opts if o.startswith(("size=", "mode="))]
+        assert sorted(sized) == ["mode=1777", "size=1m"], opts
+    else:
+        assert hc["Tmpfs"] == {"/scratch": "size=1m,mode=1777"}
     assert hc["ExtraHosts"] == ["db.example:10.1.2.3"]
-    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
+    if engine_is_podman():
+        # Podman's Docker-compatible inspect has no log options (Config: null); its own inspect
+        # shows the size limit (Podman 4.3 keeps no rotation count: max-file has no equivalent)
+        assert hc["LogConfig"]["Type"] == "json-file", hc["LogConfig"]
+        libpod = rc.client.api.get(f"{rc.client.api.base_url}/v4.0.0/libpod/containers/{rc.cname('tuned')}/json")
+        assert libpod.status_code == 200, libpod.text
+        assert libpod.json()["HostConfig"]["LogConfig"]["Size"] == "1MB", libpod.json()["HostConfig"]["LogConfig"]
+    else:
+        assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
     assert hc["Init"] is True
     assert hc["RestartPolicy"]["Name"] in ("no", "")
     assert cfg["User"] == "1000:1000" and cfg["WorkingDir"] == "/tmp"
-    assert cfg["StopSignal"] == "SIGINT" and cfg["StopTimeout"] == 3
+    # (Podman's Docker-compatible inspect gives the signal's number: "2")
+    assert cfg["StopSignal"] == (str(int(signal.SIGINT)) if engine_is_podman() else "SIGINT")
+    assert cfg["StopTimeout"] == 3
     assert cfg["Hostname"] == "tuned-host"
 
     # and they are in force inside the container

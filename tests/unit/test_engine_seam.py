@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controller.engine import _CLASS, CallTimeouts, engine_info_from_version
+from controller.engine import _CLASS, CallTimeouts, _docker_state, engine_info_from_version
 from controller.errors import EngineTimeout, EngineUnavailable, TransientError
 
 
@@ -86,3 +86,16 @@ def test_engine_timeout_is_transient_and_names_call_and_container(timeout: float
     assert str(exc) == message
     assert exc.retry_after == retry_after
     assert exc.call == "containers.remove" and exc.target.startswith("0123456789ab")
+
+
+@pytest.mark.parametrize(("listed", "docker"), [
+    # Docker's own states pass through unchanged
+    *[(s, s) for s in ("created", "running", "paused", "restarting", "removing", "exited", "dead")],
+    # Podman's libpod states, as Docker would report them
+    ("stopped", "exited"),  # exited, Podman's cleanup not run yet (about 0.3-1 s)
+    ("configured", "created"),
+    ("stopping", "running"),
+    ("", ""),
+])
+def test_container_states_are_read_in_dockers_vocabulary(listed: str, docker: str) -> None:
+    assert _docker_state(listed) == docker

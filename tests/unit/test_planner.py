@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.actions import Action, Create, Recreate, Remove, Restart, Start
+from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
 from controller.planner import CRASHLOOP, EXITED, FAILED, PENDING, RUNNING, SUSPENDED, plan, plan_service
 from controller.render import DesiredService, prepare
@@ -95,6 +95,9 @@ SINGLE: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any], l
     ("unhealthy, gave up -> Failed", {"healthcheck": HC, "restartPolicy": {"maxAttempts": 2}},
      {"health": "unhealthy"}, {"restart_times": [NOW - 20, NOW - 10]}, [], FAILED, False, "gave up after 2"),
     ("unhealthy but no healthcheck in the spec -> nothing", {}, {"health": "unhealthy"}, {}, [], RUNNING, True, ""),
+    ("a state the planner does not know -> nothing yet", {}, {"state": "stopped", "exit_code": 1}, {}, [], PENDING,
+     False, "in state stopped; waiting for it to settle"),
+    ("no state at all -> nothing yet", {}, {"state": ""}, {}, [], PENDING, False, "in state (none)"),
     ("suspended, missing -> nothing", {"suspended": True}, None, {}, [], SUSPENDED, False, "suspended"),
     ("suspended, exited -> nothing", {"suspended": True}, {"state": "exited", "exit_code": 1}, {}, [], SUSPENDED,
      False, "suspended"),
@@ -122,6 +125,25 @@ def test_plan_service(spec: dict[str, Any], container: dict[str, Any] | None, st
     assert sp.converged is converged
     text = sp.actions[0].reason if sp.actions else sp.message
     assert fragment in text
+
+
+ROLLOUT_UPDATE = {"parallelism": 1, "monitor": "5s", "failureAction": "rollback"}
+
+
+@pytest.mark.parametrize(("state", "exit_code", "planned"), [
+    ("exited", 3, Rollback),  # the broken new container died: roll back, never restart it
+    ("dead", None, Rollback),
+    ("running", None, None),  # within the monitor: wait
+    ("stopped", 3, None),  # a state the planner does not know: neither restart nor roll back on it
+])
+def test_a_failed_rollout_is_rolled_back_and_its_container_never_restarted(
+        state: str, exit_code: int | None, planned: type | None) -> None:
+    new = svc(generation=2, update=ROLLOUT_UPDATE, command=["sh", "-c", "exit 3"])
+    revisions = {("web", 1): spec_of(update=ROLLOUT_UPDATE)}
+    st = Status("web", observed_generation=1, rollout_from_generation=1, rollout_started_at=NOW - 1)
+    sp = plan_service(new, [ctr(new, state=state, exit_code=exit_code, created=NOW - 1)], st, revisions, {}, NOW)
+    assert [type(a) for a in sp.actions] == ([planned] if planned else [])
+    assert not [a for a in sp.actions if isinstance(a, (Start, Restart))]
 
 
 def test_waiting_in_backoff_reports_when_to_look_again() -> None:
