@@ -16,6 +16,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
                       field_validator, model_validator)
 
 from crd_like import units
+from crd_like.spec_base import env_names
 from crd_like.spec_files import FileFields
 from crd_like.spec_host import BuildFields, HostFields, other_url, remote_context
 from crd_like.spec_lifecycle import LifecycleFields
@@ -378,10 +379,7 @@ class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, Frozen
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not key or "=" in key or any(c.isspace() for c in key):
-                raise ValueError(f"invalid environment variable name {key!r}")
-        return v
+        return env_names(v)
 
     @field_validator("dependsOn", mode="before")
     @classmethod

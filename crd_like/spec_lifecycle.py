@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from crd_like.spec_base import _Frozen, _scalar
+from crd_like.spec_base import _Frozen, _scalar, env_names
 
 Str = Annotated[str, BeforeValidator(_scalar)]
 
@@ -76,10 +76,7 @@ class ExecHook(_Frozen):
     @field_validator("env")
     @classmethod
     def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not key or "=" in key or any(c.isspace() for c in key):
-                raise ValueError(f"invalid environment variable name {key!r}")
-        return v
+        return env_names(v)
 
     def describe(self) -> str:
         """The command as a user would type it (no env values: they are never printed)."""
