@@ -448,8 +448,8 @@ def test_compose_project_converts_applies_runs_and_matches_its_native_form(
 
 # ---------------------------------------------------------------------------- invalid input
 BAD_INPUT = [
-    pytest.param(DATA / "compose_unsupported" / "docker-compose.yml", "pre_stop:", ("pre_stop",),
-                 id="pre_stop"),
+    pytest.param(DATA / "compose_unsupported" / "docker-compose.yml", "credential_spec:", ("credential_spec",),
+                 id="credential_spec"),
     pytest.param(DATA / "compose_required" / "docker-compose.yml", "RECONCILE_E2E_REQUIRED_PASSWORD",
                  ("RECONCILE_E2E_REQUIRED_PASSWORD", "must be set"), id="required-variable-unset"),
 ]
@@ -484,9 +484,9 @@ def test_allow_unsupported_applies_with_a_warning(rc: Harness, monkeypatch: pyte
     project = rc.name("lax")
     proc = must(rc, "apply", "-f", str(unsupported), "-p", project, "--allow-unsupported", "--wait",
                 "--timeout", "60s")
-    where = f"{unsupported}:{line_of(unsupported, 'pre_stop:')}"
+    where = f"{unsupported}:{line_of(unsupported, 'credential_spec:')}"
     warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
-    assert any(where in w and "pre_stop" in w and "ignored" in w for w in warnings), proc.stderr
+    assert any(where in w and "credential_spec" in w and "ignored" in w for w in warnings), proc.stderr
     containers = retry_engine(rc.client, rc.containers)
     names = sorted(c.name for c in containers)
     assert names == [f"{project}-web-1", f"{project}-worker-1"]
