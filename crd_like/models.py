@@ -16,7 +16,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainValida
                       field_validator, model_validator)
 
 from crd_like import units
-from crd_like.spec_base import env_names
+from crd_like.spec_base import _scalar, env_names
 from crd_like.spec_files import FileFields
 from crd_like.spec_host import BuildFields, HostFields, other_url, remote_context
 from crd_like.spec_lifecycle import LifecycleFields
@@ -42,11 +42,7 @@ def _duration(v: Any) -> float:
 
 def _str_scalar(v: Any) -> str:
     """Env values and label values: YAML scalars become strings (``PORT: 80``)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float, str)):
-        return str(v)
-    raise ValueError("expected a string, number or boolean")
+    return _scalar(v)
 
 
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
