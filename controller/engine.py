@@ -99,6 +99,7 @@ def platform_mismatch(wanted: str, image: dict[str, Any]) -> str:
 
 T = TypeVar("T")
 _PODMAN_NAME_IN_USE = "that name is already in use"
+_REMOVAL_UNDER_WAY = "is already in progress"  # 409 "removal of container X is already in progress"
 # A start the engine refuses because its runtime still holds the container's task from
 # before an engine restart (seen on Docker 20.10 after dockerd was stopped while a shim
 # outlived it: "task <id>: already exists", with "Container not cleaned up from
@@ -306,9 +307,13 @@ class Engine:
         except docker.errors.APIError as exc:
             # Podman answers some name conflicts (a create whose name another container
             # holds, on some paths) with 500 and libpod's own wording, not Docker's 409
-            if exc.status_code == 409 or _PODMAN_NAME_IN_USE in str(exc.explanation or ""):
-                raise NameConflict(str(exc.explanation or exc)) from exc
             text = str(exc.explanation or exc)
+            if exc.status_code == 409 and _REMOVAL_UNDER_WAY in text:
+                # another removal of this container (one of ours that timed out, or the
+                # engine's own --rm) is still running: not a name conflict, try again shortly
+                raise TransientError(f"engine busy: {text}", retry_after=1.0) from exc
+            if exc.status_code == 409 or _PODMAN_NAME_IN_USE in text:
+                raise NameConflict(text) from exc
             if "port is already allocated" in text or "address already in use" in text:
                 raise PortInUse(f"host port taken: {text}") from exc
             if what in _STARTS and _STALE_TASK.search(text):

@@ -13,7 +13,7 @@ import pytest
 
 from controller.actions import Restart, Start
 from controller.engine import Engine
-from controller.errors import ReconcileError, StaleTask, TransientError
+from controller.errors import NameConflict, ReconcileError, StaleTask, TransientError
 from controller.executor import Executor
 from controller.render import ContainerConfig, prepare
 
@@ -43,6 +43,10 @@ def _engine() -> Engine:
     ("containers.create", 500, STALE, TransientError),
     ("containers.start", 500, "OCI runtime create failed: something else", TransientError),
     ("containers.start", 400, "network shop-net not found", ReconcileError),
+    # a removal still under way (an earlier one of ours that timed out) is worth retrying,
+    # not a name conflict
+    ("containers.remove", 409, f"removal of container {OLD} is already in progress", TransientError),
+    ("containers.create", 409, f'Conflict. The container name "/shop-web" is already in use', NameConflict),
 ])
 def test_a_start_refused_for_a_leftover_task_is_a_stale_task(call: str, status: int, explanation: str,
                                                              error: type[Exception]) -> None:
