@@ -521,8 +521,9 @@ def apply_and_report(obj: Ctx, files: list[str], opts: Any, *, prune: bool, dry_
         from controller.cli_wait import Progress
 
         progress = Progress(quiet=quiet)
-    report = ops.apply(obj.store, obj.engine, files, prune=prune, dry_run=dry_run, wait=wait,
-                       volumes=volumes, timeout=timeout, opts=opts, on_progress=progress)
+    report = ops.apply(obj, files, opts=opts, how=ops.ApplyOptions(
+        prune=prune, dry_run=dry_run, volumes=volumes,
+        run=ops.RunOptions(wait=wait, timeout=timeout, on_progress=progress)))
     for line in getattr(opts, "notices", None) or []:  # once per stack: who is not restarted, ...
         err.print(f"note: {line}", markup=False)
     if as_json:
@@ -599,7 +600,7 @@ def diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> None:
 def _diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> bool:
     from crd_like.secrets import redact_spec
 
-    report = ops.apply(obj.store, obj.engine, inputs.files, prune=prune, dry_run=True, opts=inputs.opts)
+    report = ops.apply(obj, inputs.files, opts=inputs.opts, how=ops.ApplyOptions(prune=prune, dry_run=True))
     inputs.notices()
     actions = report.plan.actions if report.plan else []
     differs = bool(actions) or any(c.change != "unchanged" for c in report.changes)
@@ -808,7 +809,7 @@ def restart(obj: Ctx, name: str, reason: str, with_dependents: bool) -> None:
         for dep in sorted(dependents(desired, name)):
             obj.store.request_restart(dep, reason=f"cascade: {name} restarted ({reason})", actor="cli", now=now)
     report = ops.ApplyReport([])
-    ops.converge(obj.store, obj.engine, report, names=names, wait=True, timeout=120)
+    ops.converge(obj.store, obj.engine, report, names=names, how=ops.RunOptions(wait=True, timeout=120))
     for line in report.done:
         out.print(line, markup=False)
     if report.delegated_to:
@@ -833,7 +834,7 @@ def rollback(obj: Ctx, name: str, to_revision: int | None, reason: str) -> None:
         sys.exit(EXIT_INVALID)
     out.print(f"{name}: generation {gen} restores revision {to_revision or 'previous'}", markup=False)
     report = ops.ApplyReport([])
-    ops.converge(obj.store, obj.engine, report, names={name}, wait=False, timeout=300)
+    ops.converge(obj.store, obj.engine, report, names={name}, how=ops.RunOptions(timeout=300))
     for line in report.done:
         out.print(line, markup=False)
     for e in report.errors:
@@ -849,7 +850,7 @@ def _suspend(obj: Ctx, name: str, flag: bool, reason: str) -> None:
     out.print(f"{name} {'suspended: the controller leaves it alone' if flag else 'resumed'}", markup=False)
     if not flag:
         report = ops.ApplyReport([])
-        ops.converge(obj.store, obj.engine, report, names={name}, wait=False, timeout=60)
+        ops.converge(obj.store, obj.engine, report, names={name}, how=ops.RunOptions(timeout=60))
         for line in report.done:
             out.print(line, markup=False)
     else:

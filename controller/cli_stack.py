@@ -47,7 +47,8 @@ def _finish(obj: Ctx, names: list[str], volumes: bool) -> None:
     if report.delegated_to:
         click.echo(f"the running controller {report.delegated_to} removes the containers")
         wait_report = ops.ApplyReport([])
-        ops.wait_outcome(obj.store, wait_report, {c.name for c in report.changes}, time.time() + 60, goal="deleted")
+        ops.wait_outcome(obj.store, wait_report, ops.WaitFor({c.name for c in report.changes}, time.time() + 60,
+                                                            goal="deleted"))
     for e in report.errors:
         click.echo(f"failed: {e}", err=True)
     if unknown:

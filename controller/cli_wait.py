@@ -108,8 +108,8 @@ def wait(obj: Ctx, names: tuple[str, ...], goal: str, timeout: float, quiet: boo
         ops.refresh(store, obj.engine, set(names) or None)
 
     report = ops.ApplyReport([])
-    ops.wait_outcome(store, report, set(names) or None, time.time() + timeout, goal=goal,  # type: ignore[arg-type]
-                     on_progress=Progress(quiet=quiet), observe=observe)
+    ops.wait_outcome(store, report, ops.WaitFor(set(names) or None, time.time() + timeout, goal=goal,  # type: ignore[arg-type]
+                                                on_progress=Progress(quiet=quiet), observe=observe))
     if report.converged:
         if not quiet:
             click.echo(f"condition met: {goal}", err=True)

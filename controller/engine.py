@@ -64,7 +64,9 @@ from controller import labels as L
 from controller.hooks import HookCall, HookResult
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
                                PortInUse, ReconcileError, StaleTask, TerminalError, TransientError)
-from controller.observed import Observed, from_list_entry, parse_time
+from controller.observed import Observed, from_list_entry, image_maps, parse_time
+from controller.observed import docker_state as _docker_state
+from controller.observed import short_ref as _short_ref  # noqa: F401 - re-exported (tests, e2e)
 from controller.probes import Outcome
 from controller.render import ContainerConfig
 from controller.render_host import EngineChecks
@@ -109,12 +111,6 @@ _REMOVAL_UNDER_WAY = "is already in progress"  # 409 "removal of container X is 
 _STARTS = frozenset({"containers.start", "containers.restart"})
 _STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b"
                          r"|failed to start shim: mkdir \S+/[0-9a-f]{64}: file exists", re.I)
-# Podman lists images by fully qualified names: "localhost/app:1" for one built or
-# imported here, "docker.io/library/app:1" for some builds through the compatible API;
-# the spec (and Docker) say "app:1"
-_PODMAN_PREFIXES = ("localhost/", "docker.io/library/", "docker.io/")
-
-
 def _normalise_ref(ref: str) -> str:
     last = ref.rsplit("/", 1)[-1]
     if "@" in ref or ":" in last:
@@ -201,29 +197,6 @@ def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
                       api_version=negotiated, engine_api_version=str(v.get("ApiVersion", "?")),
                       min_api_version=str(v.get("MinAPIVersion", "?")), os=str(v.get("Os", "?")),
                       arch=str(v.get("Arch", "?")))
-
-
-def _short_ref(tag: str) -> str:
-    """An image name as Docker would show it: without Podman's qualifying prefix."""
-    for prefix in _PODMAN_PREFIXES:
-        if tag.startswith(prefix):
-            return tag[len(prefix):]
-    return tag
-
-
-# Podman's libpod states that Docker's API has no word for, as Docker would report them.
-# "stopped": the process has exited and Podman has not run its cleanup yet (for about
-# 0.3-1 s, then "exited"). Read as it stood, a rollout's new container that had just
-# died was not "exited" to the rollout check, so it was restarted in that window
-# instead of rolled back. "configured": created, never initialised.
-# "stopping": being stopped (Docker says running until the process has exited).
-_PODMAN_STATES = {"stopped": "exited", "configured": "created", "stopping": "running"}
-
-
-def _docker_state(state: str) -> str:
-    """A container's state in Docker's vocabulary (created | running | paused | restarting
-    | removing | exited | dead), whichever engine listed it."""
-    return _PODMAN_STATES.get(state, state)
 
 
 class Engine:
@@ -354,22 +327,7 @@ class Engine:
 
     def images(self) -> tuple[dict[str, str], dict[str, str]]:
         """(tag -> image id, tag -> build hash of images reconcile built), one call."""
-        ids: dict[str, str] = {}
-        builds: dict[str, str] = {}
-        for img in self._call("images.list", lambda api: api.images()):
-            tags = [t for t in img.get("RepoTags") or [] if t and t != "<none>:<none>"]
-            tags += [short for short in map(_short_ref, tags) if short not in tags]
-            for tag in tags:
-                if tag:
-                    ids[tag] = img["Id"]
-                    if tag.endswith(":latest"):
-                        ids.setdefault(tag[: -len(":latest")], img["Id"])
-                    build = (img.get("Labels") or {}).get(L.BUILD_HASH)
-                    if build:
-                        builds[tag] = build
-                        if tag.endswith(":latest"):
-                            builds.setdefault(tag[: -len(":latest")], build)
-        return ids, builds
+        return image_maps(self._call("images.list", lambda api: api.images()))
 
     def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
               labels: dict[str, str], options: dict[str, Any] | None = None,

@@ -11,9 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from controller.lease import Lease, holder_id
+from controller.lease import Lease, holder_id, holder_is_dead
 from crd_like.errors import InvalidSpec, Issue
 
 # Heavy imports (loguru, pydantic models, the planner, SQLAlchemy, the Docker SDK) are made
@@ -23,13 +23,29 @@ if TYPE_CHECKING:
     from controller.actions import Action
     from controller.engine import Engine
     from controller.planner import Plan
-    from controller.reconciler import Reconciler
+    from controller.reconciler import PassResult, Reconciler
     from controller.render import DesiredService
     from controller.waiting import Goal, Verdict
     from crd_like.formats import LoadOptions
     from store import Store
-    from store.reader import Reader
+    from store.reader import Reader, SqliteReader
     from store.records import AppliedChange, ResourceInput
+
+
+class Handles(Protocol):
+    """What an operation opens lazily (the CLI's ``Ctx``): the full store, the read path
+    (``store.reader.open_reader``), the engine adapter, and where they are."""
+
+    db: str | None
+    host: str | None
+    context: str | None
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def reader(self) -> Reader: ...
+    @property
+    def engine(self) -> Engine: ...
 
 
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
@@ -81,16 +97,17 @@ def load_options(*, fmt: str = "auto", project: str | None = None, allow_unsuppo
 
 
 def load_models(files: list[str], opts: LoadOptions | None = None) -> list[Any]:
-    from loguru import logger
-
     from crd_like.formats import load_any
 
     opts = opts or load_options()
     try:
         return load_any(read_sources(files), opts)
     finally:  # also when the conversion fails: the warnings say what was dropped on the way
-        for w in opts.warnings:
-            logger.warning(w)
+        if opts.warnings:
+            from loguru import logger
+
+            for w in opts.warnings:
+                logger.warning(w)
 
 
 def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[ResourceInput]:
@@ -109,10 +126,9 @@ def load_inputs(files: list[str], opts: LoadOptions | None = None) -> list[Resou
     ]
 
 
-def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
+def check_graph(store: Reader, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
     """Unknown dependencies and cycles are invalid input: raise before anything is written."""
     from crd_like.graph import problems
-    from crd_like.loader import parse_documents
 
     graph: dict[str, list[str]] = {}
     for name, rec in store.desired().items():
@@ -121,27 +137,38 @@ def check_graph(store: Store, inputs: list[ResourceInput], files: list[str], *, 
         graph[name] = _requires(rec.spec)
     for res in inputs:
         graph[res.name] = _requires(res.spec)
-    found = problems(graph, set(graph))
     applied = {r.name for r in inputs}
-    found = [p for p in found if p[0] in applied or p[1] in applied]
+    found = [p for p in problems(graph, set(graph)) if p[0] in applied or p[1] in applied]
     if not found:
         return
-    locations: dict[str, tuple[str, int | None]] = {}
-    for raw, fname, _base in read_sources(files):
-        try:
-            for doc in parse_documents(raw, fname):
-                meta = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data, dict) else None
-                if isinstance(meta, str):
-                    for dep in (doc.data.get("spec") or {}).get("dependsOn") or {}:
-                        locations[f"{meta}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
-                    locations.setdefault(meta, (fname, doc.line_of(("metadata", "name"))))
-        except InvalidSpec:
-            continue
+    locations = _dependency_locations(files)
     issues = []
     for name, dep, message in found:
         fname, line = locations.get(f"{name}/{dep}") or locations.get(name) or ("<store>", None)
         issues.append(Issue(fname, line, f"{name}: spec.dependsOn.{dep}", message))
     raise InvalidSpec(issues)
+
+
+def _dependency_locations(files: list[str]) -> dict[str, tuple[str, int | None]]:
+    """Where each document's name ("NAME") and each of its dependencies ("NAME/DEP") is
+    written in FILEs: (file, line), for the error messages of ``check_graph``."""
+    from crd_like.loader import parse_documents
+
+    locations: dict[str, tuple[str, int | None]] = {}
+    for raw, fname, _base in read_sources(files):
+        try:
+            docs = parse_documents(raw, fname)
+        except InvalidSpec:
+            continue
+        for doc in docs:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            meta = (data.get("metadata") or {}).get("name")
+            if not isinstance(meta, str):
+                continue
+            for dep in (data.get("spec") or {}).get("dependsOn") or {}:
+                locations[f"{meta}/{dep}"] = (fname, doc.line_of(("spec", "dependsOn", dep)))
+            locations.setdefault(meta, (fname, doc.line_of(("metadata", "name"))))
+    return locations
 
 
 def _requires(spec: dict[str, Any]) -> list[str]:
@@ -151,7 +178,7 @@ def _requires(spec: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*(spec.get("dependsOn") or {}).keys(), *service_refs(spec)]))
 
 
-def check_shared(store: Store, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
+def check_shared(store: Reader, inputs: list[ResourceInput], files: list[str], *, prune: bool, source: str) -> None:
     """What resources share on the host must agree (container names, network and volume
     definitions): raise before anything is written."""
     from crd_like.spec_net import shared_problems
@@ -204,6 +231,42 @@ class ApplyReport:
     field_diffs: dict[str, list[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How an operation converges: whether (and how long) it waits for the outcome, the
+    clock, and who is told about each verdict (the CLI's progress lines)."""
+
+    wait: bool = False
+    timeout: float = 300.0
+    clock: Callable[[], float] = time.time
+    on_progress: Callable[[Verdict], None] | None = None
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What `apply` does besides storing: prune, dry run, remove pruned volumes; and how it
+    converges (``run``)."""
+
+    prune: bool = False
+    dry_run: bool = False
+    volumes: bool = False
+    run: RunOptions = RunOptions()
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """A wait on the recorded statuses: for which names (None: all), until when, for what;
+    ``observe`` (when no controller runs) records fresh status before each look."""
+
+    names: set[str] | None
+    deadline: float
+    goal: Goal = "healthy"
+    clock: Callable[[], float] = time.time
+    on_progress: Callable[[Verdict], None] | None = None
+    observe: Callable[[], None] | None = None
+    interval: float = 0.2
+
+
 def _field_diffs(changes: list[AppliedChange]) -> dict[str, list[str]]:
     from crd_like.hashing import changed_fields
 
@@ -230,119 +293,233 @@ def _would_be_desired(store: Store, inputs: list[ResourceInput], prune: bool, so
     return out
 
 
-def apply(store: Store, engine: Engine, files: list[str], *, prune: bool = False, dry_run: bool = False,
-          wait: bool = False, volumes: bool = False, timeout: float = 300.0, clock: Callable[[], float] = time.time,
-          opts: LoadOptions | None = None, on_progress: Callable[[Verdict], None] | None = None) -> ApplyReport:
-    from loguru import logger
-
+def apply(at: Handles, files: list[str], *, opts: LoadOptions | None = None,
+          how: ApplyOptions = ApplyOptions()) -> ApplyReport:
+    """Validate FILEs, store them (one transaction) and converge (or, with dry_run, plan only)."""
     opts = opts or load_options()
     inputs = load_inputs(files, opts)  # raises InvalidSpec before anything is touched
     if opts.deferred:  # what `docker compose up` would fail on (warned at load): nothing is applied
-        from crd_like.errors import InvalidSpec
-
         raise InvalidSpec(list(opts.deferred))
     source = source_key(files)
-    check_graph(store, inputs, files, prune=prune, source=source)
-    check_shared(store, inputs, files, prune=prune, source=source)
+    if not how.dry_run:
+        quick = _unchanged(at, inputs, files, source, how)
+        if quick is not None:
+            return quick
+    store, engine = at.store, at.engine
+    check_graph(store, inputs, files, prune=how.prune, source=source)
+    check_shared(store, inputs, files, prune=how.prune, source=source)
     check_externals(engine, inputs, files)
-    if dry_run:
-        changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune, dry_run=True)
-        rec = _reconciler(store, engine, actor="cli", clock=clock)
-        try:
-            result = rec.reconcile(dry_run=True, desired=_would_be_desired(store, inputs, prune, source))
-        finally:
-            rec.close()
-        return ApplyReport(changes, result.plan, field_diffs=_field_diffs(changes))
-    changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=prune)
+    clock = how.run.clock
+    if how.dry_run:
+        return _dry_run(store, engine, inputs, source, how)
+    changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=how.prune)
     report = ApplyReport(changes, field_diffs=_field_diffs(changes))
-    for ch in changes:
-        if ch.change != "unchanged":
-            logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
+    _log_changes(changes)
     pruned = {c.name for c in changes if c.change == "pruned"}
-    names = {i.name for i in inputs} | pruned
-    converge(store, engine, report, names=names, wait=wait, timeout=timeout, clock=clock, on_progress=on_progress)
-    if volumes and pruned:
+    converge(store, engine, report, names={i.name for i in inputs} | pruned, how=how.run)
+    if how.volumes and pruned:
         remove_volumes(store, engine, pruned, report, clock,
                        gone_specs=[c.old_spec for c in changes if c.change == "pruned" and c.old_spec])
     return report
 
 
-def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None, wait: bool,
-             timeout: float, clock: Callable[[], float] = time.time,
-             on_progress: Callable[[Verdict], None] | None = None) -> None:
+def _unchanged(at: Handles, inputs: list[ResourceInput], files: list[str], source: str,
+               how: ApplyOptions) -> ApplyReport | None:
+    """The report of an apply that changes nothing, found without the full store, the engine
+    adapter or a converge (``controller.unchanged``); None: take the full path."""
+    from controller.unchanged import converged_plan, stored_unchanged
+
+    reader = _sqlite_reader(at)
+    if reader is None or any(_has_external(r.spec) for r in inputs):
+        return None
+    changes = stored_unchanged(reader.desired(), inputs, source, how.prune)
+    if changes is None:
+        return None
+    check_graph(reader, inputs, files, prune=how.prune, source=source)
+    check_shared(reader, inputs, files, prune=how.prune, source=source)
+    report, run, names = ApplyReport(changes), how.run, {i.name for i in inputs}
+    row = reader.lease(now=run.clock())
+    if row is not None and not holder_is_dead(row[0]):  # a controller converges: as ``converge``
+        return _delegated(reader, report, names, run, row[0])
+    from controller.engine_socket import SocketEngine
+    from controller.versions import engine_socket
+
+    sock = engine_socket(at.host, at.context)
+    plan = converged_plan(reader, SocketEngine(sock[0]), names, run.clock) if sock else None
+    if plan is None:
+        return None
+    report.plan = plan
+    if run.wait:
+        v = outcome(reader, names)
+        if not v.done:
+            return None
+        if run.on_progress:
+            run.on_progress(v)
+        report.converged, report.verdict = True, v
+    return report
+
+
+def _sqlite_reader(at: Handles) -> SqliteReader | None:
+    """The stdlib read path of a SQLite store file that exists and is at head, else None
+    (another database, or a store still to create or migrate: the full path opens it once)."""
+    from store.location import default_url, plain_sqlite_file, to_url
+    from store.reader import SqliteReader
+
+    path = plain_sqlite_file(to_url(at.db) if at.db else default_url())
+    if path is None or not os.path.isfile(path):
+        return None
+    reader = at.reader
+    return reader if isinstance(reader, SqliteReader) else None
+
+
+def _delegated(reader: Reader, report: ApplyReport, names: set[str], run: RunOptions, holder: str) -> ApplyReport:
+    """A controller holds the lease: it converges; with wait, follow the recorded statuses."""
+    from loguru import logger
+
+    logger.info(f"a controller ({holder}) holds the lease; it will converge the change")
+    report.delegated_to = holder
+    if run.wait:
+        wait_outcome(reader, report, WaitFor(names, run.clock() + run.timeout, clock=run.clock,
+                                             on_progress=run.on_progress))
+    return report
+
+
+def _has_external(spec: dict[str, Any]) -> bool:
+    return any((v or {}).get("external") for key in ("networkSpecs", "volumeSpecs")
+               for v in (spec.get(key) or {}).values())
+
+
+def _dry_run(store: Store, engine: Engine, inputs: list[ResourceInput], source: str, how: ApplyOptions) -> ApplyReport:
+    """What apply would store and do: the changes (rolled back) and the plan; nothing acts."""
+    clock = how.run.clock
+    changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=how.prune, dry_run=True)
+    rec = _reconciler(store, engine, actor="cli", clock=clock)
+    try:
+        result = rec.reconcile(dry_run=True, desired=_would_be_desired(store, inputs, how.prune, source))
+    finally:
+        rec.close()
+    return ApplyReport(changes, result.plan, field_diffs=_field_diffs(changes))
+
+
+def _log_changes(changes: list[AppliedChange]) -> None:
+    if all(ch.change == "unchanged" for ch in changes):
+        return
+    from loguru import logger
+
+    for ch in changes:
+        if ch.change != "unchanged":
+            logger.info(f"stored {ch.kind} {ch.name}: {ch.change} (generation {ch.generation})")
+
+
+def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None,
+             how: RunOptions = RunOptions()) -> None:
     """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
     from loguru import logger
 
-    from controller.planner import PENDING, UPDATING, WAITING
-
-    lease = Lease(store, holder_id("cli"), INLINE_LEASE_TTL, clock)
-    deadline = clock() + timeout
+    lease = Lease(store, holder_id("cli"), INLINE_LEASE_TTL, how.clock)
+    deadline = how.clock() + how.timeout
     other = lease.other_live_holder()
     if other:
-        report.delegated_to = other
         logger.info(f"a controller ({other}) holds the lease; it will converge the change")
-        if wait:
-            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
-        return
-    claim = lease.claim()
-    if not claim.held:
-        report.delegated_to = claim.other or "another controller"
-        if wait:
-            wait_outcome(store, report, names, deadline, clock=clock, on_progress=on_progress)
-        return
-    rec = _reconciler(store, engine, actor="cli", clock=clock, workers=inline_workers(
-        {n: r.spec for n, r in store.desired().items() if names is None or n in names}))
+    else:
+        claim = lease.claim()
+        if claim.held:
+            _InlineConverge(store, engine, report, names, how, lease).run(deadline)
+            return
+        other = claim.other or "another controller"
+    report.delegated_to = other
+    if how.wait:
+        wait_outcome(store, report, WaitFor(names, deadline, clock=how.clock, on_progress=how.on_progress))
+
+
+@dataclass
+class _InlineConverge:
+    """An inline converge while this process holds the lease: passes until nothing is left
+    to do (or, with wait, until the outcome is decided), waking on the engine's events."""
+
+    store: Store
+    engine: Engine
+    report: ApplyReport
+    names: set[str] | None
+    how: RunOptions
+    lease: Lease
     wake: EngineWakeups | None = None
-    try:
-        while True:
-            pass_started = clock()
-            if wake is not None:
-                wake.clear()  # an event from here on means the next pass may find something new
-            lease.claim()  # renew during long applies
-            result = rec.reconcile(only=names)
-            report.plan = report.plan or result.plan
-            report.done.extend(result.done)
-            report.errors.extend(result.errors)
-            if wait:
-                # decided from the recorded statuses (typed reasons), as when a controller converges
-                v = outcome(store, names)
-                if on_progress:
-                    on_progress(v)
-                if v.blocked:
-                    report.converged, report.verdict = False, v
-                    break
-                if v.done and not result.actions:
-                    report.converged, report.verdict = True, v
-                    break
-            if result.errors:
-                if wait:
-                    report.converged, report.verdict = False, outcome(store, names)
-                break
-            blocked = _blocked(result.plan)
-            unsettled = [sp.name for sp in result.plan.services.values()
-                         if sp.state in (WAITING, UPDATING, PENDING) and sp.name not in blocked]
-            if not wait and not result.actions and not unsettled:
-                break
-            if clock() > deadline:
-                report.converged = False if wait else None
-                report.verdict = outcome(store, names) if wait else None
-                if unsettled and not wait:
-                    report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
-                break
-            if not result.actions:
-                # waiting for the engine (a start, a health probe, a dependency): wake on its
-                # next event for these containers, at the latest after 0.3 s
-                if wake is None:
-                    wake = EngineWakeups(engine, rec.instance, since=pass_started)
-                wake.wait(0.3)
-        rec.refresh_status(only=names)
-        removed = rec.gc_networks()
-        report.done.extend(f"removed network {n}: no desired service names it" for n in removed)
-    finally:
-        if wake is not None:
-            wake.close()
-        rec.close()
-        lease.release()
+
+    def run(self, deadline: float) -> None:
+        names = self.names
+        rec = _reconciler(self.store, self.engine, actor="cli", clock=self.how.clock, workers=inline_workers(
+            {n: r.spec for n, r in self.store.desired().items() if names is None or n in names}))
+        try:
+            while not self._step(rec, deadline):
+                pass
+            if not self.report.converged:
+                # after acting, record what the engine shows now; a converged wait has just
+                # decided from statuses a pass without actions recorded: nothing new to see
+                rec.refresh_status(only=names)
+            removed = rec.gc_networks()
+            self.report.done.extend(f"removed network {n}: no desired service names it" for n in removed)
+        finally:
+            if self.wake is not None:
+                self.wake.close()
+            rec.close()
+            self.lease.release()
+
+    def _step(self, rec: Reconciler, deadline: float) -> bool:
+        """One pass; True when the converge is over."""
+        pass_started = self.how.clock()
+        if self.wake is not None:
+            self.wake.clear()  # an event from here on means the next pass may find something new
+        self.lease.claim()  # renew during long applies
+        result = rec.reconcile(only=self.names)
+        report = self.report
+        report.plan = report.plan or result.plan
+        report.done.extend(result.done)
+        report.errors.extend(result.errors)
+        if self._decided(result) or self._finished(result, deadline):
+            return True
+        if not result.actions:
+            # waiting for the engine (a start, a health probe, a dependency): wake on its
+            # next event for these containers, at the latest after 0.3 s
+            if self.wake is None:
+                self.wake = EngineWakeups(self.engine, rec.instance, since=pass_started)
+            self.wake.wait(0.3)
+        return False
+
+    def _decided(self, result: PassResult) -> bool:
+        """With wait: the outcome (from the recorded statuses, typed reasons, as when a
+        controller converges) is decided, or a pass failed."""
+        if not self.how.wait:
+            return False
+        v = outcome(self.store, self.names)
+        if self.how.on_progress:
+            self.how.on_progress(v)
+        if v.blocked or (v.done and not result.actions):
+            self.report.converged, self.report.verdict = not v.blocked, v
+            return True
+        if result.errors:
+            self.report.converged, self.report.verdict = False, outcome(self.store, self.names)
+            return True
+        return False
+
+    def _finished(self, result: PassResult, deadline: float) -> bool:
+        """Without wait: a failure, or nothing left to do or to wait for; either way: the deadline."""
+        if result.errors and not self.how.wait:
+            return True
+        from controller.planner import PENDING, UPDATING, WAITING
+
+        blocked = _blocked(result.plan)
+        unsettled = [sp.name for sp in result.plan.services.values()
+                     if sp.state in (WAITING, UPDATING, PENDING) and sp.name not in blocked]
+        if not self.how.wait and not result.actions and not unsettled:
+            return True
+        if self.how.clock() <= deadline:
+            return False
+        report = self.report
+        report.converged = False if self.how.wait else None
+        report.verdict = outcome(self.store, self.names) if self.how.wait else None
+        if unsettled and not self.how.wait:
+            report.errors.append(f"timed out; still waiting: {', '.join(sorted(unsettled))}")
+        return True
 
 
 INLINE_WORKERS_MIN, INLINE_WORKERS_MAX = 4, 16
@@ -449,7 +626,7 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
         rec.close()
 
 
-def outcome(store: Store, names: set[str] | None, goal: Goal = "healthy") -> Verdict:
+def outcome(store: Reader, names: set[str] | None, goal: Goal = "healthy") -> Verdict:
     """The wait's verdict now. For healthy/completed, names no longer desired (pruned by
     this apply, deleted meanwhile) are not waited for."""
     from controller.waiting import verdict
@@ -460,22 +637,19 @@ def outcome(store: Store, names: set[str] | None, goal: Goal = "healthy") -> Ver
     return verdict(desired, store.statuses(), names, goal)
 
 
-def wait_outcome(store: Store, report: ApplyReport, names: set[str] | None, deadline: float, *,
-                 goal: Goal = "healthy", clock: Callable[[], float] = time.time,
-                 on_progress: Callable[[Verdict], None] | None = None,
-                 observe: Callable[[], None] | None = None, interval: float = 0.2) -> None:
+def wait_outcome(store: Reader, report: ApplyReport, w: WaitFor) -> None:
     """Poll the recorded statuses until the outcome is decided (reached, or impossible) or
-    the deadline passes; ``observe`` (when no controller runs) records fresh status first."""
+    the deadline passes; ``w.observe`` (when no controller runs) records fresh status first."""
     while True:
-        if observe is not None:
-            observe()
-        v = outcome(store, names, goal)
-        if on_progress:
-            on_progress(v)
-        if v.decided or clock() >= deadline:
+        if w.observe is not None:
+            w.observe()
+        v = outcome(store, w.names, w.goal)
+        if w.on_progress:
+            w.on_progress(v)
+        if v.decided or w.clock() >= w.deadline:
             report.verdict, report.converged = v, v.done
             return
-        time.sleep(interval)
+        time.sleep(w.interval)
 
 
 def blocked_details(store: Store, engine: Engine, v: Verdict, lines: int = 10) -> dict[str, str]:
@@ -506,7 +680,7 @@ def delete(store: Store, engine: Engine, name: str, *, volumes: bool = False,
     from store.records import AppliedChange
 
     report = ApplyReport([AppliedChange(name, gone.kind, "deleted", gone.generation)])
-    converge(store, engine, report, names={name}, wait=False, timeout=60, clock=clock)
+    converge(store, engine, report, names={name}, how=RunOptions(timeout=60, clock=clock))
     if volumes:
         remove_volumes(store, engine, {name}, report, clock, gone_specs=[gone.spec])
     return report
@@ -528,7 +702,7 @@ def delete_many(store: Store, engine: Engine, names: list[str], *, volumes: bool
     report = ApplyReport(changes)
     deleted = {c.name for c in changes}
     if deleted:
-        converge(store, engine, report, names=deleted, wait=False, timeout=120, clock=clock)
+        converge(store, engine, report, names=deleted, how=RunOptions(timeout=120, clock=clock))
         if volumes:  # never a volume marked external (the deleted specs say which)
             remove_volumes(store, engine, deleted, report, clock, gone_specs=gone_specs)
     return report, unknown

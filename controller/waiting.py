@@ -143,32 +143,34 @@ def verdict(desired: Mapping[str, Desired], statuses: Mapping[str, Status], name
             goal: Goal = "healthy") -> Verdict:
     """The outcome of waiting for ``names`` (every desired service when None) to reach ``goal``."""
     wanted = sorted(names if names is not None else desired)
-    out: dict[str, Outcome] = {}
-    for name in wanted:
-        rec, st = desired.get(name), statuses.get(name)
-        if goal == "deleted":
-            gone = rec is None and st is None
-            out[name] = Outcome(name, "done" if gone else "waiting", st.state if st else "",
-                                reason="" if gone else ("still desired" if rec else "containers being removed"))
-            continue
-        if rec is None:
-            out[name] = Outcome(name, "blocked", cause=Cause(name, "NotFound", f"no resource named {name}"),
-                                path=(name,))
-            continue
-        state, health = (st.state, st.health) if st else ("", "")
-        if st is not None and not fresh(rec, st):
-            state = f"{state} (generation {rec.generation} not observed yet)" if state else ""
-        if _reached(rec, st, goal):
-            out[name] = Outcome(name, "done", state, health)
-            continue
-        found = _blocked_path(name, desired, statuses)
-        if found is not None:
-            out[name] = Outcome(name, "blocked", state, health, st.reason if st else "", cause=found[1],
-                                path=found[0])
-            continue
-        waits = tuple(sorted(st.waiting_for.items())) if st is not None and fresh(rec, st) else ()
-        out[name] = Outcome(name, "waiting", state, health, st.reason if st else "", waits)
-    return Verdict(out)
+    if goal == "deleted":
+        return Verdict({name: _deleted(name, desired, statuses) for name in wanted})
+    return Verdict({name: _outcome(name, desired, statuses, goal) for name in wanted})
+
+
+def _deleted(name: str, desired: Mapping[str, Desired], statuses: Mapping[str, Status]) -> Outcome:
+    """Waiting for deletion: done once neither the record nor its status is left."""
+    rec, st = desired.get(name), statuses.get(name)
+    gone = rec is None and st is None
+    return Outcome(name, "done" if gone else "waiting", st.state if st else "",
+                   reason="" if gone else ("still desired" if rec else "containers being removed"))
+
+
+def _outcome(name: str, desired: Mapping[str, Desired], statuses: Mapping[str, Status], goal: Goal) -> Outcome:
+    """Waiting for healthy or completed: reached, blocked (by itself or a dependency), or waiting."""
+    rec, st = desired.get(name), statuses.get(name)
+    if rec is None:
+        return Outcome(name, "blocked", cause=Cause(name, "NotFound", f"no resource named {name}"), path=(name,))
+    state, health = (st.state, st.health) if st else ("", "")
+    if st is not None and not fresh(rec, st):
+        state = f"{state} (generation {rec.generation} not observed yet)" if state else ""
+    if _reached(rec, st, goal):
+        return Outcome(name, "done", state, health)
+    found = _blocked_path(name, desired, statuses)
+    if found is not None:
+        return Outcome(name, "blocked", state, health, st.reason if st else "", cause=found[1], path=found[0])
+    waits = tuple(sorted(st.waiting_for.items())) if st is not None and fresh(rec, st) else ()
+    return Outcome(name, "waiting", state, health, st.reason if st else "", waits)
 
 
 def explain(v: Verdict) -> list[str]:

@@ -154,6 +154,30 @@ class SqliteReader:
         return out
 
 
+    # -- what a no-op apply reads (controller.unchanged) ----------------------
+    def instance_id(self) -> str | None:
+        """The store's instance id (``Store.instance_id``), or None before it is fixed."""
+        rows = self._all("SELECT value FROM meta WHERE key = ?", ("instance_id",))
+        return str(rows[0]["value"]) if rows else None
+
+    def lease(self, *, now: float) -> tuple[str, float] | None:
+        """(holder, expires_at) of a live lease, or None (as ``Store.lease``)."""
+        rows = self._all("SELECT holder, expires_at FROM leases WHERE name = ?", ("controller",))
+        if not rows or rows[0]["expires_at"] < now:
+            return None
+        return str(rows[0]["holder"]), float(rows[0]["expires_at"])
+
+    def containers_with_events(self, container_ids: list[str], types: tuple[str, ...]) -> set[str]:
+        """Which of these containers have at least one event of these types (as the store)."""
+        out: set[str] = set()
+        for i in range(0, len(container_ids), _CHUNK):
+            chunk = container_ids[i : i + _CHUNK]
+            sql = (f"SELECT container_id FROM events WHERE container_id IN ({','.join('?' * len(chunk))}) "
+                   f"AND type IN ({','.join('?' * len(types))})")
+            out.update(str(r[0]) for r in self._all(sql, [*chunk, *types]))
+        return out
+
+
 def open_reader(location: str | None) -> SqliteReader | Store:
     """A ``SqliteReader`` when ``location`` (``--db``; None: the default) is a plain SQLite
     file that exists and is at the schema head; else ``Store.open(location)`` (which creates

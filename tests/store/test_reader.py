@@ -75,6 +75,9 @@ def pair(tmp_path: Path) -> Iterator[tuple[Store, SqliteReader]]:
         ("history", ("a",), {"since": 100.0}),
         ("last_events", (["a", "b", "c", "gone", "nope"],), {}),
         ("last_events", ([],), {}),
+        ("containers_with_events", (["c" * 64, "f" * 64, "x"], ("Applied", "Created")), {}),
+        ("containers_with_events", ([], ("Created",)), {}),
+        ("lease", (), {"now": 0.0}),
     ],
 )
 def test_the_reader_answers_as_the_store_does(pair: tuple[Store, SqliteReader], method: str,
@@ -151,3 +154,38 @@ def test_open_reader_leaves_an_old_store_to_the_migrating_store(tmp_path: Path) 
 )
 def test_plain_sqlite_file(url: str, path: str | None) -> None:
     assert plain_sqlite_file(url) == path
+
+
+def test_instance_id_and_lease_as_the_store_has_them(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = Store.open(path)
+    reader = SqliteReader(store.url, path)
+    try:
+        assert reader.instance_id() is None  # not fixed before the first use
+        assert reader.instance_id() is None
+        fixed = store.instance_id
+        assert reader.instance_id() == fixed
+        assert store.acquire_lease("run:host:1", ttl=30.0, now=100.0)
+        for now in (100.0, 129.9, 130.0, 130.1):
+            assert reader.lease(now=now) == store.lease(now=now)
+        assert reader.lease(now=100.0) == ("run:host:1", 130.0)
+        assert reader.lease(now=131.0) is None
+    finally:
+        reader.close()
+        store.close()
+
+
+def test_containers_with_events_in_more_than_one_chunk(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = Store.open(path)
+    ids = [f"{i:064x}" for i in range(1200)]
+    store.record([Event(ts=float(i), service="a", type="Created" if i % 3 else "Died", container_id=cid)
+                  for i, cid in enumerate(ids)])
+    reader = SqliteReader(store.url, path)
+    try:
+        got = reader.containers_with_events(ids, ("Created", "Recreated"))
+        assert got == store.containers_with_events(ids, ("Created", "Recreated"))
+        assert len(got) == 800
+    finally:
+        reader.close()
+        store.close()
