@@ -5,9 +5,11 @@
   in a loop (2 warm-up passes, then 20 measured), reading the counter deltas.
 - Controller CPU per pass: ``time.process_time()`` around each pass (all threads), median
   of 20; wall time per pass alongside.
-- No-op ``reconcile apply -f FILE`` (no daemon: it converges inline, so this is a full
-  pass plus CLI start-up) versus a no-op ``docker-compose up -d`` of the same 200-service
-  stack as its own project; wall and child CPU, interleaved.
+- No-op ``reconcile apply -f FILE`` (no daemon; every document is stored unchanged, so it
+  answers from the store's read path and one look at the engine, ``controller.unchanged``,
+  and writes nothing; the command checks it printed "200 unchanged" and "no actions")
+  versus a no-op ``docker-compose up -d`` of the same 200-service stack as its own project;
+  wall and child CPU, interleaved.
 - The same two no-op commands once more through a counting proxy on the engine socket:
   how many engine API calls each makes.
 
