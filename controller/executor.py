@@ -131,13 +131,7 @@ class Executor:
                 assert svc is not None
                 self._build(svc, action, out)
             case Rename():
-                try:
-                    self.engine.rename(action.container_id, action.new_name)
-                except NameConflict:
-                    self._explain_conflict(action.new_name, action.service, action.replica)
-                    raise
-                self._note(out, oc.Renamed(action.service, action.container_id, action.old_name, action.new_name,
-                                           action.reason, self.clock()))
+                self._rename(action, out)
             case Rollback():
                 self._note(out, oc.RollbackAsked(action.service, action.to_generation, action.reason, self.clock()))
             case _:
@@ -202,6 +196,15 @@ class Executor:
         self._stop_quietly(action.container_id, int(grace))
         self.engine.remove(action.container_id)
         self._note(out, oc.Removed(action.service, action.container_id, action.name, action.reason, self.clock()))
+
+    def _rename(self, action: Rename, out: Out) -> None:
+        try:
+            self.engine.rename(action.container_id, action.new_name)
+        except NameConflict:
+            self._explain_conflict(action.new_name, action.service, action.replica)
+            raise
+        self._note(out, oc.Renamed(action.service, action.container_id, action.old_name, action.new_name,
+                                   action.reason, self.clock()))
 
     def _build(self, svc: DesiredService, action: Build, out: Out) -> None:
         b = svc.spec.build
