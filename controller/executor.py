@@ -1,30 +1,33 @@
-"""Carries out one service's actions on the engine and says what happened, as audit
-events and an updated status. It never plans and never prints; the reconciler
-records what it returns.
+"""Carries out one service's actions on the engine and reports what happened, as
+``controller.outcomes`` records (container ids, how a container died, hook runs, the
+failure of an action and its reason code). It never plans, never prints and derives
+no status: ``controller.advance`` turns the outcomes into status and audit rows, and
+the reconciler has them recorded.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, assert_never
 
 from loguru import logger
 
-from controller import backoff, hooks
+from controller import hooks
 from controller import labels as L
+from controller import outcomes as oc
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
 from controller.engine import Engine
 from controller.health import HealthChecks
 from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
                                ReconcileError, StaleTask, TerminalError)
+from controller.outcomes import OUTPUT_LIMIT, Outcome, truncate
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, render
-from store.records import Event, Status
 
-OUTPUT_LIMIT = 500
+__all__ = ["OUTPUT_LIMIT", "Executor", "error_reason", "truncate", "unreachable"]
 
 
 def _network_gone(exc: Exception) -> bool:
@@ -44,20 +47,8 @@ def unreachable(build_output: str) -> bool:
     return any(marker in text for marker in _UNREACHABLE)
 
 
-def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass
-class Result:
-    events: list[Event] = field(default_factory=list)
-    status: Status | None = None
-    errors: list[str] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)  # human lines: what was done and why
-    rollback: Rollback | None = None  # for the reconciler to write into the store
-    built: bool = False  # an image was built: the image cache is stale
-    error_reason: str = ""  # the first failure's reason code (planner.R_*), for the status
+# Failures after which the service's remaining actions are not tried this pass.
+_STOPPING = (ImageMissing, NameConflict, PortInUse, ExternalMissing)
 
 
 def error_reason(exc: ReconcileError) -> str:
@@ -69,6 +60,20 @@ def error_reason(exc: ReconcileError) -> str:
     if isinstance(exc, NameConflict):
         return R_NAME_CONFLICT
     return R_ACTION_FAILED
+
+
+def _failure(action: Action, exc: ReconcileError, at: float) -> Outcome:
+    cid = getattr(action, "container_id", "")
+    if isinstance(exc, EngineTimeout):
+        # a hung call: the engine is degraded; the service is retried with backoff
+        # (the reconciler's error backoff) while the others go on
+        return oc.EngineHung(action.service, describe(action), exc.call, exc.timeout, str(exc), error_reason(exc), at,
+                             cid or (exc.target if len(exc.target) == 64 else ""))
+    return oc.Failed(action.service, describe(action), type(action).__name__.lower(), str(exc), error_reason(exc),
+                     at, cid)
+
+
+Out = list[Outcome]  # what one run has done so far, in order
 
 
 class Executor:
@@ -83,187 +88,150 @@ class Executor:
         self.admit_restart = admit_restart or (lambda _name: True)
         self._create_lock = threading.Lock()
 
-    def _event(self, svc: str, etype: str, reason: str, message: str = "", container_id: str = "",
-               generation: int = 0) -> Event:
-        return Event(ts=self.clock(), service=svc, type=etype, reason=reason, message=message,
-                     container_id=container_id, generation=generation, actor=self.actor)
-
-    def run(self, svc: DesiredService | None, actions: tuple[Action, ...] | list[Action],
-            status: Status | None) -> Result:
-        out = Result(status=status)
+    def run(self, svc: DesiredService | None, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
+        """Carry ``actions`` out in order; what happened, in order. A failed action is
+        reported and the next is tried, unless the failure makes the rest pointless (a
+        hung engine call, an image missing, a name or port taken, an external missing)."""
+        out: Out = []
         for action in actions:
             try:
                 self._one(svc, action, out)
             except ReconcileError as exc:
-                msg = f"{describe(action)} failed: {exc}"
-                logger.warning(msg)
-                out.errors.append(msg)
-                out.error_reason = out.error_reason or error_reason(exc)
-                gen = svc.generation if svc else 0
-                if isinstance(exc, EngineTimeout):
-                    # a hung call: the engine is degraded; the service is retried with backoff
-                    # (the reconciler's error backoff) while the others go on
-                    out.events.append(self._event(
-                        action.service, "EngineDegraded", f"{exc.call} timed out after {exc.timeout:g}s",
-                        truncate(f"{describe(action)}: {exc}"),
-                        getattr(action, "container_id", "") or (exc.target if len(exc.target) == 64 else ""), gen))
-                    break  # the rest of this service's actions depend on the one that hung
-                out.events.append(self._event(action.service, "Failed", f"{type(action).__name__.lower()} failed",
-                                              truncate(str(exc)), getattr(action, "container_id", ""), gen))
-                if isinstance(exc, (ImageMissing, NameConflict, PortInUse, ExternalMissing)):
+                failure = _failure(action, exc, self.clock())
+                logger.warning(failure.problem)
+                out.append(failure)
+                if isinstance(exc, (EngineTimeout, *_STOPPING)):
                     break
         return out
 
-    def _status(self, out: Result, name: str) -> Status:
-        if out.status is None:
-            out.status = Status(name=name)
-        return out.status
+    def _note(self, out: Out, outcome: Outcome) -> None:
+        if outcome.line:
+            logger.info(outcome.line)
+        out.append(outcome)
 
-    def _one(self, svc: DesiredService | None, action: Action, out: Result) -> None:
-        gen = svc.generation if svc else 0
+    def _one(self, svc: DesiredService | None, action: Action, out: Out) -> None:
         match action:
             case Create():
                 assert svc is not None
                 cid = self._create_and_start(svc, action.replica)
-                st = self._status(out, svc.name)
-                out.status = replace(st, container_id=cid, last_started_at=self.clock())
-                out.events.append(self._event(svc.name, "Created", action.reason,
-                                              f"container {cid[:12]} created and started", cid, gen))
-                self._done(out, f"created {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
+                self._note(out, oc.Created(svc.name, action.replica, cid, action.reason, self.clock()))
                 self._post_start(svc, cid, out)
             case Start():
                 assert svc is not None
-                if action.restart and not self.admit_restart(svc.name):
-                    out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
-                    return
-                state = self._state(action.container_id)
-                if state.get("Running"):
-                    return  # started meanwhile (by the engine or another pass): nothing to do
-                detail = self._death_detail(action.container_id, state)
-                try:
-                    self.engine.start(action.container_id)
-                except StaleTask as exc:
-                    # the engine keeps a task of this container from before it restarted and
-                    # refuses every start: only a new container runs again (volumes are kept)
-                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
-                                            f"{action.reason}; {exc}", ("runtime state",)), out)
-                    return
-                except ReconcileError as exc:
-                    if not _network_gone(exc):
-                        raise
-                    # someone removed a network this container was attached to: the
-                    # container cannot start again, so it is recreated (networks ensured)
-                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
-                                            f"{action.reason}; its network was removed ({exc})", ("networks",)), out)
-                    return
-                self._restarted(action.container_id)
-                st = self._status(out, svc.name)
-                if action.restart:
-                    out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
-                    out.status.container_id = action.container_id
-                    reason = action.reason + (f"; {detail}" if detail else "")
-                    out.events.append(self._event(svc.name, "Restarted", reason,
-                                                  f"restart #{out.status.restart_count}", action.container_id, gen))
-                    self._done(out, f"restarted {svc.name}#{action.replica}: {reason}")
-                else:
-                    out.status = replace(st, container_id=action.container_id, last_started_at=self.clock())
-                    out.events.append(self._event(svc.name, "Started", action.reason, "", action.container_id, gen))
-                    self._done(out, f"started {svc.name}#{action.replica}: {action.reason}")
-                self._post_start(svc, action.container_id, out)
+                self._start(svc, action, out)
             case Restart():
                 assert svc is not None
-                if not action.requested and not self.admit_restart(svc.name):
-                    out.errors.append(f"{svc.name}: restart deferred by the host-wide restart limit")
-                    return
-                probe = "" if action.requested else self.probe_output(action.container_id)
-                self._pre_stop(svc.name, action.container_id, self._pre_stop_calls(svc), svc.spec.stopGracePeriod, out, gen)
-                try:
-                    self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
-                except StaleTask as exc:
-                    self._one(svc, Recreate(svc.name, action.replica, action.container_id,
-                                            f"{action.reason}; {exc}", ("runtime state",)), out)
-                    return
-                self._restarted(action.container_id)
-                st = self._status(out, svc.name)
-                if action.requested:
-                    out.status = replace(st, restart_count=st.restart_count + 1, last_started_at=self.clock())
-                    if action.config_hash is not None:
-                        out.status.config_hash = action.config_hash
-                else:
-                    out.status = backoff.after_restart(st, svc.spec.restartPolicy, self.clock())
-                reason = action.reason + (f"; last probe: {probe}" if probe else "")
-                out.events.append(self._event(svc.name, "Restarted", reason,
-                                              f"restart #{out.status.restart_count}", action.container_id, gen))
-                self._done(out, f"restarted {svc.name}#{action.replica}: {reason}")
-                self._post_start(svc, action.container_id, out)
+                self._restart(svc, action, out)
             case Recreate():
                 assert svc is not None
-                cid = self._recreate(svc, action, out)
-                st = self._status(out, svc.name)
-                out.status = replace(st, container_id=cid, last_started_at=self.clock(), failures=0, next_attempt_at=0.0)
-                if action.rollout and not st.rollout_from_generation:
-                    out.status.rollout_from_generation = st.observed_generation
-                    out.status.rollout_started_at = self.clock()
-                out.events.append(self._event(svc.name, "Recreated", action.reason,
-                                              f"changed: {', '.join(action.changed_fields)}; "
-                                              f"old {action.container_id[:12]} -> new {cid[:12]}", cid, gen))
-                self._done(out, f"recreated {svc.name}#{action.replica} ({cid[:12]}): {action.reason}")
-                self._post_start(svc, cid, out)
+                self._replace(svc, action, out)
             case Remove():
-                grace = svc.spec.stopGracePeriod if svc else (10.0 if action.grace is None else action.grace)
-                calls = self._pre_stop_calls(svc) if svc else action.pre_stop
-                self._pre_stop(action.service, action.container_id, calls, grace, out, gen)
-                self._stop_quietly(action.container_id, int(grace))
-                self.engine.remove(action.container_id)
-                out.events.append(self._event(action.service, "Removed", action.reason,
-                                              f"container {action.name} removed (named volumes kept)", action.container_id, gen))
-                self._done(out, f"removed {action.name} ({action.container_id[:12]}): {action.reason}")
+                self._remove(svc, action, out)
             case Build():
-                assert svc is not None and svc.spec.build is not None
-                b = svc.spec.build
-                try:
-                    ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
-                                                 args=dict(b.args), target=b.target,
-                                                 labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                         L.INSTANCE: self.instance},
-                                                 options=render_host.build_options(b, svc.spec.platform),
-                                                 dockerfile_inline=b.dockerfileInline)
-                except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
-                    if not (b.remote and unreachable(str(exc))):
-                        raise
-                    ok, tail = False, str(exc)
-                if not ok:
-                    out.events.append(self._event(svc.name, "BuildFailed", action.reason, truncate(tail, 2000), "", gen))
-                    last = tail.splitlines()[-1] if tail else ""
-                    if b.remote and unreachable(tail):
-                        # retrying will not help until the network (or the file) changes
-                        raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a "
-                                            "URL the engine fetches itself, and the engine could not reach it (no "
-                                            "network route or DNS from the engine's host?); clone or download it "
-                                            f"and give a local directory instead ({last})")
-                    raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
-                out.events.append(self._event(svc.name, "Built", action.reason,
-                                              f"image {svc.spec.image} built from {b.context}", "", gen))
-                out.built = True
-                self._done(out, f"built {svc.spec.image} for {svc.name}: {action.reason}")
+                assert svc is not None
+                self._build(svc, action, out)
             case Rename():
-                try:
-                    self.engine.rename(action.container_id, action.new_name)
-                except NameConflict:
-                    self._explain_conflict(action.new_name, action.service, action.replica)
-                    raise
-                out.events.append(self._event(action.service, "Renamed", action.reason,
-                                              f"{action.old_name} -> {action.new_name}", action.container_id, gen))
-                self._done(out, f"renamed {action.old_name} back to {action.new_name}: {action.reason}")
+                self._rename(action, out)
             case Rollback():
-                out.rollback = action
-                self._done(out, f"rolling back {action.service} to revision {action.to_generation}: {action.reason}")
+                self._note(out, oc.RollbackAsked(action.service, action.to_generation, action.reason, self.clock()))
             case _:
                 assert_never(action)
 
-    def _done(self, out: Result, line: str) -> None:
-        logger.info(line)
-        out.done.append(line)
+    def _start(self, svc: DesiredService, action: Start, out: Out) -> None:
+        if action.restart and not self.admit_restart(svc.name):
+            out.append(oc.Deferred(svc.name, self.clock()))
+            return
+        state = self._state(action.container_id)
+        if state.get("Running"):
+            return  # started meanwhile (by the engine or another pass): nothing to do
+        detail = self._death_detail(action.container_id, state)
+        try:
+            self.engine.start(action.container_id)
+        except StaleTask as exc:
+            # the engine keeps a task of this container from before it restarted and
+            # refuses every start: only a new container runs again (volumes are kept)
+            self._replace(svc, Recreate(svc.name, action.replica, action.container_id,
+                                        f"{action.reason}; {exc}", ("runtime state",)), out)
+            return
+        except ReconcileError as exc:
+            if not _network_gone(exc):
+                raise
+            # someone removed a network this container was attached to: the
+            # container cannot start again, so it is recreated (networks ensured)
+            self._replace(svc, Recreate(svc.name, action.replica, action.container_id,
+                                        f"{action.reason}; its network was removed ({exc})", ("networks",)), out)
+            return
+        self._restarted(action.container_id)
+        self._note(out, oc.Started(svc.name, action.replica, action.container_id, action.reason, self.clock(),
+                                   restart=action.restart, detail=detail))
+        self._post_start(svc, action.container_id, out)
+
+    def _restart(self, svc: DesiredService, action: Restart, out: Out) -> None:
+        if not action.requested and not self.admit_restart(svc.name):
+            out.append(oc.Deferred(svc.name, self.clock()))
+            return
+        probe = "" if action.requested else self.probe_output(action.container_id)
+        self._pre_stop(svc.name, action.container_id, self._pre_stop_calls(svc), svc.spec.stopGracePeriod, out)
+        try:
+            self.engine.restart(action.container_id, timeout=int(svc.spec.stopGracePeriod))
+        except StaleTask as exc:
+            self._replace(svc, Recreate(svc.name, action.replica, action.container_id,
+                                        f"{action.reason}; {exc}", ("runtime state",)), out)
+            return
+        self._restarted(action.container_id)
+        self._note(out, oc.Restarted(svc.name, action.replica, action.container_id, action.reason, self.clock(),
+                                     requested=action.requested, config_hash=action.config_hash, probe=probe))
+        self._post_start(svc, action.container_id, out)
+
+    def _replace(self, svc: DesiredService, action: Recreate, out: Out) -> None:
+        cid = self._recreate(svc, action, out)
+        self._note(out, oc.Recreated(svc.name, action.replica, action.container_id, cid, action.reason, self.clock(),
+                                     action.changed_fields, action.rollout))
+        self._post_start(svc, cid, out)
+
+    def _remove(self, svc: DesiredService | None, action: Remove, out: Out) -> None:
+        grace = svc.spec.stopGracePeriod if svc else (10.0 if action.grace is None else action.grace)
+        calls = self._pre_stop_calls(svc) if svc else action.pre_stop
+        self._pre_stop(action.service, action.container_id, calls, grace, out)
+        self._stop_quietly(action.container_id, int(grace))
+        self.engine.remove(action.container_id)
+        self._note(out, oc.Removed(action.service, action.container_id, action.name, action.reason, self.clock()))
+
+    def _rename(self, action: Rename, out: Out) -> None:
+        try:
+            self.engine.rename(action.container_id, action.new_name)
+        except NameConflict:
+            self._explain_conflict(action.new_name, action.service, action.replica)
+            raise
+        self._note(out, oc.Renamed(action.service, action.container_id, action.old_name, action.new_name,
+                                   action.reason, self.clock()))
+
+    def _build(self, svc: DesiredService, action: Build, out: Out) -> None:
+        b = svc.spec.build
+        assert b is not None
+        try:
+            ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
+                                         args=dict(b.args), target=b.target,
+                                         labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
+                                                 L.INSTANCE: self.instance},
+                                         options=render_host.build_options(b, svc.spec.platform),
+                                         dockerfile_inline=b.dockerfileInline)
+        except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
+            if not (b.remote and unreachable(str(exc))):
+                raise
+            ok, tail = False, str(exc)
+        if ok:
+            self._note(out, oc.Built(svc.name, svc.spec.image, b.context, action.reason, self.clock()))
+            return
+        out.append(oc.BuildFailed(svc.name, action.reason, tail, self.clock()))
+        last = tail.splitlines()[-1] if tail else ""
+        if b.remote and unreachable(tail):
+            # retrying will not help until the network (or the file) changes
+            raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a "
+                                "URL the engine fetches itself, and the engine could not reach it (no "
+                                "network route or DNS from the engine's host?); clone or download it "
+                                f"and give a local directory instead ({last})")
+        raise ReconcileError(f"building {svc.spec.image} from {b.context} failed: {last}")
 
     def _stop_quietly(self, cid: str, timeout: int) -> None:
         try:
@@ -321,7 +289,7 @@ class Executor:
                 f"container name {name!r} is taken by container {other['Id'][:12]} that reconcile does not own; "
                 "it was left untouched. Rename or remove it, or rename the service.")
 
-    def _recreate(self, svc: DesiredService, action: Recreate, out: Result) -> str:
+    def _recreate(self, svc: DesiredService, action: Recreate, out: Out) -> str:
         """Rename old aside, create the new one under the real name, stop old, start new,
         remove old. If the new one cannot be created, the old one is put back."""
         old = action.container_id
@@ -343,13 +311,13 @@ class Executor:
         if svc.spec.update.order == "start-first":
             try:  # the new one first; it may need the old one's host ports, then stop-first it is
                 self.engine.start(new)
-                self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out, svc.generation)
+                self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out)
                 self._stop_quietly(old, grace)
                 self.engine.remove(old)
                 return new
             except ReconcileError as exc:
                 logger.info(f"{svc.name}: start-first not possible ({exc}); stopping the old container first")
-        self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out, svc.generation)
+        self._pre_stop(svc.name, old, pre_stop, svc.spec.stopGracePeriod, out)
         self._stop_quietly(old, grace)
         try:
             self.engine.start(new)
@@ -366,31 +334,28 @@ class Executor:
     def _pre_stop_calls(svc: DesiredService) -> tuple[hooks.HookCall, ...]:
         return hooks.calls(svc.spec.lifecycle.preStop)
 
-    def _audit_hooks(self, service: str, cid: str, runs: list[hooks.HookRun], out: Result, gen: int) -> None:
+    def _audit_hooks(self, service: str, cid: str, runs: list[hooks.HookRun], out: Out) -> None:
         for r in runs:
-            out.events.append(self._event(service, r.event_type, r.reason, r.message, cid, gen))
-            line = f"{service} ({cid[:12]}): {r.reason}"
-            if r.ok:
-                self._done(out, line)
-            else:
-                logger.warning(f"{line}: {r.message}")
+            outcome = oc.HookRan(service, cid, r, self.clock())
+            if not r.ok:
+                logger.warning(f"{service} ({cid[:12]}): {r.reason}: {r.message}")
+            self._note(out, outcome)
 
-    def _post_start(self, svc: DesiredService, cid: str, out: Result) -> None:
+    def _post_start(self, svc: DesiredService, cid: str, out: Out) -> None:
         """Run the postStart hooks after a start; the first failure fails the action
         (``HookFailed``), and the container keeps running, as compose leaves it."""
         calls = hooks.calls(svc.spec.lifecycle.postStart)
         if not calls:
             return
         runs = hooks.run("postStart", calls, lambda call: self.engine.exec_hook(cid, call), clock=self.clock)
-        self._audit_hooks(svc.name, cid, runs, out, svc.generation)
+        self._audit_hooks(svc.name, cid, runs, out)
         failed = next((r for r in runs if not r.ok), None)
         if failed is not None:
             tail = failed.result.output.strip()[-300:]
             raise HookFailed(f"postStart hook {failed.index}/{failed.total} of {svc.name} ({failed.call.shown}) "
                              f"{failed.outcome}" + (f": {tail}" if tail else "") + "; the container keeps running")
 
-    def _pre_stop(self, service: str, cid: str, calls: tuple[hooks.HookCall, ...], grace: float, out: Result,
-                  gen: int) -> None:
+    def _pre_stop(self, service: str, cid: str, calls: tuple[hooks.HookCall, ...], grace: float, out: Out) -> None:
         """Run the preStop hooks of a running container before it is stopped, within its
         grace period; failures are audited and the stop proceeds."""
         if not calls or not self._state(cid).get("Running"):
@@ -401,9 +366,9 @@ class Executor:
         except NotFound:
             return  # gone meanwhile: nothing to stop
         except ReconcileError as exc:  # the engine refused the exec (e.g. the container stopped): stop anyway
-            out.events.append(self._event(service, "HookFailed", "preStop hook could not run", truncate(str(exc)), cid, gen))
+            out.append(oc.HookUnrunnable(service, cid, str(exc), self.clock()))
             return
-        self._audit_hooks(service, cid, runs, out, gen)
+        self._audit_hooks(service, cid, runs, out)
 
     def _state(self, cid: str) -> dict[str, Any]:
         try:

@@ -20,18 +20,20 @@ from loguru import logger
 
 from controller import files, planner
 from controller import status as status_mod
-from controller.actions import Action, Remove
+from controller.actions import Action
+from controller.advance import Seen, Work, advance, observe
 from controller.engine import Engine
-from controller.executor import Executor, Result, truncate
+from controller.executor import Executor
+from controller.outcomes import truncate
 from controller.health import HealthChecks
 from controller.probes import CONTROLLER
 from controller.observed import Observed
+from controller.record import Recorder
 from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
 from controller.render_net import with_peers
 from store import Event, Status, Store
 from store.db import sqlite_path
-from store.repository import StoreError
 
 ERROR_BACKOFF_MAX = 300.0  # a service whose actions keep failing is retried at most this rarely
 
@@ -79,13 +81,8 @@ class Reconciler:
         self._version: dict[str, int] = {}  # bumped whenever work for a service finishes
         self._errors: dict[str, tuple[int, float, str]] = {}  # failures in a row, retry-after, last message
         self._adoption_checked = False
-        # Store faults (disk full, read-only): healing goes on; what could not be written is
-        # kept here (bounded) and written, in order, once the store accepts writes again.
-        self._unrecorded: list[tuple[list[Event], list[Status], list[str]]] = []
-        self._unrecorded_events = 0
-        self._record_lock = threading.Lock()
-        self.store_failing_since: float | None = None
-        self._store_warned_at = 0.0
+        # writes status and audit rows; keeps them through store faults (controller.record)
+        self.recorder = Recorder(store, clock)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -196,30 +193,7 @@ class Reconciler:
                      status: Status | None, result: PassResult) -> None:
         failed = False
         try:
-            res: Result = self.executor.run(svc, actions, status)
-            failed = bool(res.errors)
-            drop = [name] if svc is None and all(isinstance(a, Remove) for a in actions) and not res.errors else []
-            statuses = []
-            if res.status is not None and svc is not None:
-                st = res.status
-                if res.errors:
-                    st.message = truncate("; ".join(res.errors), 300)
-                    st.state, st.reason = "Error", res.error_reason
-                elif res.done:
-                    st.state, st.message, st.reason = "Starting", "", ""
-                st.updated_at = self.clock()
-                statuses.append(st)
-            events = self._dedupe_failures(name, res)
-            self._record(events, statuses, drop)
-            if self.on_events:
-                self.on_events(events)
-            if res.built:
-                self.invalidate_images()
-            if res.rollback is not None:
-                self.store.rollback(name, to_generation=res.rollback.to_generation, actor=self.actor,
-                                    now=self.clock(), reason=res.rollback.reason)
-            result.done.extend(res.done)
-            result.errors.extend(res.errors)
+            failed = self._carry_out(name, svc, actions, status, result)
         except Exception as exc:  # noqa: BLE001 - one service's failure must not stop others
             logger.exception(f"reconciling {name} failed")
             result.errors.append(f"{name}: {exc}")
@@ -240,69 +214,37 @@ class Reconciler:
             elif self.on_service_done:
                 self.on_service_done(name)
 
-    # -- recording (survives store faults) -------------------------------------
-    MAX_UNRECORDED_EVENTS = 10_000
+    def _carry_out(self, name: str, svc: DesiredService | None, actions: list[Action],
+                   status: Status | None, result: PassResult) -> bool:
+        """Execute one service's actions, advance its status from the outcomes and record
+        both. True when an action failed."""
+        outcomes = self.executor.run(svc, actions)
+        work = Work(name, tuple(actions), svc.generation if svc else 0,
+                    svc.spec.restartPolicy if svc else None, self.actor)
+        now = self.clock()
+        adv = advance(status, work, outcomes, now)
+        events = self.recorder.audited_failures(name, adv.errors, adv.events, now)
+        self._record(events, [adv.status] if adv.status is not None else [], [name] if adv.forget else [])
+        if self.on_events:
+            self.on_events(events)
+        if adv.built:
+            self.invalidate_images()
+        if adv.rollback is not None:
+            self.store.rollback(name, to_generation=adv.rollback.to_generation, actor=self.actor,
+                                now=self.clock(), reason=adv.rollback.reason)
+        result.done.extend(adv.done)
+        result.errors.extend(adv.errors)
+        return bool(adv.errors)
 
+    # -- recording (controller.record: survives store faults) ---------------------
     def _statuses(self) -> dict[str, Status]:
         """The stored statuses, overlaid with those the store could not take yet (so the
         backoff and restart counts stay right while the disk is full)."""
-        statuses = self.store.statuses()
-        with self._record_lock:
-            for _events, sts, drop in self._unrecorded:
-                for st in sts:
-                    statuses[st.name] = st
-                for name in drop:
-                    statuses.pop(name, None)
-        return statuses
+        return self.recorder.overlay(self.store.statuses())
 
     def _record(self, events: list[Event], statuses: list[Status] | tuple[()] = (),
                 drop: list[str] | tuple[()] = ()) -> None:
-        """Write to the store; when it cannot be written, keep the rows for later and go on:
-        a full or read-only disk must never stop the containers from being healed."""
-        item = (list(events), list(statuses), list(drop))
-        with self._record_lock:
-            backlog = self._unrecorded + [item]
-            try:
-                while backlog:
-                    self.store.record(*backlog[0])
-                    backlog.pop(0)
-            except Exception as exc:
-                if not StoreError.wraps(exc):
-                    raise
-                self._unrecorded = backlog
-                self._unrecorded_events = sum(len(ev) for ev, _s, _d in backlog)
-                while self._unrecorded_events > self.MAX_UNRECORDED_EVENTS and len(self._unrecorded) > 1:
-                    dropped = self._unrecorded.pop(0)
-                    self._unrecorded_events -= len(dropped[0])
-                now = self.clock()
-                if self.store_failing_since is None:
-                    self.store_failing_since = now
-                if now - self._store_warned_at >= 60:
-                    self._store_warned_at = now
-                    logger.error(f"cannot record in the store ({StoreError.describe(exc)}); containers are still "
-                                 f"healed, {self._unrecorded_events} audit row(s) kept in memory until it accepts writes")
-                return
-            if self.store_failing_since is not None:
-                logger.info("the store accepts writes again; the audit rows kept meanwhile are written")
-                self.store_failing_since = None
-                self._store_warned_at = 0.0
-            self._unrecorded, self._unrecorded_events = [], 0
-
-    def _dedupe_failures(self, name: str, res: Result) -> list[Event]:
-        """A failure that repeats with the same message is audited once an hour, not on
-        every retry (an unattended host would otherwise fill its history)."""
-        if not res.errors:
-            return res.events
-        message = "; ".join(res.errors)
-        with self._lock:
-            _count, until, last = self._errors.get(name, (0, 0.0, ""))
-            last_msg, _, last_ts = last.partition("\0")
-            repeat = last_msg == message and self.clock() - float(last_ts or 0) < 3600
-            if not repeat:
-                self._errors[name] = (_count, until, f"{message}\0{self.clock()}")
-        if repeat:
-            return [e for e in res.events if e.type not in ("Failed", "EngineDegraded")]
-        return res.events
+        self.recorder.record(events, statuses, drop)
 
     def _adopt(self, observed: list[Observed]) -> None:
         """Once per controller: containers without a Created/Recreated row (a controller
@@ -359,40 +301,36 @@ class Reconciler:
             with self._lock:
                 if not self._fresh(name, busy_at_start, versions or {}):
                     continue
-            svc = desired[name]
             old = statuses.get(name)
-            containers = by_service.get(name, [])
-            main = next((c for c in containers if c.replica == 1 and c.running), None)
-            checked_by = self.health.checked_by(main.id) if main is not None else ""
-            new, notes = status_mod.derive(old, sp, svc, containers, now, checked_by)
-            for note in notes:
-                msg = ""
-                if note.wants_probe:
-                    msg = self.executor.probe_output(note.container_id)
-                if note.wants_logs:
-                    try:
-                        msg = "output tail: " + truncate(self.engine.logs_tail(note.container_id, 10), 1000)
-                    except Exception:  # noqa: BLE001 - the audit row matters more than its detail
-                        msg = ""
-                events.append(Event(ts=now, service=name, type=note.type, reason=note.reason,
-                                    message=msg, container_id=note.container_id,
-                                    generation=svc.generation, actor=self.actor))
-                logger.info(f"{name}: {note.type} {note.reason} {msg}".rstrip())
-            if old is None or old.state != new.state:
-                if new.state in (planner.CRASHLOOP, planner.FAILED):
-                    etype = "BackOff" if new.state == planner.CRASHLOOP else "GaveUp"
-                    events.append(Event(ts=now, service=name, type=etype, reason=new.message,
-                                        message="next attempt at "
-                                                f"{time.strftime('%H:%M:%S', time.localtime(new.next_attempt_at))}"
-                                        if etype == "BackOff" else "", generation=svc.generation, actor=self.actor))
+            new, evs = observe(old, sp, self._seen(old, sp, desired[name], by_service.get(name, [])), now)
+            for ev in evs:
+                logger.info(f"{name}: {ev.type} {ev.reason} {ev.message}".rstrip())
+            events.extend(evs)
             derived[name] = new
             if status_mod.changed(old, new):
-                new.updated_at = now
                 updates.append(new)
         self._record(events, updates)
         if self.on_events and events:
             self.on_events(events)
         return derived
+
+    def _seen(self, old: Status | None, sp: planner.ServicePlan, svc: DesiredService,
+              containers: list[Observed]) -> Seen:
+        """What this pass saw of a service, with the detail its transitions' audit rows
+        carry fetched from the engine (before anything is derived or recorded)."""
+        main = next((c for c in containers if c.replica == 1 and c.running), None)
+        checked_by = self.health.checked_by(main.id) if main is not None else ""
+        details = {note: self._detail(note) for note in status_mod.transitions(old, sp, svc, containers)
+                   if note.wants_probe or note.wants_logs}
+        return Seen(svc, tuple(containers), checked_by, details, self.actor)
+
+    def _detail(self, note: status_mod.Transition) -> str:
+        if note.wants_probe:
+            return self.executor.probe_output(note.container_id)
+        try:
+            return "output tail: " + truncate(self.engine.logs_tail(note.container_id, 10), 1000)
+        except Exception:  # noqa: BLE001 - the audit row matters more than its detail
+            return ""
 
     def gc_networks(self) -> list[str]:
         """Remove this store's networks that no desired service names (and nothing uses)."""

@@ -12,6 +12,7 @@ import docker.errors
 import pytest
 
 from controller.actions import Restart, Start
+from controller.advance import Work, advance
 from controller.engine import Engine
 from controller.errors import NameConflict, ReconcileError, StaleTask, TransientError
 from controller.executor import Executor
@@ -117,8 +118,9 @@ def test_a_stale_task_is_replaced_by_a_new_container_and_audited(action: Start |
     eng = FakeEngine()
     svc = prepare("db", "Service", 3, {"image": "reconcile/busybox:latest", "volumes": ["dbdata:/var/lib/db"]})
     ex = Executor(eng, "inst", actor="controller", clock=lambda: 1000.0)  # type: ignore[arg-type]
-    out = ex.run(svc, [action], None)
-    assert out.errors == []
+    # the executor reports outcomes; advance turns them into the status and audit rows
+    out = advance(None, Work("db", (action,), svc.generation, svc.spec.restartPolicy), ex.run(svc, [action]), 1000.0)
+    assert out.errors == ()
     # the old container is put aside, a new one created and started, the old one removed
     kinds = [c[0] for c in eng.calls]
     assert kinds.count("create") == 1 and ("start", "new") in eng.calls and ("remove", OLD) in eng.calls
