@@ -60,6 +60,23 @@ class HealthChecks:
             engine_runs = self.engine.runs_healthchecks()
         except ReconcileError:
             return observed  # cannot tell now; the next pass asks again
+        targets, live = self._targets(observed, desired, now, engine_runs)
+        self._taken &= live
+        self._looked = {k: v for k, v in self._looked.items() if k in live}
+        if not targets and self.runner is None:
+            return observed
+        runner = self._runner()
+        runner.sync(targets, seed=seed)
+        out = []
+        for c in observed:
+            st = runner.state(c.id)
+            out.append(c if st is None else replace(c, health=st.status))
+        return out
+
+    def _targets(self, observed: list[Observed], desired: dict[str, DesiredService], now: float,
+                 engine_runs: bool) -> tuple[list[Target], set[str]]:
+        """(the containers whose check the controller runs, every running container with a
+        probing check)."""
         targets: list[Target] = []
         live: set[str] = set()
         for c in observed:
@@ -72,17 +89,7 @@ class HealthChecks:
             if engine_runs and c.id not in self._taken and not self._stalled(c, check, now):
                 continue
             targets.append(Target(c.id, c.service, check))
-        self._taken &= live
-        self._looked = {k: v for k, v in self._looked.items() if k in live}
-        if not targets and self.runner is None:
-            return observed
-        runner = self._runner()
-        runner.sync(targets, seed=seed)
-        out = []
-        for c in observed:
-            st = runner.state(c.id)
-            out.append(c if st is None else replace(c, health=st.status))
-        return out
+        return targets, live
 
     def _stalled(self, c: Observed, check: Check, now: float) -> bool:
         """Look (at most every few seconds) whether the engine left this check unrun."""
