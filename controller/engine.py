@@ -52,7 +52,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import docker
@@ -196,6 +196,23 @@ def _first_network(api: docker.APIClient, cfg: ContainerConfig, first: str) -> A
     endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
     return api.create_networking_config(  # the stubs say one config; the SDK maps names
         {first: api.create_endpoint_config(**endpoint)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One offline image build: the context (a directory, or a URL the engine fetches), the
+    Dockerfile in it (or ``dockerfile_inline``, its text), the tag, build args and target,
+    the image's labels, and ``options``: extra ``APIClient.build`` arguments
+    (``render_host.build_options``, whose ``labels`` are merged under ``labels``)."""
+
+    context: str
+    dockerfile: str
+    tag: str
+    args: dict[str, str]
+    target: str | None
+    labels: dict[str, str]
+    options: dict[str, Any] = field(default_factory=dict)
+    dockerfile_inline: str | None = None
 
 
 TimeoutClass = Literal["read", "act", "stop", "build", "stream"]  # stream: unbounded (logs -f, exec)
@@ -442,24 +459,32 @@ class Engine:
     def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
               labels: dict[str, str], options: dict[str, Any] | None = None,
               dockerfile_inline: str | None = None) -> tuple[bool, str]:
-        """Build an image offline (never pulls). (ok, output tail). ``options`` are extra
+        """``build_image`` with the request's fields as keywords (the executor's call; it is
+        to pass a ``BuildRequest`` to ``build_image`` instead, then this goes)."""
+        return self.build_image(BuildRequest(context=context, dockerfile=dockerfile, tag=tag, args=args, target=target,
+                                             labels=labels, options=dict(options or {}),
+                                             dockerfile_inline=dockerfile_inline))
+
+    def build_image(self, req: BuildRequest) -> tuple[bool, str]:
+        """Build an image offline (never pulls). (ok, output tail). ``req.options`` are extra
         ``APIClient.build`` arguments (``render_host.build_options``); an inline Dockerfile
         is written to a temporary file outside the context, which the SDK sends along."""
         lines: list[str] = []
         ok = True
-        extra = dict(options or {})
-        labels = {**extra.pop("labels", {}), **labels}
-        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if dockerfile_inline else None
+        extra = dict(req.options)
+        labels = {**extra.pop("labels", {}), **req.labels}
+        dockerfile = req.dockerfile
+        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if req.dockerfile_inline else None
         if inline_dir is not None:
             dockerfile = os.path.join(inline_dir, "Dockerfile")
             with open(dockerfile, "w", encoding="utf-8") as fh:
-                fh.write(dockerfile_inline or "")
+                fh.write(req.dockerfile_inline or "")
 
         def run(api: docker.APIClient) -> None:
             nonlocal ok
-            for chunk in api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
-                               target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
-                               **extra):
+            for chunk in api.build(path=req.context, dockerfile=dockerfile, tag=req.tag, buildargs=req.args or None,
+                                   target=req.target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
+                                   **extra):
                 if "stream" in chunk:
                     lines.extend(chunk["stream"].rstrip("\n").splitlines())
                 if "error" in chunk:
@@ -468,7 +493,7 @@ class Engine:
                 del lines[:-40]
 
         try:
-            self._call("images.build", run, tag)
+            self._call("images.build", run, req.tag)
         finally:
             if inline_dir is not None:
                 shutil.rmtree(inline_dir, ignore_errors=True)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
 from controller.errors import ReconcileError
-from controller.observed import Observed, parse_time
+from controller.observed import ContainerDetail, Observed
 from controller.probes import CONTROLLER, ENGINE, Check, Outcome, ProbeRunner, Target, engine_stalled
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ STALL_LOOK_EVERY = 5.0  # seconds between two looks at one container still `star
 
 class HealthEngine(Protocol):
     def runs_healthchecks(self) -> bool: ...
-    def inspect(self, container_id: str) -> dict[str, Any]: ...
+    def detail(self, container_id: str) -> ContainerDetail: ...
     def exec_probe(self, container_id: str, argv: list[str]) -> Outcome: ...
 
 
@@ -99,10 +99,10 @@ class HealthChecks:
             return False
         self._looked[c.id] = now
         try:
-            state = self.engine.inspect(c.id).get("State") or {}
+            detail = self.engine.detail(c.id)
         except ReconcileError:
             return False
-        if engine_stalled(state.get("Health"), check, parse_time(str(state.get("StartedAt") or "")), now):
+        if engine_stalled(detail.health, check, detail.started_at, now):
             logger.warning(f"{c.service}: the engine has not run the health check of {c.id[:12]}; "
                            "the controller runs it from now on")
             self._taken.add(c.id)
