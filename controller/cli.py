@@ -16,6 +16,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,7 @@ from store.errors import StoreError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from controller.loop import LoopOptions
     from store import Store
     from store.reader import Reader
 
@@ -330,11 +333,9 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     them as one ``inputs: Inputs`` argument. The one path by which verbs read input."""
 
     @wraps(fn)
-    def wrapper(*args: Any, files: tuple[str, ...], fmt: str, project: str | None, profiles: tuple[str, ...],
-                allow_unsupported: bool, env_files: tuple[str, ...], project_dir: str | None, **kwargs: Any) -> Any:
-        inputs = read_inputs(files, fmt=fmt, project=project, profiles=profiles, allow_unsupported=allow_unsupported,
-                             env_files=env_files, project_dir=project_dir)
-        return fn(*args, inputs=inputs, **kwargs)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {k: kwargs.pop(k) for k in _INPUT_OPTIONS}
+        return fn(*args, inputs=read_inputs(given.pop("files"), **given), **kwargs)
 
     out: Callable[..., Any] = wrapper
     out = click.option("-f", "--file", "files", multiple=True,
@@ -356,6 +357,27 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                        help="Compose: the directory relative paths, .env and the default project name come "
                             "from (default: the first file's directory).")(out)
     return out
+
+
+# the click parameters of input_options, read_inputs' arguments of the same names
+_INPUT_OPTIONS = ("files", "fmt", "project", "profiles", "allow_unsupported", "env_files", "project_dir")
+
+
+def options_into(cls: type[Any], param: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Hand a command the click options named as the fields of the frozen dataclass ``cls``
+    as one ``cls`` value, its argument ``param``: a verb keeps a few parameters however many
+    flags it has (the flags and their help stay the click options', unchanged)."""
+    names = tuple(f.name for f in dataclass_fields(cls))
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            grouped = cls(**{k: kwargs.pop(k) for k in names})
+            return fn(*args, **{param: grouped}, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def load_input(files: tuple[str, ...], fmt: str = "auto", project: str | None = None,
@@ -484,6 +506,19 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool, host
     ctx.call_on_close(ctx.obj.close)
 
 
+@dataclass(frozen=True)
+class ApplyFlags:
+    """apply's (and up's) options besides the input options, as one value."""
+
+    prune: bool = False
+    dry_run: bool = False
+    wait: bool = False
+    volumes: bool = False
+    timeout: float = 300.0
+    as_json: bool = False
+    quiet: bool = False
+
+
 @cli.command()
 @click.option("--prune", is_flag=True, help="Remove services that earlier applies of the same files created "
               "and these files no longer name.")
@@ -497,8 +532,8 @@ def cli(ctx: click.Context, db: str | None, log_level: str, log_json: bool, host
 @input_options
 @click.pass_obj
 @handled
-def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volumes: bool, timeout: float,
-          as_json: bool, quiet: bool) -> None:
+@options_into(ApplyFlags, "flags")
+def apply(obj: Ctx, inputs: Inputs, flags: ApplyFlags) -> None:
     """Validate FILEs, store the desired state (one transaction), converge the host.
 
     A changed spec bumps its generation; an unchanged one performs no engine action.
@@ -507,68 +542,89 @@ def apply(obj: Ctx, inputs: Inputs, prune: bool, dry_run: bool, wait: bool, volu
     as convergence is impossible (a Job gave up, an image is missing, a port is taken),
     saying which service blocks which, with the failing container's last lines.
     """
-    if volumes and not prune:
+    if flags.volumes and not flags.prune:
         raise click.UsageError("--volumes only applies with --prune")
-    apply_and_report(obj, inputs.files, inputs.opts, prune=prune, dry_run=dry_run, wait=wait, volumes=volumes,
-                     timeout=timeout, as_json=as_json, quiet=quiet or as_json)
+    apply_and_report(obj, inputs.files, inputs.opts, replace(flags, quiet=flags.quiet or flags.as_json))
 
 
-def apply_and_report(obj: Ctx, files: list[str], opts: Any, *, prune: bool, dry_run: bool, wait: bool,
-                     volumes: bool, timeout: float, as_json: bool, quiet: bool) -> None:
+def apply_and_report(obj: Ctx, files: list[str], opts: Any, flags: ApplyFlags) -> None:
     """apply (and up): store, converge, print what was done; exit 1 when it failed."""
     progress = None
-    if wait and not dry_run:
+    if flags.wait and not flags.dry_run:
         from controller.cli_wait import Progress
 
-        progress = Progress(quiet=quiet)
+        progress = Progress(quiet=flags.quiet)
     report = ops.apply(obj, files, opts=opts, how=ops.ApplyOptions(
-        prune=prune, dry_run=dry_run, volumes=volumes,
-        run=ops.RunOptions(wait=wait, timeout=timeout, on_progress=progress)))
+        prune=flags.prune, dry_run=flags.dry_run, volumes=flags.volumes,
+        run=ops.RunOptions(wait=flags.wait, timeout=flags.timeout, on_progress=progress)))
     for line in getattr(opts, "notices", None) or []:  # once per stack: who is not restarted, ...
         err.print(f"note: {line}", markup=False)
-    if as_json:
-        _dump({
-            "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
-                         "changedFields": report.field_diffs.get(c.name, [])} for c in report.changes],
-            "actions": ops.action_list(report.plan.actions) if report.plan and dry_run else [],
-            "done": report.done, "errors": report.errors, "delegatedTo": report.delegated_to,
-            "converged": report.converged, "dryRun": dry_run,
-            "blocked": [{"service": o.name, "blockedBy": o.cause.service if o.cause else "",
-                         "reason": o.cause.reason if o.cause else "", "path": list(o.path)}
-                        for o in (report.verdict.blocked if report.verdict else [])],
-        })
+    if flags.as_json:
+        _dump(_apply_json(report, flags.dry_run))
     else:
-        for c in report.changes:
-            if c.change == "unchanged":
-                continue
-            fields = report.field_diffs.get(c.name)
-            extra = f" ({', '.join(fields)})" if fields else ""
-            out.print(f"{c.kind.lower()}/{c.name} {c.change}, generation {c.generation}{extra}", markup=False)
-        unchanged = sum(1 for c in report.changes if c.change == "unchanged")
-        if unchanged:
-            out.print(f"{unchanged} unchanged", markup=False)
-        if dry_run:
-            lines = ops.plan_lines(report.plan) if report.plan else []
-            out.print("dry run, nothing written; plan:" if lines else "dry run: nothing to do", markup=False)
-            for line in lines:
-                out.print(f"  would {line}", markup=False)
-        elif report.delegated_to:
-            out.print(f"stored; the running controller {report.delegated_to} converges it", markup=False)
-        else:
-            for line in report.done:
-                out.print(line, markup=False)
-            if not report.done and not report.errors:
-                out.print("host already converged: no actions", markup=False)
-        for e in dict.fromkeys(report.errors):
-            err.print(f"[red]failed:[/red] {escape(e)}")
-        if report.converged is False:
-            from controller.cli_wait import report_outcome
-
-            report_outcome(obj, report, timeout)
-        elif wait and report.converged and not dry_run:
-            out.print("converged", markup=False)
+        _print_apply(obj, report, flags)
     if report.errors or report.converged is False:
         sys.exit(EXIT_FAILED)
+
+
+def _apply_json(report: ops.ApplyReport, dry_run: bool) -> dict[str, Any]:
+    return {
+        "changes": [{"name": c.name, "kind": c.kind, "change": c.change, "generation": c.generation,
+                     "changedFields": report.field_diffs.get(c.name, [])} for c in report.changes],
+        "actions": ops.action_list(report.plan.actions) if report.plan and dry_run else [],
+        "done": report.done, "errors": report.errors, "delegatedTo": report.delegated_to,
+        "converged": report.converged, "dryRun": dry_run,
+        "blocked": [_blocked_json(o) for o in (report.verdict.blocked if report.verdict else [])],
+    }
+
+
+def _blocked_json(o: Any) -> dict[str, Any]:
+    cause = o.cause
+    return {"service": o.name, "blockedBy": cause.service if cause else "", "reason": cause.reason if cause else "",
+            "path": list(o.path)}
+
+
+def _print_apply(obj: Ctx, report: ops.ApplyReport, flags: ApplyFlags) -> None:
+    """apply's text output: the stored changes, then what was (or would be) done."""
+    _print_changes(report)
+    _print_done(report, flags.dry_run)
+    for e in dict.fromkeys(report.errors):
+        err.print(f"[red]failed:[/red] {escape(e)}")
+    if report.converged is False:
+        from controller.cli_wait import report_outcome
+
+        report_outcome(obj, report, flags.timeout)
+    elif flags.wait and report.converged and not flags.dry_run:
+        out.print("converged", markup=False)
+
+
+def _print_done(report: ops.ApplyReport, dry_run: bool) -> None:
+    """What was done (or, in a dry run, would be), or who does it."""
+    if dry_run:
+        lines = ops.plan_lines(report.plan) if report.plan else []
+        out.print("dry run, nothing written; plan:" if lines else "dry run: nothing to do", markup=False)
+        for line in lines:
+            out.print(f"  would {line}", markup=False)
+    elif report.delegated_to:
+        out.print(f"stored; the running controller {report.delegated_to} converges it", markup=False)
+    else:
+        for line in report.done:
+            out.print(line, markup=False)
+        if not report.done and not report.errors:
+            out.print("host already converged: no actions", markup=False)
+
+
+def _print_changes(report: ops.ApplyReport) -> None:
+    """One line per created or changed record (with its changed fields), then a count of the rest."""
+    for c in report.changes:
+        if c.change == "unchanged":
+            continue
+        changed = report.field_diffs.get(c.name)
+        extra = f" ({', '.join(changed)})" if changed else ""
+        out.print(f"{c.kind.lower()}/{c.name} {c.change}, generation {c.generation}{extra}", markup=False)
+    unchanged = sum(1 for c in report.changes if c.change == "unchanged")
+    if unchanged:
+        out.print(f"{unchanged} unchanged", markup=False)
 
 
 EXIT_DIFF_ERROR = 3  # diff: 0 no differences, 1 differences, > 1 error (as `kubectl diff`)
@@ -598,7 +654,6 @@ def diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> None:
 
 
 def _diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> bool:
-    from crd_like.secrets import redact_spec
 
     report = ops.apply(obj, inputs.files, opts=inputs.opts, how=ops.ApplyOptions(prune=prune, dry_run=True))
     inputs.notices()
@@ -610,12 +665,8 @@ def _diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> bool:
                "actions": ops.action_list(actions), "differences": differs})
         return differs
     for c in report.changes:
-        if c.change == "unchanged":
-            continue
-        out.print(f"{c.kind.lower()}/{c.name}: {c.change}", markup=False)
-        old, new = redact_spec(c.old_spec or {}), redact_spec(c.new_spec or {})
-        for f in report.field_diffs.get(c.name, []) or (sorted(new) if c.change == "created" else []):
-            out.print(f"  {f}: {_get(old, f)!r} -> {_get(new, f)!r}", markup=False)
+        if c.change != "unchanged":
+            _print_field_diffs(c, report.field_diffs.get(c.name, []))
     if actions:
         out.print("plan:", markup=False)
         for line in ops.plan_lines(report.plan):  # type: ignore[arg-type]
@@ -623,6 +674,16 @@ def _diff(obj: Ctx, inputs: Inputs, prune: bool, as_json: bool) -> bool:
     else:
         out.print("no engine actions needed", markup=False)
     return differs
+
+
+def _print_field_diffs(c: Any, changed: list[str]) -> None:
+    """One changed record, field by field (every field of a created one); secret values redacted."""
+    from crd_like.secrets import redact_spec
+
+    out.print(f"{c.kind.lower()}/{c.name}: {c.change}", markup=False)
+    old, new = redact_spec(c.old_spec or {}), redact_spec(c.new_spec or {})
+    for f in changed or (sorted(new) if c.change == "created" else []):
+        out.print(f"  {f}: {_get(old, f)!r} -> {_get(new, f)!r}", markup=False)
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
@@ -687,6 +748,16 @@ def describe(obj: Ctx, name: str, output: str, as_json: bool) -> None:
     describe_resource(obj, name, "json" if as_json else output)
 
 
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which audit rows ``history`` shows: newer than ``since`` seconds ago, of ``types``,
+    the newest ``limit``."""
+
+    since: float | None
+    types: tuple[str, ...]
+    limit: int | None
+
+
 def history_line(e: Any) -> str:
     cid = f" [{e.container_id[:12]}]" if e.container_id else ""
     msg = f" — {e.message}" if e.message else ""
@@ -705,54 +776,80 @@ def history_line(e: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Same as -o json.")
 @click.pass_obj
 @handled
-def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ...], limit: int | None,
-            revisions: bool, follow: bool, output: str, as_json: bool) -> None:
+@options_into(HistoryFilter, "query")
+def history(obj: Ctx, name: str | None, query: HistoryFilter, revisions: bool, follow: bool, output: str,
+            as_json: bool) -> None:
     """The audit history (newest last): what happened to NAME (or all) and why."""
-    from crd_like.secrets import redact_spec
-
     output = "json" if as_json else output
-    as_json = output == "json"
     if follow:
         if revisions:
             raise click.UsageError("--follow does not go with --revisions")
         from controller.cli_get import follow as follow_rows
 
-        follow_rows(obj, name, since, types, limit, "json" if as_json else "text", backlog=True)
-        return
+        follow_rows(obj, name, query.since, query.types, query.limit, output if output == "json" else "text",
+                    backlog=True)
+    elif revisions:
+        if not name:
+            raise click.UsageError("--revisions needs a NAME")
+        _revisions(obj, name, output)
+    elif output == "yaml":
+        from controller.cli_output import dump
+
+        dump([e.to_json() for e in _history_rows(obj, name, query)], "yaml")
+    elif output == "json":
+        _dump([e.to_json() for e in _history_rows(obj, name, query)])
+    else:
+        for e in _history_rows(obj, name, query):
+            out.print(history_line(e), markup=False)
+
+
+def _history_rows(obj: Ctx, name: str | None, query: HistoryFilter) -> list[Any]:
+    since_ts = time.time() - query.since if query.since is not None else None
+    return list(obj.reader.history(name, since=since_ts, types=list(query.types) or None, limit=query.limit))
+
+
+def _revisions(obj: Ctx, name: str, output: str) -> None:
+    """``history NAME --revisions``: every stored spec of NAME, the current one marked."""
+    from crd_like.secrets import redact_spec
+
+    revs = obj.reader.revisions(name)
     if output == "yaml":
         from controller.cli_output import dump
 
-        if revisions:
-            if not name:
-                raise click.UsageError("--revisions needs a NAME")
-            dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at, "spec": redact_spec(r.spec)}
-                  for r in obj.reader.revisions(name)], "yaml")
-        else:
-            since_ts = time.time() - since if since is not None else None
-            dump([e.to_json() for e in obj.reader.history(name, since=since_ts, types=list(types) or None,
-                                                          limit=limit)], "yaml")
+        dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at, "spec": redact_spec(r.spec)}
+              for r in revs], "yaml")
         return
-    if revisions:
-        if not name:
-            raise click.UsageError("--revisions needs a NAME")
-        revs = obj.reader.revisions(name)
-        current = obj.reader.get(name)
-        if as_json:
-            _dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at,
-                    "current": bool(current and current.generation == r.generation),
-                    "spec": redact_spec(r.spec)} for r in revs])
-            return
-        for r in revs:
-            mark = "*" if current and current.generation == r.generation else " "
-            out.print(f"{mark} {r.generation:>4}  {_ts(r.applied_at)}  {r.spec_hash}  image={r.spec.get('image')}", markup=False)
+    current = obj.reader.get(name)
+    if output == "json":
+        _dump([{"generation": r.generation, "specHash": r.spec_hash, "appliedAt": r.applied_at,
+                "current": bool(current and current.generation == r.generation),
+                "spec": redact_spec(r.spec)} for r in revs])
         return
-    since_ts = time.time() - since if since is not None else None
-    events = obj.reader.history(name, since=since_ts, types=list(types) or None, limit=limit)
-    if as_json:
-        _dump([e.to_json() for e in events])
-        return
-    for e in events:
-        out.print(history_line(e), markup=False)
+    for r in revs:
+        mark = "*" if current and current.generation == r.generation else " "
+        out.print(f"{mark} {r.generation:>4}  {_ts(r.applied_at)}  {r.spec_hash}  image={r.spec.get('image')}", markup=False)
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """``run``'s options, as one value; ``loop_options`` is what the controller takes."""
+
+    resync_interval: float
+    lease_ttl: float
+    workers: int
+    max_restarts_per_minute: int
+    metrics_addr: str | None
+    history_retention: float
+    history_max_rows: int
+    watch_files: bool
+
+    def loop_options(self) -> LoopOptions:
+        from controller.loop import LoopOptions
+
+        return LoopOptions(resync_interval=self.resync_interval, lease_ttl=self.lease_ttl,
+                           workers=self.workers, restarts_per_minute=self.max_restarts_per_minute,
+                           metrics_addr=self.metrics_addr, history_retention=self.history_retention or None,
+                           history_max_rows=self.history_max_rows or None, watch_files=self.watch_files)
 
 
 @cli.command()
@@ -770,21 +867,16 @@ def history(obj: Ctx, name: str | None, since: float | None, types: tuple[str, .
                    "file notifications; without, at the next resync.")
 @click.pass_obj
 @handled
-def run(obj: Ctx, resync_interval: float, lease_ttl: float, workers: int, max_restarts_per_minute: int,
-        metrics_addr: str | None, history_retention: float, history_max_rows: int,
-        watch_files: bool) -> None:
+@options_into(RunFlags, "flags")
+def run(obj: Ctx, flags: RunFlags) -> None:
     """Run the controller: converge continuously and heal what breaks.
 
     Holds a lease in the store so only one controller acts on this host; a second
     `run` waits for the lease. Stops cleanly on SIGTERM/SIGINT (containers keep running).
     """
-    from controller.loop import Controller, LoopOptions
+    from controller.loop import Controller
 
-    opts = LoopOptions(resync_interval=resync_interval, lease_ttl=lease_ttl,
-                       workers=workers, restarts_per_minute=max_restarts_per_minute, metrics_addr=metrics_addr,
-                       history_retention=history_retention or None, history_max_rows=history_max_rows or None,
-                       watch_files=watch_files)
-    sys.exit(Controller(obj.store, obj.engine, opts).run())
+    sys.exit(Controller(obj.store, obj.engine, flags.loop_options()).run())
 
 
 @cli.command()

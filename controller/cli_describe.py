@@ -68,15 +68,14 @@ def last_probe(obj: Any, container_id: str) -> dict[str, Any] | None:
     if not container_id:
         return None
     try:
-        health = (obj.engine.inspect(container_id).get("State") or {}).get("Health") or {}
+        health = obj.engine.detail(container_id).health
     except Exception:  # noqa: BLE001 - container gone or engine away: nothing to show
         return None
-    log = health.get("Log") or []
-    if not log:
+    if health is None or not health.log:
         return None
-    last = log[-1]
-    return {"exitCode": last.get("ExitCode"), "start": last.get("Start"), "end": last.get("End"),
-            "output": (last.get("Output") or "").strip(), "checkedBy": "engine"}
+    last = health.log[-1]
+    return {"exitCode": last.exit_code, "start": last.start, "end": last.end,
+            "output": last.output.strip(), "checkedBy": "engine"}
 
 
 def controller_probe(obj: Any, name: str, container_id: str) -> dict[str, Any] | None:
@@ -106,34 +105,14 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
     spec = redact_spec(rec.spec)  # stored secret values print as a placeholder
     row = next(r for r in ops.status_rows(obj.reader) if r["name"] == name)
     events = obj.reader.history(name, limit=20)
-    probe = last_probe(obj, row["containerId"]) if rec.spec.get("healthcheck") else None
-    if probe is None and rec.spec.get("healthcheck") and row.get("healthCheckedBy") == "controller":
-        probe = controller_probe(obj, name, row["containerId"])
+    probe = _probe(obj, name, rec.spec, row)
     if output in ("json", "yaml"):
         fmt.dump({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
                   "spec": spec, "generation": rec.generation, "status": row, "lastProbe": probe,
                   "events": [e.to_json() for e in events]}, output)
         return
     now = time.time()
-    labels = row.get("labels") or {}
-    fields: list[tuple[str, str]] = [
-        ("Name", name), ("Kind", rec.kind),
-        ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"),
-        ("Generation", f"{rec.generation} (observed {row['observedGeneration'] or '-'})"),
-        ("Applied", fmt.when(rec.updated_at, now)),
-        ("State", row["state"] + (f" since {fmt.when(row['lastTransitionAt'], now)}" if row.get("lastTransitionAt") else "")),
-    ]
-    if row.get("reason"):
-        fields.append(("Reason", row["reason"]))
-    if row.get("message"):
-        fields.append(("Message", row["message"]))
-    if row.get("waitingFor"):
-        fields.append(("Waiting for", ", ".join(f"{d} ({c})" for d, c in row["waitingFor"].items())))
-    if rec.spec.get("healthcheck"):
-        fields.append(("Health", row["health"] or "-"))
-    fields += [("Container", row["containerId"] or "-"), ("Restarts", str(row["restartCount"]))]
-    if row.get("nextAttemptAt"):
-        fields.append(("Next attempt", f"in {fmt.duration(row['nextAttemptAt'] - now)}"))
+    fields = _fields(name, rec, row, now)
     width = max(len(k) for k, _ in fields) + 2
     for k, v in fields:
         click.echo(f"{k + ':':<{width}}{v}")
@@ -141,14 +120,61 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
     for line in spec_lines(spec):
         click.echo(line)
     if rec.spec.get("healthcheck"):
-        click.echo("Last probe:")
-        if probe is None:
-            click.echo("  - (none recorded)")
-        else:
-            click.echo(f"  Exit code:  {probe['exitCode']}")
-            click.echo(f"  Output:     {probe['output'] or '-'}")
-            if probe["checkedBy"] == "controller":
-                click.echo(f"  Run by:     controller, {fmt.when(probe['end'], now)} (its last change of health)")
+        _echo_probe(probe, now)
+    _echo_events(events, now)
+
+
+def _probe(obj: Any, name: str, spec: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The last health probe of a service with a healthcheck: the engine's, else (where the
+    controller runs the check) the controller's."""
+    if not spec.get("healthcheck"):
+        return None
+    probe = last_probe(obj, row["containerId"])
+    if probe is None and row.get("healthCheckedBy") == "controller":
+        probe = controller_probe(obj, name, row["containerId"])
+    return probe
+
+
+# The optional fields, in their order: (label, the status row's key, how its value prints).
+_OPTIONAL_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("Reason", "reason", str),
+    ("Message", "message", str),
+    ("Waiting for", "waitingFor", lambda w: ", ".join(f"{d} ({c})" for d, c in w.items())),
+)
+
+
+def _fields(name: str, rec: Any, row: Mapping[str, Any], now: float) -> list[tuple[str, str]]:
+    """The aligned ``Label: value`` lines at the top of the text output."""
+    labels = row.get("labels") or {}
+    since = f" since {fmt.when(row['lastTransitionAt'], now)}" if row.get("lastTransitionAt") else ""
+    fields: list[tuple[str, str]] = [
+        ("Name", name), ("Kind", rec.kind),
+        ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"),
+        ("Generation", f"{rec.generation} (observed {row['observedGeneration'] or '-'})"),
+        ("Applied", fmt.when(rec.updated_at, now)),
+        ("State", row["state"] + since),
+    ]
+    fields += [(label, show(row[key])) for label, key, show in _OPTIONAL_FIELDS if row.get(key)]
+    if rec.spec.get("healthcheck"):
+        fields.append(("Health", row["health"] or "-"))
+    fields += [("Container", row["containerId"] or "-"), ("Restarts", str(row["restartCount"]))]
+    if row.get("nextAttemptAt"):
+        fields.append(("Next attempt", f"in {fmt.duration(row['nextAttemptAt'] - now)}"))
+    return fields
+
+
+def _echo_probe(probe: Mapping[str, Any] | None, now: float) -> None:
+    click.echo("Last probe:")
+    if probe is None:
+        click.echo("  - (none recorded)")
+        return
+    click.echo(f"  Exit code:  {probe['exitCode']}")
+    click.echo(f"  Output:     {probe['output'] or '-'}")
+    if probe["checkedBy"] == "controller":
+        click.echo(f"  Run by:     controller, {fmt.when(probe['end'], now)} (its last change of health)")
+
+
+def _echo_events(events: list[Any], now: float) -> None:
     click.echo("Events:")
     if not events:
         click.echo("  <none>")

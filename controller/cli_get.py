@@ -92,31 +92,10 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
     controller runs, an observe-only pass records what the event changed first (so a state
     change shows within a second either way). On a terminal the table is redrawn in place;
     otherwise the changed rows are appended (as `kubectl get -w`)."""
-    import json
-
-    from controller import operations as ops
-
     wake = threading.Event()
     stop = threading.Event()
-
-    since = time.time()  # replay from here: an event before the stream is connected is not lost
-
-    def follow_engine() -> None:
-        nonlocal since
-        while not stop.is_set():
-            try:
-                for _ev in obj.engine.events(obj.store.instance_id, since=since):
-                    since = time.time() - 1.0
-                    wake.set()
-                    if stop.is_set():
-                        return
-            except Exception:  # noqa: BLE001 - engine away: store polling still works
-                time.sleep(1.0)
-
-    threading.Thread(target=follow_engine, daemon=True, name="watch-events").start()
-    tty = sys.stdout.isatty()
-    shown: dict[str, str] = {}
-    drawn = 0
+    threading.Thread(target=_follow_engine, args=(obj, wake, stop), daemon=True, name="watch-events").start()
+    printer = _WatchPrinter(output, sys.stdout.isatty())
     last_refresh = 0.0
     observer: Any = None  # one observe-only reconciler for the whole watch (its image cache too)
     try:
@@ -128,51 +107,101 @@ def _watch(obj: Ctx, names: tuple[str, ...], selector: list[fmt.Requirement] | N
             # engine reports, and one observe-only list call a second is cheap for a watch)
             if woke or now - last_refresh > 1.0:
                 last_refresh = now
-                try:
-                    if obj.store.lease(now=now) is None:  # a running controller records it itself
-                        if observer is None:
-                            observer = ops._reconciler(obj.store, obj.engine, actor="cli", workers=1)
-                        observer.refresh_status()
-                except Exception:  # noqa: BLE001 - engine away: show what the store has
-                    pass
-            rows = select_rows(obj, names, selector)
-            if output in ("json", "yaml"):
-                for r in rows:
-                    key = repr({k: v for k, v in r.items() if k not in ("lastEvent",)})
-                    if shown.get(r["name"]) != key:
-                        shown[r["name"]] = key
-                        if output == "yaml":
-                            click.echo("---")
-                            fmt.dump(r, output)
-                        else:
-                            click.echo(json.dumps(r, default=str))
-                continue
-            lines = render(rows, output, now)
-            if tty:
-                frame = "\n".join(lines)
-                if shown.get("") != frame:
-                    if drawn:
-                        sys.stdout.write(f"\x1b[{drawn}F\x1b[J")
-                    sys.stdout.write(frame + "\n")
-                    sys.stdout.flush()
-                    drawn, shown[""] = len(lines), frame
-                continue
-            # not a terminal: the header once, then each row whenever it changes (ignoring AGE)
-            if "" not in shown and lines:
-                click.echo(lines[0])
-                shown[""] = lines[0]
-            for r, line in zip(rows, lines[1:] if output != "name" else lines, strict=False):
-                key = repr({k: v for k, v in r.items() if k not in ("lastEvent", "lastTransitionAt")})
-                if shown.get(r["name"]) != key:
-                    shown[r["name"]] = key
-                    click.echo(line)
-            sys.stdout.flush()
+                observer = _observe(obj, observer, now)
+            printer.show(select_rows(obj, names, selector), now)
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
         if observer is not None:
             observer.close()
+
+
+def _follow_engine(obj: Ctx, wake: threading.Event, stop: threading.Event) -> None:
+    """Set ``wake`` on every engine event of this store's containers, until ``stop``."""
+    since = time.time()  # replay from here: an event before the stream is connected is not lost
+    while not stop.is_set():
+        try:
+            for _ev in obj.engine.watch(obj.store.instance_id, since=since):
+                since = time.time() - 1.0
+                wake.set()
+                if stop.is_set():
+                    return
+        except Exception:  # noqa: BLE001 - engine away: store polling still works
+            time.sleep(1.0)
+
+
+def _observe(obj: Ctx, observer: Any, now: float) -> Any:
+    """Record what the engine shows when no controller does (one observe-only pass); the
+    observer, made on first use."""
+    from controller import operations as ops
+
+    try:
+        if obj.store.lease(now=now) is None:  # a running controller records it itself
+            if observer is None:
+                observer = ops._reconciler(obj.store, obj.engine, actor="cli", workers=1)
+            observer.refresh_status()
+    except Exception:  # noqa: BLE001 - engine away: show what the store has
+        pass
+    return observer
+
+
+class _WatchPrinter:
+    """What ``get -w`` prints of each look: json/yaml documents of the rows that changed; on
+    a terminal the table redrawn in place; otherwise the header once, then each row
+    whenever it changes (ignoring AGE)."""
+
+    def __init__(self, output: str, tty: bool):
+        self.output, self.tty = output, tty
+        self.shown: dict[str, str] = {}  # row name -> what was printed of it; "" -> the frame/header
+        self.drawn = 0  # lines of the frame on the terminal
+
+    def show(self, rows: list[dict[str, Any]], now: float) -> None:
+        if self.output in ("json", "yaml"):
+            self._documents(rows)
+            return
+        lines = render(rows, self.output, now)
+        if self.tty:
+            self._frame(lines)
+        else:
+            self._append(rows, lines)
+
+    def _changed(self, name: str, key: str) -> bool:
+        if self.shown.get(name) == key:
+            return False
+        self.shown[name] = key
+        return True
+
+    def _documents(self, rows: list[dict[str, Any]]) -> None:
+        import json
+
+        for r in rows:
+            if not self._changed(r["name"], repr({k: v for k, v in r.items() if k not in ("lastEvent",)})):
+                continue
+            if self.output == "yaml":
+                click.echo("---")
+                fmt.dump(r, self.output)
+            else:
+                click.echo(json.dumps(r, default=str))
+
+    def _frame(self, lines: list[str]) -> None:
+        frame = "\n".join(lines)
+        if self.shown.get("") == frame:
+            return
+        if self.drawn:
+            sys.stdout.write(f"\x1b[{self.drawn}F\x1b[J")
+        sys.stdout.write(frame + "\n")
+        sys.stdout.flush()
+        self.drawn, self.shown[""] = len(lines), frame
+
+    def _append(self, rows: list[dict[str, Any]], lines: list[str]) -> None:
+        if "" not in self.shown and lines:
+            click.echo(lines[0])
+            self.shown[""] = lines[0]
+        for r, line in zip(rows, lines[1:] if self.output != "name" else lines, strict=False):
+            if self._changed(r["name"], repr({k: v for k, v in r.items() if k not in ("lastEvent", "lastTransitionAt")})):
+                click.echo(line)
+        sys.stdout.flush()
 
 
 @click.command("events")
@@ -191,9 +220,12 @@ def events(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ..
 
 def follow(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ...], limit: int | None,
            output: str, *, backlog: bool) -> None:
-    import json
-
     from controller.cli import history_line
+
+    def echo(e: Any) -> None:
+        import json
+
+        click.echo(json.dumps(e.to_json()) if output == "json" else history_line(e))
 
     store = obj.store
     last_id = store.last_event_id()
@@ -201,14 +233,14 @@ def follow(obj: Ctx, name: str | None, since: float | None, types: tuple[str, ..
         since_ts = time.time() - since if since is not None else None
         rows = store.history(name, since=since_ts, types=list(types) or None, limit=limit)
         for e in rows:
-            click.echo(json.dumps(e.to_json()) if output == "json" else history_line(e))
+            echo(e)
         last_id = max([last_id, *[e.id or 0 for e in rows]])
     sys.stdout.flush()
     try:
         while True:
             new = store.events_after(last_id, service=name, types=list(types) or None)
             for e in new:
-                click.echo(json.dumps(e.to_json()) if output == "json" else history_line(e))
+                echo(e)
                 last_id = max(last_id, e.id or 0)
             if new:
                 sys.stdout.flush()

@@ -21,7 +21,7 @@ def version_info(obj: Ctx) -> tuple[dict[str, Any], bool]:
     ok = True
     try:
         v = obj.engine.version()
-        data["engine"] = versions.engine_record(obj.engine._kwargs.get("base_url") or "default", v)
+        data["engine"] = versions.engine_record(obj.engine.base_url or "default", v)
     except Exception as exc:  # noqa: BLE001 - say so, and exit 1 as `docker version` does
         data["engine"] = {"error": str(exc)}
         ok = False

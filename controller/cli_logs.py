@@ -11,11 +11,12 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from controller.cli import DURATION, EXIT_FAILED, EXIT_INVALID, Ctx, complete_names, handled
+from controller.cli import DURATION, EXIT_FAILED, EXIT_INVALID, Ctx, complete_names, handled, options_into
 
 
 def _services(obj: Ctx, names: tuple[str, ...], project: str | None) -> list[str]:
@@ -48,6 +49,17 @@ def _lines(chunks: Any) -> Any:
         yield buf.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True)
+class LogFlags:
+    """``logs``' options besides the selection (NAMEs, -p), as one value."""
+
+    follow: bool
+    since: float | None
+    tail: int | None
+    timestamps: bool
+    no_prefix: bool
+
+
 @click.command("logs")
 @click.argument("names", nargs=-1, shell_complete=complete_names)
 @click.option("-p", "--project", default=None, help="Every service of this compose project.")
@@ -58,8 +70,8 @@ def _lines(chunks: Any) -> Any:
 @click.option("--no-prefix", is_flag=True, help="Do not prefix lines with the container name.")
 @click.pass_obj
 @handled
-def logs(obj: Ctx, names: tuple[str, ...], project: str | None, follow: bool, since: float | None,
-         tail: int | None, timestamps: bool, no_prefix: bool) -> None:
+@options_into(LogFlags, "flags")
+def logs(obj: Ctx, names: tuple[str, ...], project: str | None, flags: LogFlags) -> None:
     """Output of every replica of NAMEs (or of a compose project), prefixed by container name."""
     services = _services(obj, names, project)
     containers = sorted((c for s in services for c in obj.engine.list_owned(obj.store.instance_id, s)),
@@ -68,29 +80,36 @@ def logs(obj: Ctx, names: tuple[str, ...], project: str | None, follow: bool, si
         click.echo(f"no containers for {', '.join(services)}", err=True)
         return
     width = max(len(c.name) for c in containers)
-    since_ts = time.time() - since if since is not None else None
+    since_ts = time.time() - flags.since if flags.since is not None else None
 
     def prefix(name: str) -> str:
-        return "" if no_prefix else f"{name:<{width}} | "
+        return "" if flags.no_prefix else f"{name:<{width}} | "
 
-    if not follow:
+    if not flags.follow:
         for c in containers:
-            for line in _lines(obj.engine.logs(c.id, since=since_ts, tail=tail, timestamps=timestamps)):
+            for line in _lines(obj.engine.logs(c.id, since=since_ts, tail=flags.tail, timestamps=flags.timestamps)):
                 click.echo(prefix(c.name) + line)
         return
+    _follow(obj, [(c.id, c.name) for c in containers], since_ts, flags, prefix)
+
+
+def _follow(obj: Ctx, containers: list[tuple[str, str]], since_ts: float | None, flags: LogFlags,
+            prefix: Any) -> None:
+    """``logs -f``: one thread per container's stream, their lines printed as they come."""
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=10_000)
 
     def pump(cid: str, cname: str) -> None:
         try:
-            for line in _lines(obj.engine.logs(cid, follow=True, since=since_ts, tail=tail, timestamps=timestamps)):
+            for line in _lines(obj.engine.logs(cid, follow=True, since=since_ts, tail=flags.tail,
+                                               timestamps=flags.timestamps)):
                 lines.put((cname, line))
         except Exception as exc:  # noqa: BLE001 - one container's stream ending must not stop the others
             lines.put((cname, f"(log stream ended: {exc})"))
         finally:
             lines.put(None)
 
-    for c in containers:
-        threading.Thread(target=pump, args=(c.id, c.name), daemon=True, name=f"logs-{c.name}").start()
+    for cid, cname in containers:
+        threading.Thread(target=pump, args=(cid, cname), daemon=True, name=f"logs-{cname}").start()
     open_streams = len(containers)
     try:
         while open_streams:
@@ -126,23 +145,24 @@ def exec_(obj: Ctx, name: str, cmd: tuple[str, ...], replica: int, interactive: 
     if not running:
         click.echo(f"error: {name} has no running container for replica {replica}", err=True)
         sys.exit(EXIT_FAILED)
-    if tty is None:
-        tty = sys.stdin.isatty() and sys.stdout.isatty()
-    if interactive is None:
-        interactive = sys.stdin.isatty()
+    tty = sys.stdin.isatty() and sys.stdout.isatty() if tty is None else tty
+    interactive = sys.stdin.isatty() if interactive is None else interactive
     exec_id, stream = obj.engine.exec_start(running[0].id, list(cmd), tty=tty, interactive=interactive or tty)
     if interactive or tty:
         _pump_socket(obj, exec_id, stream, tty)
     else:
-        for out_chunk, err_chunk in stream:
-            if out_chunk:
-                sys.stdout.buffer.write(out_chunk)
-                sys.stdout.buffer.flush()
-            if err_chunk:
-                sys.stderr.buffer.write(err_chunk)
-                sys.stderr.buffer.flush()
+        _copy_output(stream)
     code = obj.engine.exec_exit_code(exec_id)
     sys.exit(code if code is not None else EXIT_FAILED)
+
+
+def _copy_output(stream: Any) -> None:
+    """A non-interactive exec's (stdout, stderr) chunks onto ours, as they come."""
+    for out_chunk, err_chunk in stream:
+        for chunk, target in ((out_chunk, sys.stdout), (err_chunk, sys.stderr)):
+            if chunk:
+                target.buffer.write(chunk)
+                target.buffer.flush()
 
 
 def _pump_socket(obj: Ctx, exec_id: str, sock: Any, tty: bool) -> None:
@@ -151,18 +171,7 @@ def _pump_socket(obj: Ctx, exec_id: str, sock: Any, tty: bool) -> None:
     import select
 
     stdin_fd = sys.stdin.fileno()
-    old = None
-    if tty and os.isatty(stdin_fd):
-        import termios
-        import tty as ttymod
-
-        old = termios.tcgetattr(stdin_fd)
-        ttymod.setraw(stdin_fd)
-        try:
-            size = os.get_terminal_size(sys.stdout.fileno())
-            obj.engine.exec_resize(exec_id, size.lines, size.columns)
-        except OSError:
-            pass
+    old = _raw_terminal(obj, exec_id, stdin_fd) if tty and os.isatty(stdin_fd) else None
     demux = not tty  # without a TTY the engine frames stdout/stderr (8-byte headers)
     buf = b""
     stdin_open = True
@@ -175,32 +184,58 @@ def _pump_socket(obj: Ctx, exec_id: str, sock: Any, tty: bool) -> None:
                 if not data:
                     break
                 if demux:
-                    buf += data
-                    while len(buf) >= 8:
-                        frame = int.from_bytes(buf[4:8], "big")
-                        if len(buf) < 8 + frame:
-                            break
-                        target = sys.stderr if buf[0] == 2 else sys.stdout
-                        target.buffer.write(buf[8:8 + frame])
-                        target.buffer.flush()
-                        buf = buf[8 + frame:]
+                    buf = _write_frames(buf + data)
                 else:
                     os.write(sys.stdout.fileno(), data)
             if stdin_open and stdin_fd in ready:
-                data = os.read(stdin_fd, 65536)
-                if not data:
-                    stdin_open = False
-                    try:
-                        import socket
-
-                        sock.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
-                else:
-                    sock.sendall(data)
+                stdin_open = _forward_stdin(stdin_fd, sock)
     finally:
         if old is not None:
             import termios
 
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, old)
         sock.close()
+
+
+def _raw_terminal(obj: Ctx, exec_id: str, stdin_fd: int) -> Any:
+    """Put the local terminal in raw mode and size the exec's to it; the old mode, to restore."""
+    import termios
+    import tty as ttymod
+
+    old = termios.tcgetattr(stdin_fd)
+    ttymod.setraw(stdin_fd)
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+        obj.engine.exec_resize(exec_id, size.lines, size.columns)
+    except OSError:
+        pass
+    return old
+
+
+def _write_frames(buf: bytes) -> bytes:
+    """Write the whole frames of the engine's stdout/stderr framing in ``buf`` (an 8-byte
+    header: stream, 3 bytes, big-endian length); the incomplete rest, to keep."""
+    while len(buf) >= 8:
+        frame = int.from_bytes(buf[4:8], "big")
+        if len(buf) < 8 + frame:
+            break
+        target = sys.stderr if buf[0] == 2 else sys.stdout
+        target.buffer.write(buf[8:8 + frame])
+        target.buffer.flush()
+        buf = buf[8 + frame:]
+    return buf
+
+
+def _forward_stdin(stdin_fd: int, sock: Any) -> bool:
+    """Send what stdin has to the exec; at its end, close the socket's writing side. False then."""
+    data = os.read(stdin_fd, 65536)
+    if data:
+        sock.sendall(data)
+        return True
+    try:
+        import socket
+
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    return False

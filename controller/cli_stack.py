@@ -11,7 +11,7 @@ import time
 import click
 
 from controller import cli_output as outfmt
-from controller.cli import (DURATION, EXIT_FAILED, EXIT_INVALID, Ctx, Inputs, apply_and_report, complete_names,
+from controller.cli import (DURATION, EXIT_FAILED, EXIT_INVALID, ApplyFlags, Ctx, Inputs, apply_and_report, complete_names,
                             handled, input_options, load_input)
 
 
@@ -27,8 +27,8 @@ from controller.cli import (DURATION, EXIT_FAILED, EXIT_INVALID, Ctx, Inputs, ap
 def up(obj: Ctx, inputs: Inputs, prune: bool, timeout: float, quiet: bool, as_json: bool) -> None:
     """Apply FILEs (default: the compose file found as `docker compose` finds it) and wait until
     converged (`apply --wait`); exit 1 as soon as it cannot be."""
-    apply_and_report(obj, inputs.files, inputs.opts, prune=prune, dry_run=False, wait=True, volumes=False, timeout=timeout,
-                     as_json=as_json, quiet=quiet or as_json)
+    apply_and_report(obj, inputs.files, inputs.opts,
+                     ApplyFlags(prune=prune, wait=True, timeout=timeout, as_json=as_json, quiet=quiet or as_json))
 
 
 def _project_services(obj: Ctx, project: str) -> list[str]:

@@ -22,6 +22,8 @@ Errors. ``docker.errors`` and transport failures are translated into
 
     docker.errors.ImageNotFound           -> ImageMissing        (terminal)
     docker.errors.NotFound (404)          -> NotFound            (terminal)
+      ... saying a network is not found   -> NetworkMissing      (a NotFound; also a start
+                                                                  whose network was removed)
     APIError 409                          -> NameConflict        (terminal)
     APIError 5xx                          -> TransientError      (retry after 2 s)
     other APIError (4xx)                  -> ReconcileError
@@ -50,7 +52,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import docker
@@ -62,9 +64,10 @@ from loguru import logger
 
 from controller import labels as L
 from controller.hooks import HookCall, HookResult
-from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict, NotFound,
-                               PortInUse, ReconcileError, StaleTask, TerminalError, TransientError)
-from controller.observed import Observed, from_list_entry, image_maps, parse_time
+from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict,
+                               NetworkMissing, NotFound, PortInUse, ReconcileError, StaleTask, TerminalError,
+                               TransientError)
+from controller.observed import ContainerDetail, EngineEvent, Observed, from_list_entry, image_maps, parse_time
 from controller.observed import docker_state as _docker_state
 from controller.observed import short_ref as _short_ref  # noqa: F401 - re-exported (tests, e2e)
 from controller.probes import Outcome
@@ -111,11 +114,101 @@ _REMOVAL_UNDER_WAY = "is already in progress"  # 409 "removal of container X is 
 _STARTS = frozenset({"containers.start", "containers.restart"})
 _STALE_TASK = re.compile(r"\btask [0-9a-f]{12,64}: already exists|\bid already in use\b"
                          r"|failed to start shim: mkdir \S+/[0-9a-f]{64}: file exists", re.I)
+# -- the mapping of the engine's refusals (APIError) onto the error tree ------------------
+# Each rule is (does it match (call, HTTP status, the engine's message), the error it
+# raises); the first that matches wins, else ReconcileError("engine refused ...").
+
+
+def _removal_under_way(_what: str, status: int | None, text: str) -> bool:
+    # another removal of this container (one of ours that timed out, or the engine's own
+    # --rm) is still running: not a name conflict, try again shortly
+    return status == 409 and _REMOVAL_UNDER_WAY in text
+
+
+def _name_in_use(_what: str, status: int | None, text: str) -> bool:
+    # Podman answers some name conflicts (a create whose name another container holds, on
+    # some paths) with 500 and libpod's own wording, not Docker's 409
+    return status == 409 or _PODMAN_NAME_IN_USE in text
+
+
+def _port_taken(_what: str, _status: int | None, text: str) -> bool:
+    return "port is already allocated" in text or "address already in use" in text
+
+
+def _stale_task(what: str, _status: int | None, text: str) -> bool:
+    return what in _STARTS and _STALE_TASK.search(text) is not None
+
+
+def network_missing(text: str) -> bool:
+    """Does the engine's message say a network is not found ("network web_default not
+    found", Podman's "unable to find network with name or ID ...: network not found")?"""
+    lower = text.lower()
+    return "network" in lower and "not found" in lower
+
+
+def _server_error(_what: str, status: int | None, _text: str) -> bool:
+    return bool(status and status >= 500)
+
+
+_REFUSALS: tuple[tuple[Callable[[str, int | None, str], bool], Callable[[str], ReconcileError]], ...] = (
+    (_removal_under_way, lambda text: TransientError(f"engine busy: {text}", retry_after=1.0)),
+    (_name_in_use, NameConflict),
+    (_port_taken, lambda text: PortInUse(f"host port taken: {text}")),
+    (_stale_task, lambda text: StaleTask(f"the engine cannot start it again: {text}")),
+    (_server_error, lambda text: TransientError(f"engine error: {text}", retry_after=2.0)),
+)
+
+
+def refusal(what: str, status: int | None, text: str) -> ReconcileError:
+    """The error for the engine's refusal of call ``what`` (HTTP ``status``, message ``text``)."""
+    for matches, error in _REFUSALS:
+        if matches(what, status, text):
+            return error(text)
+    return ReconcileError(f"engine refused {what}: {text}")
+
+
 def _normalise_ref(ref: str) -> str:
     last = ref.rsplit("/", 1)[-1]
     if "@" in ref or ":" in last:
         return ref
     return ref + ":latest"
+
+
+def _host_config(api: docker.APIClient, cfg: ContainerConfig) -> dict[str, Any]:
+    """The HostConfig of a create: binds, no engine restarts, the rendered settings, ports."""
+    host_config: dict[str, Any] = api.create_host_config(
+        binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None, **cfg.host,
+    )
+    if cfg.port_bindings:
+        host_config["PortBindings"] = {
+            port: [{"HostIp": ip or "", "HostPort": str(hp) if hp else ""} for ip, hp in hosts]
+            for port, hosts in cfg.port_bindings.items()
+        }
+    return host_config
+
+
+def _first_network(api: docker.APIClient, cfg: ContainerConfig, first: str) -> Any:
+    """The networking config of a create: the first network's endpoint (aliases, links, addresses)."""
+    endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
+    return api.create_networking_config(  # the stubs say one config; the SDK maps names
+        {first: api.create_endpoint_config(**endpoint)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One offline image build: the context (a directory, or a URL the engine fetches), the
+    Dockerfile in it (or ``dockerfile_inline``, its text), the tag, build args and target,
+    the image's labels, and ``options``: extra ``APIClient.build`` arguments
+    (``render_host.build_options``, whose ``labels`` are merged under ``labels``)."""
+
+    context: str
+    dockerfile: str
+    tag: str
+    args: dict[str, str]
+    target: str | None
+    labels: dict[str, str]
+    options: dict[str, Any] = field(default_factory=dict)
+    dockerfile_inline: str | None = None
 
 
 TimeoutClass = Literal["read", "act", "stop", "build", "stream"]  # stream: unbounded (logs -f, exec)
@@ -218,6 +311,12 @@ class Engine:
         self._target = threading.local()  # the container the current call is about (for EngineTimeout)
         self._identity: tuple[str, str, str] | None = None
 
+    @property
+    def base_url(self) -> str | None:
+        """The engine's address as given (``base_url``, else DOCKER_HOST), None for the SDK's default."""
+        url = self._kwargs.get("base_url")
+        return None if url is None else str(url)
+
     # -- plumbing ------------------------------------------------------------
     def _client(self, cls: TimeoutClass) -> docker.APIClient:
         client = self._clients.get(cls)
@@ -276,24 +375,10 @@ class Engine:
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(str(exc.explanation or exc)) from exc
         except docker.errors.NotFound as exc:
-            raise NotFound(str(exc.explanation or exc)) from exc
-        except docker.errors.APIError as exc:
-            # Podman answers some name conflicts (a create whose name another container
-            # holds, on some paths) with 500 and libpod's own wording, not Docker's 409
             text = str(exc.explanation or exc)
-            if exc.status_code == 409 and _REMOVAL_UNDER_WAY in text:
-                # another removal of this container (one of ours that timed out, or the
-                # engine's own --rm) is still running: not a name conflict, try again shortly
-                raise TransientError(f"engine busy: {text}", retry_after=1.0) from exc
-            if exc.status_code == 409 or _PODMAN_NAME_IN_USE in text:
-                raise NameConflict(text) from exc
-            if "port is already allocated" in text or "address already in use" in text:
-                raise PortInUse(f"host port taken: {text}") from exc
-            if what in _STARTS and _STALE_TASK.search(text):
-                raise StaleTask(f"the engine cannot start it again: {text}") from exc
-            if exc.status_code and exc.status_code >= 500:
-                raise TransientError(f"engine error: {exc.explanation or exc}", retry_after=2.0) from exc
-            raise ReconcileError(f"engine refused {what}: {exc.explanation or exc}") from exc
+            raise (NetworkMissing(text) if network_missing(text) else NotFound(text)) from exc
+        except docker.errors.APIError as exc:
+            raise refusal(what, exc.status_code, str(exc.explanation or exc)) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
                 docker.errors.DockerException) as exc:
             self._reset()
@@ -332,24 +417,32 @@ class Engine:
     def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
               labels: dict[str, str], options: dict[str, Any] | None = None,
               dockerfile_inline: str | None = None) -> tuple[bool, str]:
-        """Build an image offline (never pulls). (ok, output tail). ``options`` are extra
+        """``build_image`` with the request's fields as keywords (the executor's call; it is
+        to pass a ``BuildRequest`` to ``build_image`` instead, then this goes)."""
+        return self.build_image(BuildRequest(context=context, dockerfile=dockerfile, tag=tag, args=args, target=target,
+                                             labels=labels, options=dict(options or {}),
+                                             dockerfile_inline=dockerfile_inline))
+
+    def build_image(self, req: BuildRequest) -> tuple[bool, str]:
+        """Build an image offline (never pulls). (ok, output tail). ``req.options`` are extra
         ``APIClient.build`` arguments (``render_host.build_options``); an inline Dockerfile
         is written to a temporary file outside the context, which the SDK sends along."""
         lines: list[str] = []
         ok = True
-        extra = dict(options or {})
-        labels = {**extra.pop("labels", {}), **labels}
-        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if dockerfile_inline else None
+        extra = dict(req.options)
+        labels = {**extra.pop("labels", {}), **req.labels}
+        dockerfile = req.dockerfile
+        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if req.dockerfile_inline else None
         if inline_dir is not None:
             dockerfile = os.path.join(inline_dir, "Dockerfile")
             with open(dockerfile, "w", encoding="utf-8") as fh:
-                fh.write(dockerfile_inline or "")
+                fh.write(req.dockerfile_inline or "")
 
         def run(api: docker.APIClient) -> None:
             nonlocal ok
-            for chunk in api.build(path=context, dockerfile=dockerfile, tag=tag, buildargs=args or None,
-                               target=target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
-                               **extra):
+            for chunk in api.build(path=req.context, dockerfile=dockerfile, tag=req.tag, buildargs=req.args or None,
+                                   target=req.target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
+                                   **extra):
                 if "stream" in chunk:
                     lines.extend(chunk["stream"].rstrip("\n").splitlines())
                 if "error" in chunk:
@@ -358,7 +451,7 @@ class Engine:
                 del lines[:-40]
 
         try:
-            self._call("images.build", run, tag)
+            self._call("images.build", run, req.tag)
         finally:
             if inline_dir is not None:
                 shutil.rmtree(inline_dir, ignore_errors=True)
@@ -372,6 +465,10 @@ class Engine:
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         return self._call("containers.inspect", lambda api: api.inspect_container(container_id), container_id)
+
+    def detail(self, container_id: str) -> ContainerDetail:
+        """The inspect of one container, as a typed record (state, health and its probe log)."""
+        return ContainerDetail.from_inspect(self.inspect(container_id))
 
     def logs_tail(self, container_id: str, lines: int = 20) -> str:
         raw = self._call("containers.logs", lambda api: api.logs(container_id, tail=lines), container_id)
@@ -495,14 +592,7 @@ class Engine:
         api = self.api
         if cfg.checks.pull_always:
             self.pull_once(cfg.image, cfg.checks.service)
-        host_config = api.create_host_config(
-            binds=cfg.binds or None, restart_policy={"Name": "no"}, init=cfg.init or None, **cfg.host,
-        )
-        if cfg.port_bindings:
-            host_config["PortBindings"] = {
-                port: [{"HostIp": ip or "", "HostPort": str(hp) if hp else ""} for ip, hp in hosts]
-                for port, hosts in cfg.port_bindings.items()
-            }
+        host_config = _host_config(api, cfg)
         exposed = [(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.exposed]
         kwargs: dict[str, Any] = dict(
             image=cfg.image, command=cfg.command, name=cfg.name, environment=cfg.env, labels=cfg.labels,
@@ -516,9 +606,7 @@ class Engine:
             # the first network at create time (aliases, links, addresses); others are connected after
             first = cfg.networks[0]
             host_config["NetworkMode"] = first
-            endpoint = cfg.endpoints.get(first) or {"aliases": [cfg.labels.get(L.SERVICE, "")]}
-            kwargs["networking_config"] = api.create_networking_config(  # the stubs say one config; the SDK maps names
-                {first: api.create_endpoint_config(**endpoint)})  # type: ignore[arg-type]
+            kwargs["networking_config"] = _first_network(api, cfg, first)
         # create_container's own steps, split so that _check can edit the config (keys the
         # SDK does not know: Annotations, Healthcheck.StartInterval)
         name = kwargs.pop("name")
@@ -640,6 +728,11 @@ class Engine:
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+    def watch(self, instance: str, since: float | None = None) -> Iterator[EngineEvent]:
+        """``events``, each as a typed ``EngineEvent``."""
+        for ev in self.events(instance, since=since):
+            yield EngineEvent.from_engine(ev)
 
     # -- engine differences: health checks ------------------------------------------
     def identity(self) -> tuple[str, str, str]:

@@ -8,6 +8,7 @@
     │                               answers others): audited as EngineDegraded
     ├── TerminalError               retrying the same thing will not help
     │   ├── NotFound                container / image / network does not exist
+    │   │   └── NetworkMissing      a network a call needs (a container's, to start it) is gone
     │   ├── NameConflict            the name belongs to a container we do not own
     │   ├── ImageMissing            the image is not present and cannot be pulled
     │   ├── ExternalMissing         an external network / volume does not exist (never created)
@@ -57,6 +58,11 @@ class TerminalError(ReconcileError):
 
 class NotFound(TerminalError):
     pass
+
+
+class NetworkMissing(NotFound):
+    """The engine says a network is not found: the one inspected or removed, or one a
+    container is attached to (it cannot start again until it is recreated)."""
 
 
 class NameConflict(TerminalError):

@@ -101,25 +101,38 @@ def _write(path: str, mount: FileMount, now: float) -> bool:
         _makedirs(d)
     data = mount.text.encode("utf-8", "surrogatepass")
     mode = DEFAULT_MODE if mount.mode is None else mount.mode
-    uid, gid = int(mount.uid or 0), int(mount.gid or 0)
+    owner = (int(mount.uid or 0), int(mount.gid or 0))
+    if _up_to_date(path, data, mode, owner):
+        os.utime(path, (now, now))
+        return False
+    _replace(path, data, mode, owner, now)
+    return True
+
+
+def _up_to_date(path: str, data: bytes, mode: int, owner: tuple[int, int]) -> bool:
+    """Does ``path`` hold ``data`` with ``mode`` and (where we are root) ``owner``? A directory
+    there (the engine made one of a bind source that was missing) is removed."""
     try:
         st = os.lstat(path)
         with open(path, "rb") as fh:
             same = fh.read(len(data) + 1) == data
-        owner_ok = os.geteuid() != 0 or (st.st_uid, st.st_gid) == (uid, gid)  # only root can give files away
-        if same and (st.st_mode & 0o7777) == mode and owner_ok:
-            os.utime(path, (now, now))
-            return False
     except FileNotFoundError:
-        pass
-    except IsADirectoryError:  # the engine made a directory of a bind source that was missing
+        return False
+    except IsADirectoryError:
         shutil.rmtree(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        return False
+    owner_ok = os.geteuid() != 0 or (st.st_uid, st.st_gid) == owner  # only root can give files away
+    return same and (st.st_mode & 0o7777) == mode and owner_ok
+
+
+def _replace(path: str, data: bytes, mode: int, owner: tuple[int, int], now: float) -> None:
+    """Write ``path`` atomically: a temporary file beside it, renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        if os.geteuid() == 0 or (uid, gid) == (os.geteuid(), os.getegid()):
-            os.chown(tmp, uid, gid)
+        if os.geteuid() == 0 or owner == (os.geteuid(), os.getegid()):
+            os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.utime(tmp, (now, now))
         os.replace(tmp, path)
@@ -127,7 +140,6 @@ def _write(path: str, mount: FileMount, now: float) -> bool:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return True
 
 
 def _prune(root: str, keep: set[str], services: set[str], now: float) -> list[str]:
@@ -137,18 +149,23 @@ def _prune(root: str, keep: set[str], services: set[str], now: float) -> list[st
         if not os.path.isdir(sdir):
             continue
         for entry in sorted(os.listdir(sdir)):
-            cdir = os.path.join(sdir, entry)
-            paths = [os.path.join(cdir, n) for n in os.listdir(cdir)] if os.path.isdir(cdir) else [cdir]
-            if any(p in keep for p in paths):
-                continue
-            if service in services:  # an older content of a desired service: after the grace period
-                try:
-                    if now - max(os.lstat(p).st_mtime for p in paths or [cdir]) < GRACE:
-                        continue
-                except OSError:
-                    continue
-            shutil.rmtree(cdir, ignore_errors=True) if os.path.isdir(cdir) else os.unlink(cdir)
-            removed.extend(p for p in paths if not p.rsplit("/", 1)[-1].startswith(".tmp-"))
+            removed.extend(_prune_entry(os.path.join(sdir, entry), keep, service in services, now))
         if not os.listdir(sdir):
             os.rmdir(sdir)
     return removed
+
+
+def _prune_entry(cdir: str, keep: set[str], desired: bool, now: float) -> list[str]:
+    """Remove one content directory (or stray file) of a service unless a kept file is in it
+    or, for a ``desired`` service's older content, it was in use within GRACE. The files removed."""
+    paths = [os.path.join(cdir, n) for n in os.listdir(cdir)] if os.path.isdir(cdir) else [cdir]
+    if any(p in keep for p in paths):
+        return []
+    if desired:  # an older content of a desired service: after the grace period
+        try:
+            if now - max(os.lstat(p).st_mtime for p in paths or [cdir]) < GRACE:
+                return []
+        except OSError:
+            return []
+    shutil.rmtree(cdir, ignore_errors=True) if os.path.isdir(cdir) else os.unlink(cdir)
+    return [p for p in paths if not p.rsplit("/", 1)[-1].startswith(".tmp-")]

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
 from controller.errors import ReconcileError
-from controller.observed import Observed, parse_time
+from controller.observed import ContainerDetail, Observed
 from controller.probes import CONTROLLER, ENGINE, Check, Outcome, ProbeRunner, Target, engine_stalled
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ STALL_LOOK_EVERY = 5.0  # seconds between two looks at one container still `star
 
 class HealthEngine(Protocol):
     def runs_healthchecks(self) -> bool: ...
-    def inspect(self, container_id: str) -> dict[str, Any]: ...
+    def detail(self, container_id: str) -> ContainerDetail: ...
     def exec_probe(self, container_id: str, argv: list[str]) -> Outcome: ...
 
 
@@ -60,18 +60,7 @@ class HealthChecks:
             engine_runs = self.engine.runs_healthchecks()
         except ReconcileError:
             return observed  # cannot tell now; the next pass asks again
-        targets: list[Target] = []
-        live: set[str] = set()
-        for c in observed:
-            svc = desired.get(c.service)
-            hc = svc.spec.healthcheck if svc is not None else None
-            if hc is None or not hc.probes or not c.running:
-                continue
-            live.add(c.id)
-            check = Check.from_spec(hc)
-            if engine_runs and c.id not in self._taken and not self._stalled(c, check, now):
-                continue
-            targets.append(Target(c.id, c.service, check))
+        targets, live = self._targets(observed, desired, now, engine_runs)
         self._taken &= live
         self._looked = {k: v for k, v in self._looked.items() if k in live}
         if not targets and self.runner is None:
@@ -84,6 +73,24 @@ class HealthChecks:
             out.append(c if st is None else replace(c, health=st.status))
         return out
 
+    def _targets(self, observed: list[Observed], desired: dict[str, DesiredService], now: float,
+                 engine_runs: bool) -> tuple[list[Target], set[str]]:
+        """(the containers whose check the controller runs, every running container with a
+        probing check)."""
+        targets: list[Target] = []
+        live: set[str] = set()
+        for c in observed:
+            svc = desired.get(c.service)
+            hc = svc.spec.healthcheck if svc is not None else None
+            if hc is None or not hc.probes or not c.running:
+                continue
+            live.add(c.id)
+            check = Check.from_spec(hc)
+            if engine_runs and c.id not in self._taken and not self._stalled(c, check, now):
+                continue
+            targets.append(Target(c.id, c.service, check))
+        return targets, live
+
     def _stalled(self, c: Observed, check: Check, now: float) -> bool:
         """Look (at most every few seconds) whether the engine left this check unrun."""
         if c.health != "starting" or now - self._looked.get(c.id, 0.0) < STALL_LOOK_EVERY:
@@ -92,10 +99,10 @@ class HealthChecks:
             return False
         self._looked[c.id] = now
         try:
-            state = self.engine.inspect(c.id).get("State") or {}
+            detail = self.engine.detail(c.id)
         except ReconcileError:
             return False
-        if engine_stalled(state.get("Health"), check, parse_time(str(state.get("StartedAt") or "")), now):
+        if engine_stalled(detail.health, check, detail.started_at, now):
             logger.warning(f"{c.service}: the engine has not run the health check of {c.id[:12]}; "
                            "the controller runs it from now on")
             self._taken.add(c.id)

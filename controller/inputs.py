@@ -44,14 +44,8 @@ def input_files(files: tuple[str, ...] | list[str], environ: Mapping[str, str], 
         return Found([_shown(os.path.join(cwd, p)) for p in env_files.split(sep) if p])
     here = os.path.abspath(cwd)
     while True:
-        found = [n for n in COMPOSE_NAMES if exists(os.path.join(here, n))]
-        if found:
-            out = Found([_shown(os.path.join(here, found[0]))])
-            if len(found) > 1:
-                out.warnings.append(f"found several compose files in {here}: {', '.join(found)}; using {found[0]}")
-            override = next((n for n in OVERRIDE_NAMES if exists(os.path.join(here, n))), None)
-            if override is not None:
-                out.files.append(_shown(os.path.join(here, override)))
+        out = _found_in(here, exists)
+        if out is not None:
             return out
         parent = os.path.dirname(here)
         if parent == here:
@@ -59,6 +53,20 @@ def input_files(files: tuple[str, ...] | list[str], environ: Mapping[str, str], 
         here = parent
     raise InvalidSpec([Issue("-f", None, "", "no input file: pass -f FILE, set COMPOSE_FILE, or run in a directory "
                                              f"(or below one) holding {', '.join(COMPOSE_NAMES)}")])
+
+
+def _found_in(here: str, exists: Callable[[str], bool]) -> Found | None:
+    """The compose file in directory ``here`` (and its override file), or None."""
+    found = [n for n in COMPOSE_NAMES if exists(os.path.join(here, n))]
+    if not found:
+        return None
+    out = Found([_shown(os.path.join(here, found[0]))])
+    if len(found) > 1:
+        out.warnings.append(f"found several compose files in {here}: {', '.join(found)}; using {found[0]}")
+    override = next((n for n in OVERRIDE_NAMES if exists(os.path.join(here, n))), None)
+    if override is not None:
+        out.files.append(_shown(os.path.join(here, override)))
+    return out
 
 
 def _shown(path: str) -> str:

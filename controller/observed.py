@@ -1,8 +1,15 @@
-"""What the engine reports about a container, reduced to what planning needs. Pure data."""
+"""What the engine reports about a container, reduced to what planning needs. Pure data.
+
+``Observed`` is one entry of the list call; ``ContainerDetail`` (with its ``HealthState``
+and ``ProbeLog``) what an inspect says of one container; ``EngineEvent`` one event of the
+engine's stream. ``controller.engine`` builds them from the engine's answers, so that no
+other module reads the engine's raw documents.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,31 +75,29 @@ class Observed:
         return self.state == "running"
 
 
+# the health a list entry's Status names, e.g. "Up 3 minutes (health: starting)"
+_HEALTH_IN_STATUS = (("(healthy)", "healthy"), ("(unhealthy)", "unhealthy"), ("(health: starting)", "starting"))
+
+
+def _int_label(labels: dict[str, str], key: str, default: str, bad: int) -> int:
+    try:
+        return int(labels.get(key, default))
+    except ValueError:
+        return bad
+
+
 def from_list_entry(entry: dict) -> Observed:  # type: ignore[type-arg]
     """Build from one item of the engine's ``GET /containers/json``."""
     labels = entry.get("Labels") or {}
     status = entry.get("Status") or ""
     match = _EXIT.search(status)
-    health = ""
-    if "(healthy)" in status:
-        health = "healthy"
-    elif "(unhealthy)" in status:
-        health = "unhealthy"
-    elif "(health: starting)" in status:
-        health = "starting"
+    health = next((h for marker, h in _HEALTH_IN_STATUS if marker in status), "")
     names = entry.get("Names") or [""]
-    try:
-        replica = int(labels.get(L.REPLICA, "1"))
-    except ValueError:
-        replica = 0
-    try:
-        generation = int(labels.get(L.GENERATION, "0"))
-    except ValueError:
-        generation = 0
     return Observed(
         id=entry["Id"], name=names[0].lstrip("/"), service=labels.get(L.SERVICE, ""),
-        replica=replica, instance=labels.get(L.INSTANCE, ""), spec_hash=labels.get(L.SPEC_HASH, ""),
-        generation=generation, state=entry.get("State") or "", exit_code=int(match.group(1)) if match else None,
+        replica=_int_label(labels, L.REPLICA, "1", 0), instance=labels.get(L.INSTANCE, ""),
+        spec_hash=labels.get(L.SPEC_HASH, ""), generation=_int_label(labels, L.GENERATION, "0", 0),
+        state=entry.get("State") or "", exit_code=int(match.group(1)) if match else None,
         health=health, image_id=entry.get("ImageID") or "", created=float(entry.get("Created") or 0),
         labels=dict(labels), networks=tuple(sorted((entry.get("NetworkSettings") or {}).get("Networks") or {})),
     )
@@ -131,3 +136,75 @@ def image_maps(images: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, 
                     if tag.endswith(":latest"):
                         builds.setdefault(tag[: -len(":latest")], build)
     return ids, builds
+
+
+@dataclass(frozen=True)
+class ProbeLog:
+    """One health probe the engine ran (an entry of ``State.Health.Log``)."""
+
+    exit_code: int | None
+    start: str | None  # the engine's timestamps, as it wrote them
+    end: str | None
+    output: str
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """``State.Health`` of an inspect: the status and the engine's probe log, oldest first."""
+
+    status: str  # starting | healthy | unhealthy
+    log: tuple[ProbeLog, ...] = ()
+
+    @classmethod
+    def from_engine(cls, health: Mapping[str, Any] | None) -> HealthState | None:
+        if not health:
+            return None
+        log = tuple(ProbeLog(p.get("ExitCode"), p.get("Start"), p.get("End"), str(p.get("Output") or ""))
+                    for p in health.get("Log") or [])
+        return cls(str(health.get("Status") or ""), log)
+
+
+@dataclass(frozen=True)
+class ContainerDetail:
+    """What an inspect of one container says (``Engine.detail``)."""
+
+    id: str
+    name: str
+    running: bool
+    started_at: float  # epoch seconds; 0.0 when never started
+    finished_at: float
+    exit_code: int | None
+    health: HealthState | None  # None: no healthcheck
+    labels: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerDetail:
+        state = data.get("State") or {}
+        code = state.get("ExitCode")
+        return cls(id=str(data.get("Id") or ""), name=str(data.get("Name") or "").lstrip("/"),
+                   running=bool(state.get("Running")), started_at=parse_time(str(state.get("StartedAt") or "")),
+                   finished_at=parse_time(str(state.get("FinishedAt") or "")),
+                   exit_code=None if code is None else int(code), health=HealthState.from_engine(state.get("Health")),
+                   labels=dict((data.get("Config") or {}).get("Labels") or {}))
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """One event of the engine's stream about a container of this store."""
+
+    action: str  # as the engine names it: "die", "health_status: healthy", "exec_start: sh -c ..."
+    service: str  # the container's service label ("" when it has none)
+    container_id: str
+    time: float | None  # epoch seconds, as the engine stamped it
+
+    @property
+    def kind(self) -> str:
+        """The action without its detail: "health_status", "exec_start", "die"."""
+        return self.action.split(":")[0].strip()
+
+    @classmethod
+    def from_engine(cls, ev: Mapping[str, Any]) -> EngineEvent:
+        actor = ev.get("Actor") or {}
+        attrs = actor.get("Attributes") or {}
+        return cls(action=str(ev.get("Action") or ev.get("status") or ""), service=str(attrs.get(L.SERVICE) or ""),
+                   container_id=str(actor.get("ID") or ev.get("id") or ""), time=ev.get("time") or None)

@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from controller.observed import HealthState
+
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 MAX_LOG = 5  # Docker keeps the last five probe results
 OUTPUT_LIMIT = 4096  # and at most this much of each probe's output
@@ -127,13 +129,13 @@ def restarted(state: ProbeState, started_at: float) -> ProbeState:
     return ProbeState.new(state.container_id, state.service, state.check, started_at)
 
 
-def engine_stalled(health: dict[str, Any] | None, check: Check, started_at: float, now: float) -> bool:
+def engine_stalled(health: HealthState | None, check: Check, started_at: float, now: float) -> bool:
     """The engine claims to run checks, yet this container's health (``State.Health`` of an
     inspect) has no probe result although the first one was due long ago."""
-    if not health or health.get("Log"):
+    if health is None or health.log:
         return False
     first_due = started_at + (check.start_interval or check.interval) + check.timeout
-    return health.get("Status") == STARTING and now > first_due + max(STALL_GRACE, 2 * check.interval)
+    return health.status == STARTING and now > first_due + max(STALL_GRACE, 2 * check.interval)
 
 
 @dataclass(frozen=True)

@@ -97,60 +97,79 @@ class RefCache:
 
     def resolve(self, spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> Resolved:
         source: Mapping[str, str] = os.environ if environ is None else environ
-        env: dict[str, str] = {}
-        secret: set[str] = set()
-        files: dict[str, str] = {}
-        error = ""
+        got = _Resolving()
         for path in spec.envFiles:
-            try:
-                files[path] = self.file_digest(path)
-                values = read_env_file(path)
-                env.update(values)
-                secret.update(values)
-            except OSError as exc:
-                error = f"env file {path} cannot be read: {exc.strerror}"
-            except ValueError as exc:
-                error = f"env file {path}: {exc}"
+            self._env_file(path, got)
         for key, value in spec.env.items():
             if isinstance(value, EnvFrom):
-                src = value.valueFrom
-                secret.add(key)
-                if src.file is not None:
-                    try:
-                        files[src.file] = self.file_digest(src.file)
-                        env[key] = _read_text(src.file).rstrip("\n")
-                    except OSError as exc:
-                        error = f"secret file {src.file} for env {key} cannot be read: {exc.strerror}"
-                elif src.secret is not None:  # stored with the spec, already part of the spec hash
-                    env[key] = src.secret
-                else:
-                    assert src.env is not None
-                    if src.env not in source:
-                        error = f"env {key}: variable {src.env} is not set in the controller's environment"
-                    else:
-                        env[key] = source[src.env]
-                        files[f"env:{src.env}"] = hashlib.sha256(env[key].encode()).hexdigest()[:12]
+                self._env_from(key, value, source, got)
             else:
-                env[key] = value
+                got.env[key] = value
         for vol in spec.volumes:
             m = units.parse_volume(vol)
             if m.kind == "bind":
-                files[m.source] = self.path_digest(m.source)
+                got.files[m.source] = self.path_digest(m.source)
         config_hash = ""
-        if files:
-            config_hash = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
-        build_hash = ""
-        if spec.build is not None:
-            b = spec.build
-            if b.remote:  # the engine fetches it: its URL (with #ref) stands for its content
-                meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
-                build_hash = hashlib.sha256(("remote:" + b.context + meta).encode()).hexdigest()[:16]
-            elif not os.path.isdir(b.context):
-                error = error or f"build context {b.context} is not a directory"
+        if got.files:
+            config_hash = hashlib.sha256(repr(sorted(got.files.items())).encode()).hexdigest()[:16]
+        build_hash, build_error = self._build_hash(spec)
+        return Resolved(got.env, frozenset(got.secret), got.files, config_hash, build_hash, got.error or build_error)
+
+    def _env_file(self, path: str, got: _Resolving) -> None:
+        """An env file's variables (all secret) and its digest; a problem is the error."""
+        try:
+            got.files[path] = self.file_digest(path)
+            values = read_env_file(path)
+            got.env.update(values)
+            got.secret.update(values)
+        except OSError as exc:
+            got.error = f"env file {path} cannot be read: {exc.strerror}"
+        except ValueError as exc:
+            got.error = f"env file {path}: {exc}"
+
+    def _env_from(self, key: str, value: EnvFrom, source: Mapping[str, str], got: _Resolving) -> None:
+        """A ``valueFrom`` env value (secret): a file's text, a stored secret, or a variable of
+        the controller's environment (its digest stands for it in the config hash)."""
+        src = value.valueFrom
+        got.secret.add(key)
+        if src.file is not None:
+            try:
+                got.files[src.file] = self.file_digest(src.file)
+                got.env[key] = _read_text(src.file).rstrip("\n")
+            except OSError as exc:
+                got.error = f"secret file {src.file} for env {key} cannot be read: {exc.strerror}"
+        elif src.secret is not None:  # stored with the spec, already part of the spec hash
+            got.env[key] = src.secret
+        else:
+            assert src.env is not None
+            if src.env not in source:
+                got.error = f"env {key}: variable {src.env} is not set in the controller's environment"
             else:
-                meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
-                build_hash = hashlib.sha256((self.tree_digest(b.context) + meta).encode()).hexdigest()[:16]
-        return Resolved(env, frozenset(secret), files, config_hash, build_hash, error)
+                got.env[key] = source[src.env]
+                got.files[f"env:{src.env}"] = hashlib.sha256(got.env[key].encode()).hexdigest()[:12]
+
+    def _build_hash(self, spec: ServiceSpec) -> tuple[str, str]:
+        """(the build's hash, the error when its context is not a directory); ('', '') without a build."""
+        b = spec.build
+        if b is None:
+            return "", ""
+        meta = repr((b.dockerfile, sorted(b.args.items()), b.target)) + render_host.build_meta(b, spec.platform)
+        if b.remote:  # the engine fetches it: its URL (with #ref) stands for its content
+            return hashlib.sha256(("remote:" + b.context + meta).encode()).hexdigest()[:16], ""
+        if not os.path.isdir(b.context):
+            return "", f"build context {b.context} is not a directory"
+        return hashlib.sha256((self.tree_digest(b.context) + meta).encode()).hexdigest()[:16], ""
+
+
+@dataclass
+class _Resolving:
+    """What ``RefCache.resolve`` gathers: env values, the secret keys, file digests, and the
+    last problem met (``error``)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    secret: set[str] = field(default_factory=set)
+    files: dict[str, str] = field(default_factory=dict)
+    error: str = ""
 
 
 def _read_text(path: str) -> str:

@@ -96,12 +96,39 @@ class ContainerConfig:
 
 def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
     spec = svc.spec
+    bindings = _port_bindings(spec)
+    binds, named, anonymous = _volumes(svc)
+    host = _base_host(spec)
+    host.update(render_host.host_config(spec))
+    net = render_net.plan_network(svc)
+    host.update(net.host)
+    create: dict[str, Any] = render_host.create_args(spec)
+    create.update(net.create)
+    create.update(_process_args(spec))
+    return ContainerConfig(
+        name=container_name(svc, replica), image=spec.image, command=spec.command,
+        env=dict(svc.env), labels=_labels(svc, instance, replica, net.labels), port_bindings=bindings,
+        exposed=sorted(set(bindings) | set(net.exposed)),
+        binds=binds, volumes=named, anonymous=anonymous, healthcheck=render_host.healthcheck(spec.healthcheck),
+        init=spec.init, stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
+        host=host, create=create, networks=net.networks, endpoints=net.endpoints,
+        network_specs=net.network_specs, volume_specs=net.volume_specs,
+        checks=render_host.engine_checks(spec, svc.name),
+    )
+
+
+def _port_bindings(spec: ServiceSpec) -> dict[str, list[tuple[str, int | str | None]]]:
     bindings: dict[str, list[tuple[str, int | str | None]]] = {}
     for p in spec.ports:
         for cport, binding in units.parse_port(p).bindings():
             bindings.setdefault(cport, []).append(binding)
+    return bindings
+
+
+def _volumes(svc: DesiredService) -> tuple[list[str], list[str], list[str]]:
+    """(binds, named volumes to ensure, anonymous volume targets)."""
     binds, named, anonymous = [], [], []
-    for v in spec.volumes:
+    for v in svc.spec.volumes:
         m = units.parse_volume(v)
         if m.kind == "anonymous":
             anonymous.append(m.target)
@@ -109,9 +136,14 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         binds.append(f"{m.source}:{m.target}:{m.engine_mode()}")
         if m.kind == "volume":
             named.append(m.source)
-    if spec.files:  # written by the controller before each pass acts (controller.files.sync)
-        binds.extend(files.binds(svc.files_root, svc.name, spec.files))
-    health = render_host.healthcheck(spec.healthcheck)
+    if svc.spec.files:  # written by the controller before each pass acts (controller.files.sync)
+        binds.extend(files.binds(svc.files_root, svc.name, svc.spec.files))
+    return binds, named, anonymous
+
+
+def _base_host(spec: ServiceSpec) -> dict[str, Any]:
+    """HostConfig settings of resources, hosts, capabilities, tmpfs and logging (the rest:
+    ``render_host.host_config``, which may override ``cpu_shares``)."""
     host: dict[str, Any] = {}
     lim, res = spec.resources.limits, spec.resources.reservations
     if lim.memory:
@@ -134,11 +166,12 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         host["tmpfs"] = {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in spec.tmpfs}
     if spec.logging:
         host["log_config"] = {"Type": spec.logging.driver, "Config": dict(spec.logging.options)}
-    host.update(render_host.host_config(spec))
-    net = render_net.plan_network(svc)
-    host.update(net.host)
-    create: dict[str, Any] = render_host.create_args(spec)
-    create.update(net.create)
+    return host
+
+
+def _process_args(spec: ServiceSpec) -> dict[str, Any]:
+    """The create arguments of the process: user, working directory, entrypoint, hostname."""
+    create: dict[str, Any] = {}
     if spec.user:
         create["user"] = spec.user
     if spec.workingDir:
@@ -147,23 +180,19 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         create["entrypoint"] = list(spec.entrypoint)
     if spec.hostname:
         create["hostname"] = spec.hostname
-    labels = dict(spec.labels)
+    return create
+
+
+def _labels(svc: DesiredService, instance: str, replica: int, net_labels: dict[str, str]) -> dict[str, str]:
+    labels = dict(svc.spec.labels)
     labels.update({
         L.MANAGED: "true", L.INSTANCE: instance, L.SERVICE: svc.name, L.KIND: svc.kind,
         L.REPLICA: str(replica), L.SPEC_HASH: svc.container_hash, L.GENERATION: str(svc.generation),
     })
-    labels.update(net.labels)
+    labels.update(net_labels)
     if svc.config_hash:
         labels[L.CONFIG_HASH] = svc.config_hash
         # secret env values are in the hash but never named on a label, not even digested
         labels[L.CONFIG_FILES] = json.dumps({k: v for k, v in svc.config_files.items() if not k.startswith("env:")},
                                             sort_keys=True)
-    return ContainerConfig(
-        name=container_name(svc, replica), image=spec.image, command=spec.command,
-        env=dict(svc.env), labels=labels, port_bindings=bindings, exposed=sorted(set(bindings) | set(net.exposed)),
-        binds=binds, volumes=named, anonymous=anonymous, healthcheck=health, init=spec.init,
-        stop_signal=spec.stopSignal, stop_timeout=int(round(spec.stopGracePeriod)),
-        host=host, create=create, networks=net.networks, endpoints=net.endpoints,
-        network_specs=net.network_specs, volume_specs=net.volume_specs,
-        checks=render_host.engine_checks(spec, svc.name),
-    )
+    return labels

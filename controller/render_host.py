@@ -13,6 +13,7 @@ healthcheck's start interval (API 1.44+), the platform of the image, a pull atte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,52 +49,67 @@ def _peer(mode: str | None) -> str | None:
     return mode
 
 
-def host_config(spec: ServiceSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if spec.ulimits:
-        out["ulimits"] = [{"name": k, "soft": v.soft, "hard": v.hard} for k, v in sorted(spec.ulimits.items())]
-    if spec.sysctls:
-        out["sysctls"] = dict(spec.sysctls)
-    if spec.privileged:
-        out["privileged"] = True
-    if spec.devices:
-        out["devices"] = list(spec.devices)
-    if spec.deviceCgroupRules:
-        out["device_cgroup_rules"] = list(spec.deviceCgroupRules)
-    if spec.deviceRequests:
-        out["device_requests"] = [
-            {"driver": r.driver, "count": r.count if not r.deviceIds else 0, "device_ids": list(r.deviceIds),
+def _ulimits(ulimits: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": k, "soft": v.soft, "hard": v.hard} for k, v in sorted(ulimits.items())]
+
+
+def _device_requests(requests: list[Any]) -> list[dict[str, Any]]:
+    return [{"driver": r.driver, "count": r.count if not r.deviceIds else 0, "device_ids": list(r.deviceIds),
              "capabilities": [list(r.capabilities)] if r.capabilities else [], "options": dict(r.options)}
-            for r in spec.deviceRequests]
-    if spec.securityOpt:
-        out["security_opt"] = list(spec.securityOpt)
-    if spec.shmSize is not None:
-        out["shm_size"] = spec.shmSize
-    simple = {"ipc_mode": _peer(spec.ipc), "pid_mode": _peer(spec.pid), "uts_mode": spec.uts,
+            for r in requests]
+
+
+def _true(_value: Any) -> bool:
+    return True
+
+
+# (HostConfig keyword, spec field, its engine form): set only when the field is set (truthy);
+# the keywords keep the order in which they have always been set.
+_WHEN_SET_FIRST: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("ulimits", "ulimits", _ulimits), ("sysctls", "sysctls", dict), ("privileged", "privileged", _true),
+    ("devices", "devices", list), ("device_cgroup_rules", "deviceCgroupRules", list),
+    ("device_requests", "deviceRequests", _device_requests), ("security_opt", "securityOpt", list),
+)
+_WHEN_SET_LAST: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("group_add", "groupAdd", list), ("oom_kill_disable", "oomKillDisable", _true),
+    ("storage_opt", "storageOpt", dict),
+)
+
+
+def _when_set(spec: ServiceSpec, table: tuple[tuple[str, str, Callable[[Any], Any]], ...]) -> dict[str, Any]:
+    return {key: conv(getattr(spec, attr)) for key, attr, conv in table if getattr(spec, attr)}
+
+
+def _scalars(spec: ServiceSpec) -> dict[str, Any]:
+    """The HostConfig keywords that take the spec's value as it is, when it is not None."""
+    simple = {"shm_size": spec.shmSize,
+              "ipc_mode": _peer(spec.ipc), "pid_mode": _peer(spec.pid), "uts_mode": spec.uts,
               "userns_mode": spec.usernsMode, "cgroupns": spec.cgroup, "cgroup_parent": spec.cgroupParent,
               "pids_limit": spec.pidsLimit, "cpu_count": spec.cpuCount, "cpu_percent": spec.cpuPercent,
               "cpu_shares": spec.cpuShares, "cpu_period": spec.cpuPeriod, "cpu_quota": spec.cpuQuota,
               "cpu_rt_period": spec.cpuRtPeriod, "cpu_rt_runtime": spec.cpuRtRuntime, "cpuset_cpus": spec.cpuset,
               "cpuset_mems": spec.cpusetMems, "mem_swappiness": spec.memSwappiness,
               "memswap_limit": spec.memswapLimit, "oom_score_adj": spec.oomScoreAdj, "runtime": spec.runtime}
-    out.update({k: v for k, v in simple.items() if v is not None})
-    if spec.groupAdd:
-        out["group_add"] = list(spec.groupAdd)
-    if spec.oomKillDisable:
-        out["oom_kill_disable"] = True
-    if spec.storageOpt:
-        out["storage_opt"] = dict(spec.storageOpt)
-    if spec.blkio is not None:
-        b = spec.blkio
-        if b.weight is not None:
-            out["blkio_weight"] = b.weight
-        for key, items, unit in (("blkio_weight_device", b.weightDevice, "Weight"),
-                                 ("device_read_bps", b.deviceReadBps, "Rate"),
-                                 ("device_write_bps", b.deviceWriteBps, "Rate"),
-                                 ("device_read_iops", b.deviceReadIops, "Rate"),
-                                 ("device_write_iops", b.deviceWriteIops, "Rate")):
-            if items:
-                out[key] = [{"Path": i.path, unit: getattr(i, unit.lower())} for i in items]
+    return {k: v for k, v in simple.items() if v is not None}
+
+
+def _blkio(b: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if b is None:
+        return out
+    if b.weight is not None:
+        out["blkio_weight"] = b.weight
+    for key, items, unit in (("blkio_weight_device", b.weightDevice, "Weight"),
+                             ("device_read_bps", b.deviceReadBps, "Rate"),
+                             ("device_write_bps", b.deviceWriteBps, "Rate"),
+                             ("device_read_iops", b.deviceReadIops, "Rate"),
+                             ("device_write_iops", b.deviceWriteIops, "Rate")):
+        if items:
+            out[key] = [{"Path": i.path, unit: getattr(i, unit.lower())} for i in items]
+    return out
+
+
+def _mounts(spec: ServiceSpec) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = []
     for m in spec.mounts:
         mount: dict[str, Any] = {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.readOnly}
@@ -102,6 +118,15 @@ def host_config(spec: ServiceSpec) -> dict[str, Any]:
         mounts.append(mount)
     if spec.useApiSocket:
         mounts.append({"Type": "bind", "Source": API_SOCKET, "Target": API_SOCKET, "ReadOnly": False})
+    return mounts
+
+
+def host_config(spec: ServiceSpec) -> dict[str, Any]:
+    out = _when_set(spec, _WHEN_SET_FIRST)
+    out.update(_scalars(spec))
+    out.update(_when_set(spec, _WHEN_SET_LAST))
+    out.update(_blkio(spec.blkio))
+    mounts = _mounts(spec)
     if mounts:
         out["mounts"] = mounts
     return out

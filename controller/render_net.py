@@ -137,42 +137,63 @@ def _link_pairs(svc: DesiredService) -> list[tuple[str, str]]:
     return out
 
 
+def _volumes_from(svc: DesiredService) -> tuple[list[str], dict[str, str]]:
+    """(``volumes_from`` entries, service -> the peer container id they name)."""
+    made: dict[str, str] = {}
+    froms = []
+    for item in svc.spec.volumesFrom:
+        kind, ref, *access = item.split(":")
+        target = ref
+        if kind == "service":
+            target = _peer(svc, ref).id
+            made[ref] = target
+        froms.append(f"{target}:{access[0] if access else 'rw'}")
+    return froms, made
+
+
+def _network_mode(svc: DesiredService, mode: str, links: list[tuple[str, str]],
+                  host: dict[str, Any], labels: dict[str, str]) -> None:
+    """``network_mode`` (``service:NAME`` -> NAME's container, recorded on a label), and the
+    legacy links of the default bridge."""
+    if mode.startswith("service:"):
+        peer = _peer(svc, mode.split(":", 1)[1])
+        host["network_mode"] = f"container:{peer.id}"
+        labels[L.NETWORK_FROM] = peer.id
+    else:
+        host["network_mode"] = mode
+    if mode == "bridge" and links:  # legacy links on the default bridge
+        host["links"] = dict(links)
+
+
+# endpoint settings copied when set: (endpoint config keyword, spec_net endpoint field, its form)
+_ENDPOINT_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("ipv4_address", "ipv4Address", str), ("ipv6_address", "ipv6Address", str),
+    ("link_local_ips", "linkLocalIps", list), ("driver_opt", "driverOpts", dict),
+)
+
+
+def _endpoint(svc: DesiredService, ep: Any, links: list[tuple[str, str]]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"aliases": [svc.name, *svc.spec.aliases, *(ep.aliases if ep else [])]}
+    if links:  # on a user-defined network, links are endpoint links (scoped to this container)
+        cfg["links"] = list(links)  # (container, alias) pairs, as the SDK wants them
+    if ep is not None:
+        cfg.update({key: conv(getattr(ep, attr)) for key, attr, conv in _ENDPOINT_FIELDS if getattr(ep, attr)})
+    return cfg
+
+
 def plan_network(svc: DesiredService) -> NetworkPlan:
     spec = svc.spec
-    host: dict[str, Any] = {}
+    host: dict[str, Any] = {key: list(value) for key, value in
+                            (("dns", spec.dns), ("dns_search", spec.dnsSearch), ("dns_opt", spec.dnsOpt)) if value}
     create: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    if spec.dns:
-        host["dns"] = list(spec.dns)
-    if spec.dnsSearch:
-        host["dns_search"] = list(spec.dnsSearch)
-    if spec.dnsOpt:
-        host["dns_opt"] = list(spec.dnsOpt)
     if spec.volumesFrom:
-        made: dict[str, str] = {}
-        froms = []
-        for item in spec.volumesFrom:
-            kind, ref, *access = item.split(":")
-            target = ref
-            if kind == "service":
-                target = _peer(svc, ref).id
-                made[ref] = target
-            froms.append(f"{target}:{access[0] if access else 'rw'}")
-        host["volumes_from"] = froms
+        host["volumes_from"], made = _volumes_from(svc)
         if made:
             labels[L.VOLUMES_FROM] = json.dumps(made, sort_keys=True)
-    mode = spec.networkMode
     links = _link_pairs(svc)
-    if mode is not None:
-        if mode.startswith("service:"):
-            name = mode.split(":", 1)[1]
-            peer = _peer(svc, name)
-            host["network_mode"] = f"container:{peer.id}"
-            labels[L.NETWORK_FROM] = peer.id
-        else:
-            host["network_mode"] = mode
-        if mode == "bridge" and links:  # legacy links on the default bridge
-            host["links"] = dict(links)
+    if spec.networkMode is not None:
+        _network_mode(svc, spec.networkMode, links, host, labels)
 
     def priority(i: int) -> tuple[int, int]:
         ep = spec.endpoints.get(spec.networks[i])
@@ -182,21 +203,9 @@ def plan_network(svc: DesiredService) -> NetworkPlan:
     endpoints: dict[str, dict[str, Any]] = {}
     for net in networks:
         ep = spec.endpoints.get(net)
-        cfg: dict[str, Any] = {"aliases": [svc.name, *spec.aliases, *(ep.aliases if ep else [])]}
-        if links:  # on a user-defined network, links are endpoint links (scoped to this container)
-            cfg["links"] = list(links)  # (container, alias) pairs, as the SDK wants them
-        if ep is not None:
-            if ep.ipv4Address:
-                cfg["ipv4_address"] = ep.ipv4Address
-            if ep.ipv6Address:
-                cfg["ipv6_address"] = ep.ipv6Address
-            if ep.linkLocalIps:
-                cfg["link_local_ips"] = list(ep.linkLocalIps)
-            if ep.driverOpts:
-                cfg["driver_opt"] = dict(ep.driverOpts)
-            if ep.macAddress:  # the engine (API 1.41) takes one MAC address, for the container
-                create["mac_address"] = ep.macAddress
-        endpoints[net] = cfg
+        endpoints[net] = _endpoint(svc, ep, links)
+        if ep is not None and ep.macAddress:  # the engine (API 1.41) takes one MAC address, for the container
+            create["mac_address"] = ep.macAddress
     return NetworkPlan(networks=networks, endpoints=endpoints, network_specs=dict(spec.networkSpecs),
                        volume_specs=dict(spec.volumeSpecs), host=host, create=create, labels=labels,
                        exposed=_expand(spec.expose))

@@ -40,16 +40,23 @@ def dist_version(name: str, path: list[str] | None = None) -> str | None:
             stem, dot, ext = item.rpartition(".")
             if not dot or ext not in ("dist-info", "egg-info") or _norm(stem.split("-")[0]) != want:
                 continue
-            meta = os.path.join(entry or ".", item, "METADATA" if ext == "dist-info" else "PKG-INFO")
-            try:
-                with open(meta, encoding="utf-8") as fh:
-                    for line in fh:
-                        if line.startswith("Version:"):
-                            return line.split(":", 1)[1].strip()
-                        if not line.strip():
-                            break
-            except OSError:
-                continue
+            version = _metadata_version(os.path.join(entry or ".", item, "METADATA" if ext == "dist-info" else "PKG-INFO"))
+            if version is not None:
+                return version
+    return None
+
+
+def _metadata_version(meta: str) -> str | None:
+    """The ``Version:`` of a METADATA / PKG-INFO file's header, or None (no such line, unreadable)."""
+    try:
+        with open(meta, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+    except OSError:
+        pass
     return None
 
 

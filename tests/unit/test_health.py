@@ -11,7 +11,7 @@ import pytest
 from controller.engine import Engine, _short_ref
 from controller.errors import NameConflict, TransientError
 from controller.health import HealthChecks
-from controller.observed import Observed
+from controller.observed import ContainerDetail, Observed
 from controller.probes import CONTROLLER, ENGINE, Outcome
 from controller.render import prepare
 
@@ -31,6 +31,9 @@ class FakeEngine:
     def inspect(self, container_id: str) -> dict[str, Any]:
         self.inspects += 1
         return {"State": {"Health": self.health, "StartedAt": self.started, "Running": True}}
+
+    def detail(self, container_id: str) -> ContainerDetail:
+        return ContainerDetail.from_inspect(self.inspect(container_id))
 
     def exec_probe(self, container_id: str, argv: list[str]) -> Outcome:
         return Outcome(True, 0.0, 0, "ok")

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from controller.observed import parse_time
+from controller.observed import HealthState, parse_time
 from controller.probes import (
     HEALTHY,
     STARTING,
@@ -86,7 +86,7 @@ def test_check_argv(test: tuple[str, ...], argv: list[str]) -> None:
     ({"Status": "healthy", "Log": []}, 100.0, False),
 ])
 def test_engine_stalled(health: dict | None, now: float, stalled: bool) -> None:  # type: ignore[type-arg]
-    assert engine_stalled(health, CHECK, 0.0, now) is stalled
+    assert engine_stalled(HealthState.from_engine(health), CHECK, 0.0, now) is stalled
 
 
 @pytest.mark.parametrize("value, want", [
