@@ -144,7 +144,9 @@ def _records_nothing(plan: Plan, desired: dict[str, DesiredService], observed: l
         by_service.setdefault(c.service, []).append(c)
     for name, sp in plan.services.items():
         old = statuses.get(name)
-        new, notes = status_mod.derive(old, sp, desired[name], by_service.get(name, []), now, ENGINE)
+        mine = by_service.get(name, [])
+        new = status_mod.derive(old, sp, desired[name], mine, now, ENGINE)
+        notes = status_mod.transitions(old, sp, desired[name], mine)
         if notes or status_mod.changed(old, new):
             return False
     return True
