@@ -596,14 +596,10 @@ class EngineWakeups:
 
 
 def _blocked(plan: Plan) -> set[str]:
-    """Services that wait on something that will not change by itself (from the plan's typed
-    reasons): a dependency that failed, crash-loops or does not exist — directly or through
-    other waiting services."""
-    from controller.planner import BLOCKING_REASONS, CRASHLOOP, FAILED
-
-    blocked = {sp.name for sp in plan.services.values()
-               if sp.state in (FAILED, CRASHLOOP) or sp.reason in BLOCKING_REASONS
-               or any(u.problem for u in sp.waiting_on)}
+    """Services that wait on something that will not change by itself: those the plan marks
+    ``stuck`` (from its typed state, reason and unmet dependencies, never its messages), and
+    those that wait for a blocked service, transitively."""
+    blocked = {sp.name for sp in plan.services.values() if sp.stuck}
     waits = {sp.name: [u.dependency for u in sp.waiting_on] for sp in plan.services.values()}
     changed = True
     while changed:

@@ -11,7 +11,7 @@ import pytest
 
 from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
-from controller.planner import CRASHLOOP, EXITED, FAILED, PENDING, RUNNING, SUSPENDED, plan, plan_service
+from controller.planner import CRASHLOOP, EXITED, FAILED, PENDING, RUNNING, SUSPENDED, PlanInput, plan, plan_service
 from controller.render import DesiredService, prepare
 from store.records import Status
 
@@ -115,7 +115,7 @@ def test_plan_service(spec: dict[str, Any], container: dict[str, Any] | None, st
     suspended = spec.pop("suspended", False)
     s = svc(suspended=suspended, **spec)
     containers = [] if container is None else [ctr(s, id=CID, **container)]
-    sp = plan_service(s, containers, Status("web", **status), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, containers, Status("web", **status), {}, {}, NOW))
     assert [type(a) for a in sp.actions] == [t for t, _ in expected]
     for action, (_, attrs) in zip(sp.actions, expected):
         assert action.service == "web" and action.replica == 1
@@ -141,32 +141,32 @@ def test_a_failed_rollout_is_rolled_back_and_its_container_never_restarted(
     new = svc(generation=2, update=ROLLOUT_UPDATE, command=["sh", "-c", "exit 3"])
     revisions = {("web", 1): spec_of(update=ROLLOUT_UPDATE)}
     st = Status("web", observed_generation=1, rollout_from_generation=1, rollout_started_at=NOW - 1)
-    sp = plan_service(new, [ctr(new, state=state, exit_code=exit_code, created=NOW - 1)], st, revisions, {}, NOW)
+    sp = plan_service(PlanInput(new, [ctr(new, state=state, exit_code=exit_code, created=NOW - 1)], st, revisions, {}, NOW))
     assert [type(a) for a in sp.actions] == ([planned] if planned else [])
     assert not [a for a in sp.actions if isinstance(a, (Start, Restart))]
 
 
 def test_waiting_in_backoff_reports_when_to_look_again() -> None:
     s = svc()
-    sp = plan_service(s, [ctr(s, state="exited", exit_code=1)], Status("web", failures=2, next_attempt_at=NOW + 42),
-                      {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [ctr(s, state="exited", exit_code=1)], Status("web", failures=2, next_attempt_at=NOW + 42),
+                      {}, {}, NOW))
     assert sp.retry_at == NOW + 42
-    ok = plan_service(s, [ctr(s)], Status("web"), {}, {}, NOW)
+    ok = plan_service(PlanInput(s, [ctr(s)], Status("web"), {}, {}, NOW))
     assert ok.retry_at is None
 
 
 def test_no_status_is_a_fresh_service() -> None:
     s = svc()
-    sp = plan_service(s, [ctr(s, state="exited", exit_code=1)], None, {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [ctr(s, state="exited", exit_code=1)], None, {}, {}, NOW))
     assert [type(a) for a in sp.actions] == [Start]
 
 
 def test_stable_running_service_resets_backoff() -> None:
     s = svc()
     st = Status("web", failures=4, last_started_at=NOW - 61)
-    assert plan_service(s, [ctr(s)], st, {}, {}, NOW).reset_backoff is True
+    assert plan_service(PlanInput(s, [ctr(s)], st, {}, {}, NOW)).reset_backoff is True
     st = Status("web", failures=4, last_started_at=NOW - 10)
-    assert plan_service(s, [ctr(s)], st, {}, {}, NOW).reset_backoff is False
+    assert plan_service(PlanInput(s, [ctr(s)], st, {}, {}, NOW)).reset_backoff is False
 
 
 OLD_SPEC: dict[str, Any] = {"image": "demo/web:1", "env": {"A": "1"}, "ports": ["8080:80"], "healthcheck": HC}
@@ -188,14 +188,14 @@ def test_changed_spec_recreates_naming_the_fields(new: dict[str, Any], fields: t
     old = svc(generation=1, **OLD_SPEC)
     cur = svc(generation=2, **{**OLD_SPEC, **new})
     c = ctr(old, id=CID, health="healthy")
-    sp = plan_service(cur, [c], Status("web"), {("web", 1): spec_of(**OLD_SPEC)}, {}, NOW)
+    sp = plan_service(PlanInput(cur, [c], Status("web"), {("web", 1): spec_of(**OLD_SPEC)}, {}, NOW))
     assert sp.actions == (Recreate("web", 1, CID, "spec changed: " + ", ".join(fields), fields),)
     assert sp.state == PENDING and not sp.converged
 
 
 def test_changed_spec_without_the_old_revision_still_recreates() -> None:
     old, cur = svc(generation=1), svc(generation=2, image="demo/web:2")
-    sp = plan_service(cur, [ctr(old, id=CID)], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(cur, [ctr(old, id=CID)], Status("web"), {}, {}, NOW))
     assert [type(a) for a in sp.actions] == [Recreate]
     assert sp.actions[0].changed_fields == ("spec (previous revision unknown)",)  # type: ignore[union-attr]
 
@@ -203,7 +203,7 @@ def test_changed_spec_without_the_old_revision_still_recreates() -> None:
 def test_policy_only_change_does_not_recreate() -> None:
     old = svc(generation=1)
     cur = svc(generation=2, restartPolicy={"condition": "on-failure", "maxAttempts": 5}, onUnhealthy="ignore")
-    sp = plan_service(cur, [ctr(old)], Status("web"), {("web", 1): spec_of()}, {}, NOW)
+    sp = plan_service(PlanInput(cur, [ctr(old)], Status("web"), {("web", 1): spec_of()}, {}, NOW))
     assert sp.actions == ()
     assert sp.state == RUNNING and sp.converged
 
@@ -211,10 +211,10 @@ def test_policy_only_change_does_not_recreate() -> None:
 def test_new_image_behind_the_same_tag_recreates() -> None:
     s = svc()
     c = ctr(s, id=CID, image_id="sha256:" + "a" * 64)
-    sp = plan_service(s, [c], Status("web"), {}, {"demo/web:1": "sha256:" + "b" * 64}, NOW)
+    sp = plan_service(PlanInput(s, [c], Status("web"), {}, {"demo/web:1": "sha256:" + "b" * 64}, NOW))
     assert [type(a) for a in sp.actions] == [Recreate]
     assert sp.actions[0].changed_fields == ("image id (aaaaaaaaaaaa -> bbbbbbbbbbbb)",)  # type: ignore[union-attr]
-    same = plan_service(s, [c], Status("web"), {}, {"demo/web:1": "sha256:" + "a" * 64}, NOW)
+    same = plan_service(PlanInput(s, [c], Status("web"), {}, {"demo/web:1": "sha256:" + "a" * 64}, NOW))
     assert same.actions == ()
 
 
@@ -223,7 +223,7 @@ def test_duplicate_containers_for_one_replica_keep_the_newest_running_one() -> N
     keep = ctr(s, created=20.0)
     older = ctr(s, created=10.0)
     stopped = ctr(s, state="exited", exit_code=0, created=30.0)
-    sp = plan_service(s, [older, stopped, keep], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [older, stopped, keep], Status("web"), {}, {}, NOW))
     removes = [a for a in sp.actions if isinstance(a, Remove)]
     assert sorted(a.container_id for a in removes) == sorted([older.id, stopped.id])
     assert all(a.reason == f"duplicate of {keep.short_id}" for a in removes)
@@ -235,7 +235,7 @@ def test_duplicate_prefers_the_container_with_the_current_spec() -> None:
     s = svc()
     stale = ctr(s, spec_hash="stale", created=50.0)  # running, but from another spec
     current = ctr(s, state="exited", exit_code=1, created=10.0)
-    sp = plan_service(s, [stale, current], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [stale, current], Status("web"), {}, {}, NOW))
     assert sp.actions == (
         Remove("web", 1, stale.id, stale.name, f"duplicate of {current.short_id}"),
         Start("web", 1, current.id, "container exited with code 1 (failed)", restart=True),
@@ -245,14 +245,14 @@ def test_duplicate_prefers_the_container_with_the_current_spec() -> None:
 def test_replica_beyond_the_desired_count_is_removed() -> None:
     s = svc()
     one, two = ctr(s, 1), ctr(s, 2)
-    sp = plan_service(s, [one, two], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [one, two], Status("web"), {}, {}, NOW))
     assert sp.actions == (Remove("web", 2, two.id, two.name, "scaled down to 1 replicas"),)
 
 
 def test_each_replica_is_planned_on_its_own() -> None:
     s = svc(replicas=3)
     one, three = ctr(s, 1), ctr(s, 3, id=CID, state="exited", exit_code=1)
-    sp = plan_service(s, [one, three], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [one, three], Status("web"), {}, {}, NOW))
     assert sp.actions == (
         Create("web", 2, "container missing"),
         Start("web", 3, CID, "container exited with code 1 (failed)", restart=True),
@@ -263,7 +263,7 @@ def test_each_replica_is_planned_on_its_own() -> None:
 def test_scaled_to_zero_removes_every_replica() -> None:
     s = svc(replicas=0)
     c = ctr(s, 1)
-    sp = plan_service(s, [c], Status("web"), {}, {}, NOW)
+    sp = plan_service(PlanInput(s, [c], Status("web"), {}, {}, NOW))
     assert sp.actions == (Remove("web", 1, c.id, c.name, "scaled down to 0 replicas"),)
 
 
@@ -398,6 +398,6 @@ def test_plan_reasons_are_typed(case: str, service: DesiredService, container: d
 
     infos = {n: DepInfo(True, False, False, False, failed, crash, 0.0, False) for n, (failed, crash) in deps.items()}
     observed = [] if container is None else [ctr(service, **container)]
-    sp = plan_service(service, observed, Status(name=service.name, **status), {}, {}, NOW, infos)
+    sp = plan_service(PlanInput(service, observed, Status(name=service.name, **status), {}, {}, NOW, infos))
     assert sp.reason == reason, (case, sp)
     assert tuple((u.dependency, u.condition, u.problem) for u in sp.waiting_on) == waiting_on
