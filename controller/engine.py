@@ -47,13 +47,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar
 
 import docker
 import docker.errors
@@ -292,6 +293,37 @@ def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
                       arch=str(v.get("Arch", "?")))
 
 
+def _podman_ignores(cfg: ContainerConfig) -> list[str]:
+    """The keys of ``cfg`` that Podman 4.3's compatible API takes and silently ignores
+    (checked: a link's alias does not resolve, ``/proc/sys/kernel/domainname`` stays
+    ``(none)``); ``Engine._check`` warns about them on Podman."""
+    out = []
+    if cfg.host.get("links") or any(ep.get("links") for ep in cfg.endpoints.values()):
+        out.append("links")
+    if cfg.create.get("domainname"):
+        out.append("domainname")
+    return out
+
+
+def _inline_context(context: str, dockerfile: str) -> tuple[IO[bytes], str]:
+    """The build context as a tar (``.dockerignore`` honoured, as the SDK does) with an
+    inline Dockerfile inside it, and that file's name in the tar. The SDK's own way for a
+    Dockerfile outside the context sends the ``dockerfile`` query parameter twice (the
+    name in the tar, then the file's text); Docker reads the first, Podman reads both as
+    Dockerfile paths and fails (``no such file or directory``). With our own tar the
+    parameter is sent once, on every engine."""
+    exclude = None
+    ignore = os.path.join(context, ".dockerignore")
+    if os.path.exists(ignore):
+        with open(ignore, encoding="utf-8") as fh:
+            exclude = [ln.strip() for ln in fh.read().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    name = f".dockerfile.reconcile-{uuid.uuid4().hex}"
+    tar = tempfile.TemporaryFile()  # closed by the caller, after the build
+    docker.utils.tar(Path(context), exclude=exclude, dockerfile=(name, dockerfile), fileobj=tar)
+    tar.seek(0)
+    return tar, name
+
+
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
@@ -425,22 +457,20 @@ class Engine:
 
     def build_image(self, req: BuildRequest) -> tuple[bool, str]:
         """Build an image offline (never pulls). (ok, output tail). ``req.options`` are extra
-        ``APIClient.build`` arguments (``render_host.build_options``); an inline Dockerfile
-        is written to a temporary file outside the context, which the SDK sends along."""
+        ``APIClient.build`` arguments (``render_host.build_options``). An inline Dockerfile
+        goes into the context's tar under a name of its own (``_inline_context``)."""
         lines: list[str] = []
         ok = True
         extra = dict(req.options)
         labels = {**extra.pop("labels", {}), **req.labels}
-        dockerfile = req.dockerfile
-        inline_dir = tempfile.mkdtemp(prefix="reconcile-dockerfile-") if req.dockerfile_inline else None
-        if inline_dir is not None:
-            dockerfile = os.path.join(inline_dir, "Dockerfile")
-            with open(dockerfile, "w", encoding="utf-8") as fh:
-                fh.write(req.dockerfile_inline or "")
+        source: dict[str, Any] = {"path": req.context, "dockerfile": req.dockerfile}
+        if req.dockerfile_inline is not None:
+            tar, name = _inline_context(req.context, req.dockerfile_inline)
+            source = {"fileobj": tar, "custom_context": True, "dockerfile": name}
 
         def run(api: docker.APIClient) -> None:
             nonlocal ok
-            for chunk in api.build(path=req.context, dockerfile=dockerfile, tag=req.tag, buildargs=req.args or None,
+            for chunk in api.build(**source, tag=req.tag, buildargs=req.args or None,
                                    target=req.target, labels=labels, rm=True, forcerm=True, pull=False, decode=True,
                                    **extra):
                 if "stream" in chunk:
@@ -453,8 +483,8 @@ class Engine:
         try:
             self._call("images.build", run, req.tag)
         finally:
-            if inline_dir is not None:
-                shutil.rmtree(inline_dir, ignore_errors=True)
+            if "fileobj" in source:
+                source["fileobj"].close()
         return ok, "\n".join(lines[-20:])
 
     def image_id(self, ref: str) -> str | None:
@@ -579,6 +609,11 @@ class Engine:
                 logger.warning(f"{checks.service}: healthcheck.startInterval is ignored: it needs Docker engine API "
                                f"1.44 or later and this engine speaks {version}; probes run every `interval` "
                                "from the start")
+        ignored = _podman_ignores(cfg)
+        if ignored and "podman" in self.identity()[0].lower():
+            logger.warning(f"{checks.service}: ignored by this engine: {', '.join(ignored)} (Podman's "
+                           "Docker-compatible API accepts them and does nothing: Podman has no container links, and "
+                           "it does not set Domainname); for a link, give the target a network alias instead")
         if checks.platform:
             image = self._call("images.inspect", lambda api: api.inspect_image(cfg.image),  # type: ignore[no-untyped-call]
                                cfg.image)
@@ -593,6 +628,8 @@ class Engine:
         if cfg.checks.pull_always:
             self.pull_once(cfg.image, cfg.checks.service)
         host_config = _host_config(api, cfg)
+        if any(str(h).endswith(":host-gateway") for h in host_config.get("ExtraHosts") or []):
+            self._host_gateway(host_config, cfg.networks[0] if cfg.networks else None, cfg.checks.service)
         exposed = [(int(p.split("/")[0]), p.split("/")[1]) for p in cfg.exposed]
         kwargs: dict[str, Any] = dict(
             image=cfg.image, command=cfg.command, name=cfg.name, environment=cfg.env, labels=cfg.labels,
@@ -618,6 +655,24 @@ class Engine:
                             lambda a: a.create_container_from_config(config, name),  # type: ignore[no-untyped-call]
                             cfg.name)
         return str(result["Id"])
+
+    def _host_gateway(self, host_config: dict[str, Any], network: str | None, service: str) -> None:
+        """``extra_hosts: NAME:host-gateway``: Docker writes its address for the host; Podman
+        4.3 writes the word ``host-gateway`` into ``/etc/hosts`` as is. On Podman it becomes
+        the gateway of the container's first network (the address Podman itself gives
+        ``host.containers.internal``); Docker's requests are left as they are."""
+        if "podman" not in self.identity()[0].lower():
+            return
+        gateway = ""
+        if network:
+            ipam = (self._call("networks.inspect", lambda api: api.inspect_network(network)).get("IPAM") or {})
+            gateway = next((str(c.get("Gateway")) for c in ipam.get("Config") or [] if c.get("Gateway")), "")
+        if not gateway:
+            logger.warning(f"{service}: extra_hosts host-gateway: this engine (Podman) does not resolve it and the "
+                           f"container's network has no gateway to use instead; the entry is left as written")
+            return
+        host_config["ExtraHosts"] = [f"{h.rsplit(':', 1)[0]}:{gateway}" if str(h).endswith(":host-gateway") else h
+                                     for h in host_config["ExtraHosts"]]
 
     def connect(self, container_id: str, network: str, endpoint: dict[str, Any]) -> None:
         """Attach to one more network with its endpoint config (aliases, links, addresses)."""

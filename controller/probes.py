@@ -188,6 +188,7 @@ class ProbeRunner:
                  on_change: Callable[[str], None] | None = None, workers: int = 4):
         self.probe = probe
         self.clock = clock
+        self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
         if submit is None:
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
@@ -246,7 +247,7 @@ class ProbeRunner:
     def tick(self, now: float) -> list[str]:
         """Collect finished probes, start due ones. Returns the services whose health changed."""
         changed: list[str] = []
-        launch: list[tuple[str, list[str]]] = []
+        launch: list[tuple[float, str, list[str]]] = []
         with self._lock:
             for cid, entry in self._entries.items():
                 flight = entry.flight
@@ -263,8 +264,15 @@ class ProbeRunner:
                         self._apply(entry, ProbeResult(flight.start, now, TIMEOUT_EXIT, msg), changed)
                     continue
                 if now >= entry.state.due_at:
-                    launch.append((cid, entry.state.check.argv()))
-        for cid, argv in launch:
+                    launch.append((entry.state.due_at, cid, entry.state.check.argv()))
+            # no more probes in flight than workers to run them: a probe's timeout counts from
+            # its start, as the engine's does, never from a wait in the pool's queue (seen on
+            # Podman at load 50: 30 services probed every second by 4 workers, so probes that
+            # never ran were "over their timeout", their containers unhealthy and restarted).
+            # The most overdue go first; the others stay due for the next round.
+            free = self.workers - sum(1 for e in self._entries.values() if e.flight is not None)
+            launch = sorted(launch)[:max(0, free)]
+        for _due, cid, argv in launch:
             self._launch(cid, argv, now)
         return changed
 

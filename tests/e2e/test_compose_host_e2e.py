@@ -32,7 +32,7 @@ import docker.errors
 import pytest
 import yaml
 
-from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WEB_IMAGE, Harness, free_port, wait_for
+from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WEB_IMAGE, Harness, engine_is_podman, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -81,39 +81,65 @@ HOST_KEYS: dict[str, Any] = {
 }
 
 
+def ulimits_of(host: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """``HostConfig.Ulimits`` by Docker's names. Podman's inspect spells each name as the
+    kernel does (``RLIMIT_NOFILE``, ``RLIMIT_NPROC``), with the same soft and hard values."""
+    out = {}
+    for u in host["Ulimits"]:
+        name = u["Name"]
+        if engine_is_podman():
+            assert name.startswith("RLIMIT_"), host["Ulimits"]
+            name = name.removeprefix("RLIMIT_").lower()
+        out[name] = (u["Soft"], u["Hard"])
+    return out
+
+
 def test_host_keys_are_visible_in_docker_inspect_and_a_change_recreates(rc: Harness) -> None:
     (rc.tmp / "site").mkdir()
     (rc.tmp / "site" / "index.txt").write_text("hi\n")
     svc = sleeper(**HOST_KEYS, volumes=["./site:/site:ro,z"])
     path = write_compose(rc, {"box": svc})
-    rc.run("apply", "-f", path, "--wait", "--timeout", "60s")
+    applied = rc.run("apply", "-f", path, "--wait", "--timeout", "60s")
     info = rc.inspect(cname(rc, "box"))
     host, config = info["HostConfig"], info["Config"]
-    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
-    assert ulimits == {"nofile": (1024, 2048), "nproc": (4096, 4096)}
-    assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert ulimits_of(host) == {"nofile": (1024, 2048), "nproc": (4096, 4096)}
     assert "NET_ADMIN" in host["CapAdd"]
-    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rw"}]
-    assert host["SecurityOpt"] == ["no-new-privileges=true"]
     assert host["ShmSize"] == 64 * 1024 * 1024
     assert config["Tty"] is True and config["OpenStdin"] is True
     assert host["IpcMode"] == "shareable"
     assert host["PidsLimit"] == 200 and host["OomScoreAdj"] == 300
-    assert host["GroupAdd"] == ["1234"] and config["Domainname"] == "example.test"
-    assert host["CpuShares"] == 512 and host["DeviceCgroupRules"] == ["c 1:3 mr"]
-    assert f"{rc.tmp}/site:/site:ro,z" in host["Binds"]
+    assert host["GroupAdd"] == ["1234"]
+    assert host["CpuShares"] == 512
+    if not engine_is_podman():
+        assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+        assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rw"}]
+        assert host["SecurityOpt"] == ["no-new-privileges=true"]
+        assert config["Domainname"] == "example.test"
+        assert host["DeviceCgroupRules"] == ["c 1:3 mr"]
+        assert f"{rc.tmp}/site:/site:ro,z" in host["Binds"]
+    else:
+        # Podman 4.3's inspect shows these in its own shapes, or not at all (Sysctls,
+        # DeviceCgroupRules; the sysctl is checked in effect below); it ignores Domainname
+        # (the controller warns), see docs/ENGINES.md
+        assert host.get("Sysctls") is None and host.get("DeviceCgroupRules") is None, host
+        assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": ""}]
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert f"{rc.tmp}/site:/site:ro,rprivate,rbind" in host["Binds"], host["Binds"]
+        assert "box: ignored by this engine: domainname (Podman's" in applied.stderr, applied.stderr
     # the values are in effect inside the container, not only in its configuration
     exec_out = rc.client.containers.get(cname(rc, "box")).exec_run(
-        ["sh", "-c", "ulimit -n; cat /proc/sys/net/core/somaxconn; id -G; df -k /dev/shm | tail -1"]).output.decode()
+        ["sh", "-c", "ulimit -n; cat /proc/sys/net/core/somaxconn; id -G; df -k /dev/shm | tail -1; "
+         "grep NoNewPrivs /proc/self/status; test -c /dev/xnull && echo xnull-ok"]).output.decode()
     lines = exec_out.split()
     assert lines[0] == "1024" and lines[1] == "1024" and "1234" in lines and "65536" in exec_out, exec_out
+    assert "NoNewPrivs:\t1" in exec_out and "xnull-ok" in exec_out, exec_out
 
     first = info["Id"]
     svc["ulimits"] = {"nofile": {"soft": 2048, "hard": 2048}, "nproc": 4096}
     rc.run("apply", "-f", write_compose(rc, {"box": svc}), "--wait", "--timeout", "60s")
     again = rc.inspect(cname(rc, "box"))
     assert again["Id"] != first, "a changed ulimit must recreate the container"
-    assert {u["Name"]: u["Soft"] for u in again["HostConfig"]["Ulimits"]}["nofile"] == 2048
+    assert ulimits_of(again["HostConfig"])["nofile"][0] == 2048
     recreated = rc.history(f"{rc.prefix}-box", "Recreated")
     assert len(recreated) == 1, recreated
 

@@ -4,9 +4,9 @@
   network stack; when vpn's container is replaced (its spec changed, or ``docker rm -f``
   with a controller running) the dependent is recreated onto the new one, audited with
   that reason. vpn has a ``container_name``: exactly that name, owned, healed.
-- long-form aliases, a fixed ``ipv4_address`` on an ipam subnet, ``links`` (resolvable
-  from the linking container), ``extra_hosts: host-gateway``, ``dns``/``dns_search``/
-  ``dns_opt`` in ``docker inspect``.
+- long-form aliases, a fixed ``ipv4_address`` on an ipam subnet, ``extra_hosts:
+  host-gateway``, ``dns``/``dns_search``/``dns_opt`` in ``docker inspect``; ``links``
+  (resolvable from the linking container) in a test of its own (Podman has no links).
 - an external network and an external volume (created here with ``docker network
   create`` / ``docker volume create``) are used, and left untouched by ``delete
   --volumes`` and ``apply --prune --volumes``; a missing one is exit 2 naming it.
@@ -25,7 +25,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, Harness, store_digest, wait_for
+from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, Harness, engine_is_podman, store_digest, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +51,11 @@ def _exec(rc: Harness, container: Any, *cmd: str) -> tuple[int, str]:
     return code, out.decode(errors="replace")
 
 
+@pytest.mark.podman_unsupported(
+    "Podman refuses to remove a container whose network namespace another container joined "
+    "(`network_mode: service:vpn`), even forced: \"has dependent containers which must be removed before it\" "
+    "(its compatible API has no way to remove the dependents with it). So neither the controller's recreate of "
+    "vpn nor the test's own `docker rm -f` of it can happen; Docker removes it and the dependent is recreated")
 def test_network_mode_service_follows_its_peer_and_container_name(rc: Harness) -> None:
     vpn_name = f"{rc.prefix}-the-vpn"
     body = f"""services:
@@ -120,7 +125,7 @@ def _subnet(rc: Harness) -> tuple[str, str]:
     return f"10.231.{n}.0/24", f"10.231.{n}.10"
 
 
-def test_aliases_links_fixed_ip_extra_hosts_and_dns(rc: Harness) -> None:
+def test_aliases_fixed_ip_extra_hosts_and_dns(rc: Harness) -> None:
     subnet, ip = _subnet(rc)
     body = f"""services:
   db:
@@ -137,7 +142,6 @@ def test_aliases_links_fixed_ip_extra_hosts_and_dns(rc: Harness) -> None:
     image: {BASE_IMAGE}
     command: [sleep, "3600"]
     init: true
-    links: ["db:legacydb"]
     networks: [front]
     extra_hosts: ["host.docker.internal:host-gateway", "static.internal=10.1.2.3"]
     dns: [127.0.0.1]
@@ -164,9 +168,6 @@ networks:
         assert ip in probe.logs().decode()
     finally:
         probe.remove(force=True)
-    # the link alias resolves from the linking container, to db
-    code, out = _exec(rc, web, "ping", "-c1", "-W2", "legacydb")
-    assert code == 0 and ip in out, out
     # host-gateway is the engine's address for the host, written into /etc/hosts
     _code, hosts = _exec(rc, web, "cat", "/etc/hosts")
     line = next(ln for ln in hosts.splitlines() if "host.docker.internal" in ln)
@@ -174,7 +175,45 @@ networks:
     assert "10.1.2.3\tstatic.internal" in hosts or "10.1.2.3 static.internal" in hosts, hosts
     host = web.attrs["HostConfig"]
     assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (["127.0.0.1"], ["example.internal"], ["ndots:1"])
-    assert sorted(host["ExtraHosts"]) == ["host.docker.internal:host-gateway", "static.internal:10.1.2.3"]
+    if engine_is_podman():  # Podman 4.3 does not resolve host-gateway: the controller sends the network's gateway
+        gateway = net["IPAM"]["Config"][0]["Gateway"]
+        assert line.split()[0] == gateway, hosts
+        assert sorted(host["ExtraHosts"]) == [f"host.docker.internal:{gateway}", "static.internal:10.1.2.3"]
+    else:
+        assert sorted(host["ExtraHosts"]) == ["host.docker.internal:host-gateway", "static.internal:10.1.2.3"]
+
+
+@pytest.mark.podman_unsupported(
+    "Podman has no container links: its Docker-compatible API accepts `Links` and ignores them, so a link's "
+    "alias never resolves (`ping: bad address 'legacydb'`); the controller warns that the key has no effect there")
+def test_a_links_alias_resolves_from_the_linking_container_to_its_target(rc: Harness) -> None:
+    subnet, ip = _subnet(rc)
+    body = f"""services:
+  db:
+    image: {BASE_IMAGE}
+    command: [sleep, "3600"]
+    init: true
+    networks:
+      front:
+        ipv4_address: {ip}
+    labels: {_labels()}
+  web:
+    image: {BASE_IMAGE}
+    command: [sleep, "3600"]
+    init: true
+    links: ["db:legacydb"]
+    networks: [front]
+    labels: {_labels()}
+networks:
+  front:
+    ipam:
+      config: [{{subnet: {subnet}}}]
+"""
+    rc.run("apply", "-f", _compose(rc, body), "--wait", "--timeout", "90s")
+    web = _one(rc, "web")
+    # the link alias resolves from the linking container, to db
+    code, out = _exec(rc, web, "ping", "-c1", "-W2", "legacydb")
+    assert code == 0 and ip in out, out
 
 
 @pytest.fixture

@@ -369,6 +369,11 @@ def test_cycles_and_unknown_dependencies_are_rejected(rc: Harness) -> None:
 
 # 4 ---------------------------------------------------------------------------------------
 @pytest.mark.engine_restart
+@pytest.mark.podman_unsupported(
+    "the fault cannot be made: restarting Podman's API service does not stop a container (conmon runs them, "
+    "not the service), so there is no stack to bring back in dependency order; and the order is read from the "
+    "engine's health-probe log, which Podman without systemd never writes. test_engine_restart.py checks on "
+    "Podman that the containers outlive the service's restart untouched")
 def test_engine_restart_brings_the_stack_back_in_dependency_order(rc: Harness) -> None:
     if not fu.engine_is_local():
         pytest.skip("DOCKER_HOST is not an engine ensure-docker.sh manages: it cannot restart it")

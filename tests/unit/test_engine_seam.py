@@ -4,11 +4,15 @@ Podman 4.3 as they answer it), and the EngineTimeout error."""
 
 from __future__ import annotations
 
-from typing import Any
+import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from controller.engine import _CLASS, CallTimeouts, _docker_state, engine_info_from_version
+from controller.engine import (_CLASS, CallTimeouts, _docker_state, _inline_context, _podman_ignores,
+                               engine_info_from_version)
 from controller.errors import EngineTimeout, EngineUnavailable, TransientError
 
 
@@ -99,3 +103,33 @@ def test_engine_timeout_is_transient_and_names_call_and_container(timeout: float
 ])
 def test_container_states_are_read_in_dockers_vocabulary(listed: str, docker: str) -> None:
     assert _docker_state(listed) == docker
+
+
+@pytest.mark.parametrize(("host", "endpoints", "create", "ignored"), [
+    ({}, {}, {}, []),
+    ({}, {"front": {"aliases": ["web"]}}, {"hostname": "h"}, []),
+    ({}, {"front": {"aliases": ["web"], "links": [("db", "legacydb")]}}, {}, ["links"]),
+    ({"links": {"db": "legacydb"}}, {}, {}, ["links"]),  # legacy links on the default bridge
+    ({}, {}, {"domainname": "example.test"}, ["domainname"]),
+    ({}, {"a": {"links": [("db", "x")]}}, {"domainname": "d"}, ["links", "domainname"]),
+])
+def test_keys_podman_accepts_and_ignores_are_named(host: dict[str, Any], endpoints: dict[str, Any],
+                                                    create: dict[str, Any], ignored: list[str]) -> None:
+    cfg = SimpleNamespace(host=host, endpoints=endpoints, create=create)
+    assert _podman_ignores(cast(Any, cfg)) == ignored
+
+
+def test_an_inline_dockerfile_travels_inside_the_context_tar_honouring_dockerignore(tmp_path: Path) -> None:
+    (tmp_path / "app.txt").write_text("app\n")
+    (tmp_path / "secret.env").write_text("TOKEN=x\n")
+    (tmp_path / ".dockerignore").write_text("# comment\n\nsecret.env\n")
+    fh, name = _inline_context(str(tmp_path), "FROM scratch\nCOPY app.txt /\n")
+    try:
+        with tarfile.open(fileobj=fh) as tar:
+            names = tar.getnames()
+            member = tar.extractfile(name)
+            assert member is not None and member.read() == b"FROM scratch\nCOPY app.txt /\n"
+    finally:
+        fh.close()
+    assert name.startswith(".dockerfile.") and "/" not in name
+    assert "app.txt" in names and "secret.env" not in names

@@ -242,3 +242,27 @@ def test_a_probe_the_engine_could_not_run_is_retried_an_interval_later() -> None
     r.sync([Target("c1", "web", CHECK)])
     advance(r, clock, 7.0)
     assert len(calls) == 3 and r.state("c1").status == STARTING  # type: ignore[union-attr]
+
+
+def test_no_more_probes_in_flight_than_workers_and_a_queued_probe_is_not_timed_out() -> None:
+    clock = FakeClock()
+    box = FakeContainer(started_at=clock.now, codes=[])
+    pending: list[Future[Outcome]] = []
+
+    def held(fn: Callable[[], Outcome]) -> Future[Outcome]:
+        f: Future[Outcome] = Future()
+        pending.append(f)
+        return f
+
+    r = ProbeRunner(box.probe, clock, submit=held, workers=2)
+    check = replace(CHECK, start_period=0.0, retries=1)
+    r.sync([Target(f"c{i}", f"s{i}", check) for i in range(3)])
+    advance(r, clock, 2.0)
+    assert len(pending) == 2  # two workers: the third probe waits, due
+    pending[0].set_result(Outcome(True, box.started_at, 0, "ok"))
+    advance(r, clock, 0.25)
+    assert len(pending) == 3  # a worker is free: the waiting probe runs now
+    advance(r, clock, 0.75)  # under its 1 s timeout since it started (not since it was due)
+    assert r.state("c2").status != UNHEALTHY  # type: ignore[union-attr]
+    advance(r, clock, 0.5)
+    assert r.state("c2").status == UNHEALTHY  # type: ignore[union-attr]  # its own timeout, from its start
