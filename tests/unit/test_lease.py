@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -18,9 +16,10 @@ HOST = socket.gethostname()
 
 
 def _dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid  # reaped: no process has this pid now (pids are not reused this fast)
+    """A pid no process can have: one above the kernel's pid_max (a reaped child's pid can be
+    reused within minutes on a busy host, which made this test flaky)."""
+    with open("/proc/sys/kernel/pid_max", encoding="ascii") as fh:
+        return int(fh.read()) + 1
 
 
 class FakeStore:
