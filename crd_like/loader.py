@@ -516,37 +516,3 @@ _PATTERN_FIELDS = {
     "extraHosts": ("extra host", "'HOSTNAME:IP', e.g. 'db.internal:10.0.0.5'"),
     "tmpfs": ("tmpfs mount", "an absolute container path such as '/run', optionally with ':OPTIONS'"),
 }
-
-
-def load_resources(sources: list[tuple[bytes, str, str]]) -> list[Any]:
-    """Parse and validate every document of every source ``(raw, file, base_dir)``.
-
-    Collects the problems of all documents, then raises them together; also rejects
-    the same name twice across the whole set."""
-    issues: list[Issue] = []
-    out: list[Any] = []
-    seen: dict[tuple[str, str], str] = {}
-    for raw, file, base_dir in sources:
-        try:
-            docs = parse_documents(raw, file)
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-            continue
-        for doc in docs:
-            try:
-                res = validate_document(doc, base_dir)
-            except InvalidSpec as exc:
-                issues.extend(exc.issues)
-                continue
-            key = (res.kind, res.metadata.name)
-            where = f"{doc.file}:{doc.line_of(('metadata', 'name'))}"
-            if key in seen or any(k[1] == key[1] for k in seen):
-                issues.append(Issue(doc.file, doc.line_of(("metadata", "name")), "metadata.name",
-                                    f"duplicate name {key[1]!r} (first defined at "
-                                    f"{seen.get(key) or next(v for k, v in seen.items() if k[1] == key[1])})"))
-                continue
-            seen[key] = where
-            out.append(res)
-    if issues:
-        raise InvalidSpec(issues)
-    return out
