@@ -24,50 +24,19 @@ How the sources combine:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from crd_like import units
 from crd_like.compose import ComposeSource, Converted, convert, is_compose
+from crd_like.load_options import Format, LoadOptions
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.loader import Document, _fmt, _issue_from_error, _resolve_binds, parse_documents, validate_document
 from crd_like.merge import Node, locate, merge_native, plain, tree
 from crd_like.registry import kind_for, known_kinds
-
-Format = Literal["auto", "native", "compose"]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to read the sources.
-
-    ``read_file``: called with an absolute, normalised path; returns the file's bytes and
-    raises ``FileNotFoundError`` when it does not exist (any other ``OSError`` is
-    reported with its message). Compose only: it reads the ``.env`` file beside the first
-    compose file (a missing one is skipped), and checks that ``env_file:`` entries and
-    secret / config files exist (a missing one is an error, a missing ``env_file`` with
-    ``required: false`` is left out). Without a reader there is no ``.env``, files are
-    not checked, and ``required: false`` env files are an error (they cannot be checked).
-    """
-
-    fmt: Format = "auto"
-    project: str | None = None  # compose project name (-p); overrides COMPOSE_PROJECT_NAME and `name:`
-    allow_unsupported: bool = False  # unsupported compose keys: a warning instead of an error
-    environ: Mapping[str, str] = field(default_factory=dict)  # process environment, for compose interpolation
-    warnings: list[str] = field(default_factory=list)  # filled with warnings while loading
-    profiles: tuple[str, ...] = ()  # active compose profiles (none: COMPOSE_PROFILES from environ, if set)
-    read_file: Callable[[str], bytes] | None = None
-    project_dir: str | None = None  # compose --project-directory (absolute); default: the first file's directory
-    env_files: tuple[str, ...] = ()  # compose --env-file (absolute); default: <project_dir>/.env
-    notices: list[str] = field(default_factory=list)  # info lines: the restart notice, ignored dev-only keys
-    # what compose accepts at `config` but fails on at `up` (a missing secret file, an unset
-    # variable behind `environment:`): already warnings; whoever applies raises them (exit 2)
-    deferred: list[Issue] = field(default_factory=list)
-
 
 @dataclass
 class _Entry:
@@ -137,10 +106,7 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
     if issues:
         raise InvalidSpec(issues)
     if compose:
-        converted = convert(compose, environ=opts.environ, project=opts.project, profiles=opts.profiles,
-                            allow_unsupported=opts.allow_unsupported, read_file=opts.read_file,
-                            warnings=opts.warnings, notices=opts.notices, project_dir=opts.project_dir,
-                            env_files=opts.env_files, deferred=opts.deferred)
+        converted = convert(compose, opts)
         layers[compose_layer] = [_Entry(compose_layer, None, compose[0].base_dir, c) for c in converted]
     return _validate(layers)
 
