@@ -113,6 +113,36 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
 
 def _validate(layers: list[list[_Entry]]) -> list[Any]:
     issues: list[Issue] = []
+    groups, singles = _grouped(layers, issues)
+    out: list[Any] = []
+    for entry in singles:  # no kind or name: validation says what is missing
+        try:
+            validate_document(entry.doc, entry.base_dir)  # type: ignore[arg-type]
+        except InvalidSpec as exc:
+            issues.extend(exc.issues)
+    for group in groups.values():
+        try:
+            if len(group) == 1 and group[0].doc is not None:
+                out.append(validate_document(group[0].doc, group[0].base_dir))
+                continue
+            overlay_issues = [issue for entry in group for issue in _overlay_problems(entry)]
+            if overlay_issues:
+                issues.extend(overlay_issues)
+                continue
+            node = group[0].node()
+            for entry in group[1:]:
+                node = merge_native(node, entry.node())
+            out.append(validate_node(node))
+        except InvalidSpec as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise InvalidSpec(issues)
+    return out
+
+
+def _grouped(layers: list[list[_Entry]], issues: list[Issue]) -> tuple[dict[tuple[str, str], list[_Entry]], list[_Entry]]:
+    """Entries by (kind, name) in the order of the layers, and those without a kind or
+    name; the same name twice in one layer, or for two kinds, is an issue."""
     groups: dict[tuple[str, str], list[_Entry]] = {}
     names: dict[str, tuple[str, _Entry]] = {}  # name -> (kind, first entry)
     singles: list[_Entry] = []
@@ -128,41 +158,25 @@ def _validate(layers: list[list[_Entry]]) -> list[Any]:
                 continue
             names.setdefault(key[1], (key[0], entry))
             groups.setdefault(key, []).append(entry)
-    out: list[Any] = []
-    for entry in singles:  # no kind or name: validation says what is missing
-        try:
-            validate_document(entry.doc, entry.base_dir)  # type: ignore[arg-type]
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-    for group in groups.values():
-        try:
-            if len(group) == 1 and group[0].doc is not None:
-                out.append(validate_document(group[0].doc, group[0].base_dir))
-                continue
-            bad = False
-            for entry in group:  # each overlay names a known kind itself: a later file never mends it
-                data = entry.doc.data if entry.doc is not None else None
-                if isinstance(data, dict) and kind_for(str(data.get("apiVersion")), str(data.get("kind"))) is None:
-                    issues.append(Issue(entry.doc.file, entry.doc.line_of(("apiVersion",)), "apiVersion",  # type: ignore[union-attr]
-                                        f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
-                                        f"expected one of {known_kinds()}"))
-                    bad = True
-                if entry.doc is not None and entry.doc.tags:  # a merge tag is compose's, in any overlay
-                    path, tag = next(iter(entry.doc.tags.items()))
-                    issues.append(Issue(entry.doc.file, entry.doc.line_of(path), _fmt(path),
-                                        f"the YAML tag !{tag} is a compose merge tag; a native reconcile file "
-                                        "cannot use it"))
-                    bad = True
-            if bad:
-                continue
-            node = group[0].node()
-            for entry in group[1:]:
-                node = merge_native(node, entry.node())
-            out.append(validate_node(node))
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise InvalidSpec(issues)
+    return groups, singles
+
+
+def _overlay_problems(entry: _Entry) -> list[Issue]:
+    """Each overlay names a known kind itself (a later file never mends it), and a merge
+    tag is compose's, in any overlay."""
+    out: list[Issue] = []
+    doc = entry.doc
+    if doc is None:
+        return out
+    data = doc.data
+    if isinstance(data, dict) and kind_for(str(data.get("apiVersion")), str(data.get("kind"))) is None:
+        out.append(Issue(doc.file, doc.line_of(("apiVersion",)), "apiVersion",
+                         f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
+                         f"expected one of {known_kinds()}"))
+    if doc.tags:
+        path, tag = next(iter(doc.tags.items()))
+        out.append(Issue(doc.file, doc.line_of(path), _fmt(path),
+                         f"the YAML tag !{tag} is a compose merge tag; a native reconcile file cannot use it"))
     return out
 
 
