@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crd_like.errors import InvalidSpec, Issue
     from crd_like.hashing import changed_fields, container_hash, spec_hash
-    from crd_like.loader import load_resources
+    from crd_like.formats import LoadOptions, load_any
     from crd_like.models import API_VERSION, Service, ServiceSpec
 
 _WHERE = {
     "InvalidSpec": "crd_like.errors", "Issue": "crd_like.errors",
     "changed_fields": "crd_like.hashing", "container_hash": "crd_like.hashing", "spec_hash": "crd_like.hashing",
-    "load_resources": "crd_like.loader",
+    "LoadOptions": "crd_like.formats", "load_any": "crd_like.formats",
     "API_VERSION": "crd_like.models", "Service": "crd_like.models", "ServiceSpec": "crd_like.models",
 }
 
 __all__ = [
-    "API_VERSION", "InvalidSpec", "Issue", "Service", "ServiceSpec",
-    "changed_fields", "container_hash", "load_resources", "spec_hash",
+    "API_VERSION", "InvalidSpec", "Issue", "LoadOptions", "Service", "ServiceSpec",
+    "changed_fields", "container_hash", "load_any", "spec_hash",
 ]
 
 

@@ -48,6 +48,7 @@ from crd_like import compose_files, compose_hooks, compose_host, compose_net, un
 from crd_like.compose_files import FileSource
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
+from crd_like.load_options import LoadOptions
 from crd_like.models import API_VERSION, NAME_PATTERN, ServiceSpec, UpdatePolicy
 from crd_like.merge import Node, kv_pairs, merge_compose, names_map, plain, strip_tags
 from crd_like.secrets import looks_secret, secret_value
@@ -224,34 +225,55 @@ def _display_env(first: ComposeSource) -> str:
     return os.path.join(os.path.dirname(first.file), ".env")
 
 
-def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project: str | None,
-            profiles: tuple[str, ...], allow_unsupported: bool, read_file: Reader | None,
-            warnings: list[str], notices: list[str] | None = None, project_dir: str | None = None,
-            env_files: tuple[str, ...] = (), deferred: list[Issue] | None = None) -> list[Converted]:
+def convert(sources: list[ComposeSource], opts: LoadOptions) -> list[Converted]:
     """Merge the compose files in order and convert every active service. Raises InvalidSpec.
 
-    ``project_dir`` (``--project-directory``): where relative paths, ``.env`` and the
-    default project name come from (default: the first file's directory); ``env_files``
-    (``--env-file``, absolute) replace that ``.env``. ``notices`` receives the info lines
-    (the restart notice, ignored development-only keys); ``deferred`` the problems that
-    compose only finds at ``up`` (a missing secret file, an unset variable): warnings here,
-    errors for whoever applies the result."""
+    From ``opts``: ``project_dir`` (``--project-directory``): where relative paths, ``.env``
+    and the default project name come from (default: the first file's directory);
+    ``env_files`` (``--env-file``, absolute) replace that ``.env``. ``notices`` receives the
+    info lines (the restart notice, ignored development-only keys); ``deferred`` the
+    problems that compose only finds at ``up`` (a missing secret file, an unset variable):
+    warnings here, errors for whoever applies the result."""
+    first = sources[0]
+    base_dir = opts.project_dir or first.base_dir
+    display_dir = os.path.dirname(first.file) if opts.project_dir is None else opts.project_dir
+    env, name, merged = _merged_project(sources, opts, base_dir, display_dir)
+    ctx = _Ctx(name, base_dir, display_dir, env, opts.allow_unsupported, opts.read_file, opts.warnings)
+    services = _top_level(merged, ctx)
+    active = _active(services, opts.profiles or _env_profiles(env), ctx)
+    jobs = {dep for svc in active.values() for dep, cond in _dep_conditions(svc)
+            if cond == "service_completed_successfully"}
+    _check_graph(active, ctx)
+    out = [_Service(ctx, key, node, services, active, key in jobs).convert() for key, node in active.items()]
+    _check_names(out, ctx)
+    if ctx.issues:
+        raise InvalidSpec(ctx.issues)
+    _restart_notice(out, ctx)
+    opts.notices.extend(ctx.notices)
+    opts.deferred.extend(ctx.deferred)
+    return out
+
+
+def _merged_project(sources: list[ComposeSource], opts: LoadOptions, base_dir: str,
+                    display_dir: str) -> tuple[dict[str, str], str, Node]:
+    """The project's environment (``.env`` or ``--env-file`` under the process
+    environment), its name, and its files interpolated, with ``include`` and ``extends``
+    applied, merged in order. Each stage raises InvalidSpec with all of its problems."""
     from crd_like.compose_load import LoadCtx, apply_extends, apply_include, read_env
 
     first = sources[0]
-    base_dir = project_dir or first.base_dir
-    display_dir = os.path.dirname(first.file) if project_dir is None else project_dir
     issues: list[Issue] = []
     where = Node(None, first.file, None, "")
-    lctx = LoadCtx(environ, read_file, issues, warnings, display_dir, base_dir)
-    dotenv = list(env_files) or [os.path.join(base_dir, ".env")]
-    env = read_env(dotenv, environ, lctx, where, bool(env_files)) if read_file is not None else dict(environ)
+    lctx = LoadCtx(opts.environ, opts.read_file, issues, opts.warnings, display_dir, base_dir)
+    dotenv = list(opts.env_files) or [os.path.join(base_dir, ".env")]
+    env = read_env(dotenv, opts.environ, lctx, where, bool(opts.env_files)) if opts.read_file is not None \
+        else dict(opts.environ)
     if issues:
         raise InvalidSpec(issues)
-    name, name_node = _project_name(sources, env, project, issues, base_dir)
+    name, _name_node = _project_name(sources, env, opts.project, issues, base_dir)
     env.setdefault("COMPOSE_PROJECT_NAME", name)
     for src in sources:
-        interpolate_tree(src.node, env, issues, warnings)
+        interpolate_tree(src.node, env, issues, opts.warnings)
     if issues:
         raise InvalidSpec(issues)
     for src in sources:
@@ -263,22 +285,7 @@ def convert(sources: list[ComposeSource], *, environ: Mapping[str, str], project
     merged = strip_tags(sources[0].node)
     for src in sources[1:]:
         merged = merge_compose(merged, src.node)
-    ctx = _Ctx(name, base_dir, display_dir, env, allow_unsupported, read_file, warnings)
-    services = _top_level(merged, ctx)
-    active = _active(services, profiles or _env_profiles(env), ctx)
-    jobs = {dep for svc in active.values() for dep, cond in _dep_conditions(svc)
-            if cond == "service_completed_successfully"}
-    _check_graph(active, ctx)
-    out = [_Service(ctx, key, node, services, active, key in jobs).convert() for key, node in active.items()]
-    _check_names(out, ctx)
-    if ctx.issues:
-        raise InvalidSpec(ctx.issues)
-    _restart_notice(out, ctx)
-    if notices is not None:
-        notices.extend(ctx.notices)
-    if deferred is not None:
-        deferred.extend(ctx.deferred)
-    return out
+    return env, name, merged
 
 
 def _check_graph(active: dict[str, Node], ctx: _Ctx) -> None:
@@ -381,6 +388,11 @@ def _top_level(merged: Node, ctx: _Ctx) -> dict[str, Node]:
     ctx.networks.setdefault("default", f"{ctx.project}_default")
     for kind in ("secrets", "configs"):
         compose_files.top_level(merged.get(kind), ctx, kind)
+    return _service_nodes(services, ctx)
+
+
+def _service_nodes(services: Node, ctx: _Ctx) -> dict[str, Node]:
+    """``services:`` -> name -> mapping node (an empty service is an empty mapping)."""
     out: dict[str, Node] = {}
     for key, node in services.value.items():
         if not isinstance(node.value, dict):
@@ -470,6 +482,21 @@ _BOOL_TEXT = {"true": True, "1": True, "t": True, "false": False, "0": False, "f
 _LIST_KEYS = frozenset({"cap_add", "cap_drop"})
 _BUILD_RENAMED = {"dockerfile_inline": "dockerfileInline", "no_cache": "noCache", "shm_size": "shmSize",
                   "extra_hosts": "extraHosts"}
+# deploy keys accepted with a warning, and why
+_DEPLOY_IGNORED = {
+    "labels": "ignored: they label the swarm service, which does not exist on one host (not the containers: use "
+              "`labels:` for those)",
+    "placement": "ignored: there is one host to place containers on",
+}
+# build keys accepted with a warning, and why (``pull`` only when true)
+_BUILD_IGNORED = {
+    "pull": "true: nothing is pulled here; base images must be present locally (the build uses them as they are)",
+    "cache_from": "ignored: no registry is reachable; the local build cache is used",
+    "cache_to": "ignored: no registry is reachable; the local build cache is used",
+    "platforms": "only the engine's own platform is built (a multi-platform build is for pushing, and nothing is "
+                 "pushed from here)",
+    "tags": "ignored: the image is tagged only as `image:`",
+}
 _RENAMED = {"stop_signal": "stopSignal", "stop_grace_period": "stopGracePeriod", "working_dir": "workingDir",
             "read_only": "readOnly", "cap_add": "capAdd", "cap_drop": "capDrop", "user": "user",
             "hostname": "hostname", "init": "init", "image": "image"}
@@ -540,36 +567,8 @@ class _Service:
             handlers["build"] = self._build
         extra = {**compose_net.HANDLERS, **compose_host.HANDLERS, **compose_hooks.HANDLERS, **compose_files.HANDLERS}
         for key, node in self.node.value.items():
-            if node.value == "" and (key in _EMPTY_IS_UNSET or (key == "image" and "build" in self.node.value)):
-                # compose reads an empty value (typically an unset variable) of these keys as "not set"
-                self.ctx.warn(node, str(key), "empty: treated as not set, as compose does")
-                continue
-            if key in extra:
-                extra[key](self, node)
-            elif key in _RENAMED:
-                typed = self._typed(str(key), node)
-                if typed is not None:
-                    self._set(_RENAMED[key], typed)
-            elif key in handlers:
-                handlers[key](node)
-            elif not str(key).startswith("x-"):
-                self.ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_SERVICE or key in _WHY)
-        if "networks" not in self.node.value:
-            self._set("networks", self.node.at([self.ctx.networks["default"]]))
-        if self.native(self.key) != self.key:
-            # compose resolves the bare service name on the project's networks
-            self._set("aliases", self.node.at([self.node.at(self.key)]))
-        if self.env:
-            self._set("env", self.node.at(self.env))
-        if self.volumes:
-            self._set("volumes", self.node.at(self.volumes))
-        if self.tmpfs:
-            self._set("tmpfs", self.node.at(self.tmpfs))
-        if self.files:
-            self._set("files", self.node.at(self.files))
-        res = {k: self.node.at(v) for k, v in self.resources.items() if v}
-        if res:
-            self._set("resources", self.node.at(res))
+            self._convert_key(key, node, handlers, extra)
+        self._collected()
         self._scale()
         compose_net.finish(self)
         restarts = self._restart()
@@ -579,6 +578,37 @@ class _Service:
         doc = self.node.at({"apiVersion": API_VERSION, "kind": kind, "metadata": meta})
         doc.value["spec"] = Node(self.spec, self.node.file, self.node.line, self.node.field, False)
         return Converted(kind, name, doc, self.key, restarts)
+
+    def _convert_key(self, key: Any, node: Node, handlers: dict[str, Callable[[Node], object]],
+                     extra: dict[str, Callable[[_Service, Node], None]]) -> None:
+        """One compose service key: to its handler, renamed as a typed scalar, or unsupported."""
+        if node.value == "" and (key in _EMPTY_IS_UNSET or (key == "image" and "build" in self.node.value)):
+            # compose reads an empty value (typically an unset variable) of these keys as "not set"
+            self.ctx.warn(node, str(key), "empty: treated as not set, as compose does")
+        elif key in extra:
+            extra[key](self, node)
+        elif key in _RENAMED:
+            typed = self._typed(str(key), node)
+            if typed is not None:
+                self._set(_RENAMED[key], typed)
+        elif key in handlers:
+            handlers[key](node)
+        elif not str(key).startswith("x-"):
+            self.ctx.unsupported(node, str(key), known=key in KNOWN_UNSUPPORTED_SERVICE or key in _WHY)
+
+    def _collected(self) -> None:
+        """The spec fields gathered from several keys, and the defaults compose implies
+        (the default network, the bare service name as an alias)."""
+        if "networks" not in self.node.value:
+            self._set("networks", self.node.at([self.ctx.networks["default"]]))
+        if self.native(self.key) != self.key:
+            # compose resolves the bare service name on the project's networks
+            self._set("aliases", self.node.at([self.node.at(self.key)]))
+        gathered: dict[str, Any] = {"env": self.env, "volumes": self.volumes, "tmpfs": self.tmpfs, "files": self.files,
+                                    "resources": {k: self.node.at(v) for k, v in self.resources.items() if v}}
+        for field_name, value in gathered.items():
+            if value:
+                self._set(field_name, self.node.at(value))
 
     def _scale(self) -> None:
         """``scale`` and ``deploy.replicas`` that disagree are an error, as in compose."""
@@ -601,48 +631,7 @@ class _Service:
         cfg = node.value if isinstance(node.value, dict) else {"context": node}
         out: dict[str, Node] = {}
         for sub, sub_node in cfg.items():
-            if sub == "context":
-                text = sub_node.value
-                if not isinstance(text, str) or not text:
-                    self.ctx.error(sub_node, f"build context must be a directory or a URL, got {_kind(text)}")
-                    continue
-                if remote_context(text) or other_url(text):  # the engine fetches it (the model checks the scheme)
-                    out["context"] = sub_node
-                    continue
-                out["context"] = sub_node.at(self.ctx.path(text))
-            elif sub in ("dockerfile", "target", "network", "labels"):
-                if sub == "labels":
-                    pairs = kv_pairs(sub_node)
-                    if pairs is None:
-                        self.ctx.error(sub_node, "build labels must be a list of KEY=VALUE strings or a mapping")
-                        continue
-                    sub_node = sub_node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs})
-                out[sub] = sub_node
-            elif sub in _BUILD_RENAMED:
-                out[_BUILD_RENAMED[sub]] = sub_node
-            elif sub == "pull":
-                if _bool(sub_node):
-                    self.ctx.warn(sub_node, "build.pull", "true: nothing is pulled here; base images must be present "
-                                                          "locally (the build uses them as they are)")
-            elif sub in ("cache_from", "cache_to"):
-                self.ctx.warn(sub_node, f"build.{sub}", "ignored: no registry is reachable; the local build cache "
-                                                        "is used")
-            elif sub == "platforms":
-                self.ctx.warn(sub_node, "build.platforms", "only the engine's own platform is built (a multi-platform "
-                                                           "build is for pushing, and nothing is pushed from here)")
-            elif sub in ("tags",):
-                self.ctx.warn(sub_node, "build.tags", "ignored: the image is tagged only as `image:`")
-            elif sub in ("secrets", "ssh"):
-                self.ctx.unsupported(sub_node, f"build.{sub}")  # see _WHY: the classic builder has neither
-            elif sub == "args":
-                pairs = kv_pairs(sub_node)
-                if pairs is None:
-                    self.ctx.error(sub_node, "build args must be a list of KEY=VALUE strings or a mapping")
-                    continue
-                args = {k: (v if v.value is not None else v.at(self.ctx.env.get(k))) for k, v in pairs}
-                out["args"] = sub_node.at({k: v.at(v.text()) for k, v in args.items() if v.value is not None})
-            elif not str(sub).startswith("x-"):
-                self.ctx.unsupported(sub_node, f"build.{sub}")
+            self._build_key(str(sub), sub_node, out)
         if "context" not in out and "context" not in cfg:
             out["context"] = node.at(self.ctx.path("."))
         if "dockerfileInline" in out and "dockerfile" in out:
@@ -650,6 +639,43 @@ class _Service:
         self._set("build", node.at(out))
         if "image" not in self.node.value or self.node.value["image"].value == "":
             self._set("image", node.at(f"{self.ctx.project}-{self.key}"))
+
+    def _build_key(self, sub: str, sub_node: Node, out: dict[str, Node]) -> None:
+        """One ``build:`` key into ``out`` (the native ``build`` fields), or a warning / error."""
+        if sub == "context":
+            self._build_context(sub_node, out)
+        elif sub in ("dockerfile", "target", "network"):
+            out[sub] = sub_node
+        elif sub in ("labels", "args"):
+            self._build_pairs(sub, sub_node, out)
+        elif sub in _BUILD_RENAMED:
+            out[_BUILD_RENAMED[sub]] = sub_node
+        elif sub in _BUILD_IGNORED:
+            if sub != "pull" or _bool(sub_node):
+                self.ctx.warn(sub_node, f"build.{sub}", _BUILD_IGNORED[sub])
+        elif not sub.startswith("x-"):  # secrets, ssh: see _WHY (the classic builder has neither)
+            self.ctx.unsupported(sub_node, f"build.{sub}")
+
+    def _build_context(self, sub_node: Node, out: dict[str, Node]) -> None:
+        text = sub_node.value
+        if not isinstance(text, str) or not text:
+            self.ctx.error(sub_node, f"build context must be a directory or a URL, got {_kind(text)}")
+        elif remote_context(text) or other_url(text):  # the engine fetches it (the model checks the scheme)
+            out["context"] = sub_node
+        else:
+            out["context"] = sub_node.at(self.ctx.path(text))
+
+    def _build_pairs(self, sub: str, sub_node: Node, out: dict[str, Node]) -> None:
+        """``build.labels`` (a bare key: an empty label) and ``build.args`` (a bare key: from
+        the environment, left out when unset; values as text)."""
+        pairs = kv_pairs(sub_node)
+        if pairs is None:
+            self.ctx.error(sub_node, f"build {sub} must be a list of KEY=VALUE strings or a mapping")
+        elif sub == "labels":
+            out[sub] = sub_node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs})
+        else:
+            args = {k: (v if v.value is not None else v.at(self.ctx.env.get(k))) for k, v in pairs}
+            out[sub] = sub_node.at({k: v.at(v.text()) for k, v in args.items() if v.value is not None})
 
     def _env_file(self, node: Node) -> None:
         """``env_file`` -> ``envFiles`` (absolute paths): the controller reads them when it
@@ -824,52 +850,65 @@ class _Service:
                 continue
             self.ctx.unsupported(sub_node, f"volumes.{sub}")
         options = cfg.get(kind)
-        engine_opts: list[str] = []
-        for sub, sub_node in (options.value.items() if options is not None and isinstance(options.value, dict) else []):
-            if kind == "bind" and sub == "create_host_path":
-                if _false(sub_node):
-                    self.ctx.warn(sub_node, "volumes.bind.create_host_path",
-                                  "false: the engine still creates a missing host path (as a directory)")
-            elif kind == "bind" and sub == "propagation" and sub_node.value in units.BIND_OPTIONS - {"z", "Z"}:
-                engine_opts.append(str(sub_node.value))
-            elif kind == "bind" and sub == "selinux" and sub_node.value in ("z", "Z"):
-                engine_opts.append(str(sub_node.value))
-            elif kind == "volume" and sub == "nocopy":
-                if _bool(sub_node):
-                    engine_opts.append("nocopy")
-            elif kind == "tmpfs" and sub in ("size", "mode"):
-                pass
-            else:
-                self.ctx.unsupported(sub_node, f"volumes.{kind}.{sub}" + (
-                    f": {sub_node.value}" if sub in ("propagation", "selinux") else ""))
+        engine_opts = self._volume_options(kind, options)
         read_only = _bool(cfg.get("read_only"))
         if kind == "tmpfs":
-            opts = []
-            size, mode = plain(options.get("size")) if options else None, plain(options.get("mode")) if options else None
-            if size is not None:
-                try:
-                    opts.append(f"size={units.parse_memory(size)}")
-                except ValueError as exc:
-                    self.ctx.error(item, str(exc))
-            if mode is not None:
-                opts.append(f"mode={mode}")
-            if read_only:
-                opts.append("ro")
-            self.tmpfs.append(item.at(target + (":" + ",".join(opts) if opts else "")))
+            self._long_tmpfs(item, target, options, read_only)
         elif kind == "bind":
-            if not isinstance(source, str) or not source:
-                self.ctx.error(item, "a bind mount needs `source:`")
-                return
-            if not source.startswith((".", "/", "~")):
-                source = "./" + source
-            if ":" in source:
-                self._colon_bind(item, source, target, read_only, engine_opts)
-                return
-            self._mount_with(item, source, target, read_only, engine_opts)
+            self._long_bind(item, source, target, read_only, engine_opts)
         elif kind == "volume":
             self._mount_with(item, source if source else None, target, read_only, engine_opts)
         else:
             self.ctx.unsupported(cfg.get("type") or item, f"volumes type '{kind}'")
+
+    def _volume_options(self, kind: str, options: Node | None) -> list[str]:
+        engine_opts: list[str] = []
+        for sub, sub_node in (options.value.items() if options is not None and isinstance(options.value, dict) else []):
+            self._volume_option(kind, str(sub), sub_node, engine_opts)
+        return engine_opts
+
+    def _volume_option(self, kind: str, sub: str, sub_node: Node, engine_opts: list[str]) -> None:
+        """One key of a long-syntax volume's ``bind:`` / ``volume:`` / ``tmpfs:`` options:
+        an engine option appended to ``engine_opts``, a warning, or unsupported."""
+        if (kind, sub) == ("bind", "create_host_path"):
+            if _false(sub_node):
+                self.ctx.warn(sub_node, "volumes.bind.create_host_path",
+                              "false: the engine still creates a missing host path (as a directory)")
+        elif kind == "bind" and sub == "propagation" and sub_node.value in units.BIND_OPTIONS - {"z", "Z"}:
+            engine_opts.append(str(sub_node.value))
+        elif kind == "bind" and sub == "selinux" and sub_node.value in ("z", "Z"):
+            engine_opts.append(str(sub_node.value))
+        elif (kind, sub) == ("volume", "nocopy"):
+            if _bool(sub_node):
+                engine_opts.append("nocopy")
+        elif kind != "tmpfs" or sub not in ("size", "mode"):
+            self.ctx.unsupported(sub_node, f"volumes.{kind}.{sub}" + (
+                f": {sub_node.value}" if sub in ("propagation", "selinux") else ""))
+
+    def _long_tmpfs(self, item: Node, target: str, options: Node | None, read_only: bool) -> None:
+        opts = []
+        size, mode = plain(options.get("size")) if options else None, plain(options.get("mode")) if options else None
+        if size is not None:
+            try:
+                opts.append(f"size={units.parse_memory(size)}")
+            except ValueError as exc:
+                self.ctx.error(item, str(exc))
+        if mode is not None:
+            opts.append(f"mode={mode}")
+        if read_only:
+            opts.append("ro")
+        self.tmpfs.append(item.at(target + (":" + ",".join(opts) if opts else "")))
+
+    def _long_bind(self, item: Node, source: Any, target: str, read_only: bool, engine_opts: list[str]) -> None:
+        if not isinstance(source, str) or not source:
+            self.ctx.error(item, "a bind mount needs `source:`")
+            return
+        if not source.startswith((".", "/", "~")):
+            source = "./" + source
+        if ":" in source:
+            self._colon_bind(item, source, target, read_only, engine_opts)
+            return
+        self._mount_with(item, source, target, read_only, engine_opts)
 
     def _colon_bind(self, item: Node, source: str, target: str, read_only: bool, options: list[str]) -> None:
         """A bind whose host path contains ':' cannot be written as 'SRC:DST' (nor in the
@@ -981,27 +1020,24 @@ class _Service:
         for sub, sub_node in node.value.items():
             if sub == "replicas":
                 self._set("replicas", sub_node)
-            elif sub == "mode" and sub_node.value == "replicated":
-                pass
-            elif sub == "mode" and sub_node.value == "global":
-                # one container per swarm node; this is one host, so: one replica
-                self.ctx.warn(sub_node, "deploy.mode", "global: one container on this one host (replicas: 1)")
-                if "replicas" in node.value:
-                    self.ctx.error(node.value["replicas"], "deploy.replicas cannot be combined with mode: global")
-                self._set("replicas", sub_node.at(1))
-            elif sub == "labels":
-                self.ctx.warn(sub_node, "deploy.labels", "ignored: they label the swarm service, which does not exist "
-                                                         "on one host (not the containers: use `labels:` for those)")
-            elif sub == "placement":
-                self.ctx.warn(sub_node, "deploy.placement", "ignored: there is one host to place containers on")
+            elif sub == "mode" and sub_node.value in ("replicated", "global"):
+                self._deploy_mode(node, sub_node)
+            elif sub in _DEPLOY_IGNORED:
+                self.ctx.warn(sub_node, f"deploy.{sub}", _DEPLOY_IGNORED[sub])
             elif sub == "resources" and isinstance(sub_node.value, dict):
                 self._resources(sub_node)
             elif sub == "update_config" and isinstance(sub_node.value, dict):
                 self._update(sub_node)
-            elif sub == "restart_policy":
-                pass  # read by _restart
-            else:
+            elif sub != "restart_policy":  # that one is read by _restart
                 self.ctx.unsupported(sub_node, f"deploy.{sub}" + (f": {sub_node.value}" if sub == "mode" else ""))
+
+    def _deploy_mode(self, node: Node, mode: Node) -> None:
+        if mode.value == "global":
+            # one container per swarm node; this is one host, so: one replica
+            self.ctx.warn(mode, "deploy.mode", "global: one container on this one host (replicas: 1)")
+            if "replicas" in node.value:
+                self.ctx.error(node.value["replicas"], "deploy.replicas cannot be combined with mode: global")
+            self._set("replicas", mode.at(1))
 
     def _resources(self, node: Node) -> None:
         for level, level_node in node.value.items():
@@ -1071,49 +1107,74 @@ class _Service:
         if restart is None and policy_node is None and "restart" in self.ctx.settings:
             restart = self.ctx.settings["restart"]
         policy: dict[str, Node] = {}
+        chosen = self._restart_value(restart) if restart is not None else ("never", None)
+        if chosen is None:
+            return True
+        condition, attempts = chosen
         where = restart or policy_node or self.node
-        condition, attempts = "never", None
-        if restart is not None:
-            text = "no" if restart.value is False else str(restart.value)
-            mode, _, count = text.partition(":")
-            if mode not in _RESTART or (count and (mode != "on-failure" or not count.isdigit())):
-                self.ctx.error(restart, f"invalid restart {text!r}: expected no, always, on-failure[:N] or unless-stopped")
-                return True
-            condition, attempts = _RESTART[mode], (int(count) if count else None)
         if policy_node is not None:
-            if not isinstance(policy_node.value, dict):
-                self.ctx.error(policy_node, "deploy.restart_policy must be a mapping")
+            from_policy = self._restart_policy(policy_node, policy)
+            if from_policy is None:
                 return True
-            condition, attempts, where = "always", None, policy_node  # compose's default condition: any
-            for sub, sub_node in policy_node.value.items():
-                if sub == "condition":
-                    if sub_node.value not in _DEPLOY_CONDITION:
-                        self.ctx.error(sub_node, f"invalid restart_policy condition {sub_node.value!r}: "
-                                                 "expected none, on-failure or any")
-                        return True
-                    condition, where = _DEPLOY_CONDITION[sub_node.value], sub_node
-                elif sub == "max_attempts":
-                    attempts = None if sub_node.value in (0, "0") else sub_node.value
-                elif sub == "window":
-                    policy["window"] = sub_node
-                elif sub == "delay":
-                    policy["backoff"] = sub_node.at({"initial": sub_node, "max": sub_node, "factor": 1})
-                else:
-                    self.ctx.unsupported(sub_node, f"deploy.restart_policy.{sub}")
+            condition, attempts, where = from_policy
         if self.is_job:
-            if condition == "always":
-                self.ctx.error(where, f"service {self.key!r} is waited on with service_completed_successfully, "
-                                      "so it runs as a Job, which cannot restart always: use restart: on-failure or no")
+            if not self._job_restart(condition, attempts, where):
                 return True
-            if condition == "never":
-                self._set("backoffLimit", where.at(0))
-            elif attempts is not None:
-                self._set("backoffLimit", where.at(attempts))
         elif attempts is not None:
             policy["maxAttempts"] = where.at(attempts)
         policy["condition"] = where.at(condition)
         self._set("restartPolicy", where.at(policy))
+        self._on_unhealthy(condition, where)
+        return condition != "never"
+
+    def _on_unhealthy(self, condition: str, where: Node) -> None:
+        """``onUnhealthy``: the project's ``x-reconcile`` setting, else restart what the
+        file asks to keep running and ignore the rest."""
         unhealthy = self.ctx.settings.get("onUnhealthy")
         value = plain(unhealthy) if unhealthy is not None else ("ignore" if condition == "never" else "restart")
         self._set("onUnhealthy", (unhealthy or where).at(value))
-        return condition != "never"
+
+    def _restart_value(self, restart: Node) -> tuple[str, Any] | None:
+        """compose ``restart:`` -> (condition, attempts or None); None after an error."""
+        text = "no" if restart.value is False else str(restart.value)
+        mode, _, count = text.partition(":")
+        if mode not in _RESTART or (count and (mode != "on-failure" or not count.isdigit())):
+            self.ctx.error(restart, f"invalid restart {text!r}: expected no, always, on-failure[:N] or unless-stopped")
+            return None
+        return _RESTART[mode], (int(count) if count else None)
+
+    def _restart_policy(self, policy_node: Node, policy: dict[str, Node]) -> tuple[str, Any, Node] | None:
+        """``deploy.restart_policy`` -> (condition, attempts or None, where the condition is
+        written), its window and delay into ``policy``; None after an error."""
+        if not isinstance(policy_node.value, dict):
+            self.ctx.error(policy_node, "deploy.restart_policy must be a mapping")
+            return None
+        condition, attempts, where = "always", None, policy_node  # compose's default condition: any
+        for sub, sub_node in policy_node.value.items():
+            if sub == "condition":
+                if sub_node.value not in _DEPLOY_CONDITION:
+                    self.ctx.error(sub_node, f"invalid restart_policy condition {sub_node.value!r}: "
+                                             "expected none, on-failure or any")
+                    return None
+                condition, where = _DEPLOY_CONDITION[sub_node.value], sub_node
+            elif sub == "max_attempts":
+                attempts = None if sub_node.value in (0, "0") else sub_node.value
+            elif sub == "window":
+                policy["window"] = sub_node
+            elif sub == "delay":
+                policy["backoff"] = sub_node.at({"initial": sub_node, "max": sub_node, "factor": 1})
+            else:
+                self.ctx.unsupported(sub_node, f"deploy.restart_policy.{sub}")
+        return condition, attempts, where
+
+    def _job_restart(self, condition: str, attempts: Any, where: Node) -> bool:
+        """A Job's restart condition -> ``backoffLimit``; False (after an error) for ``always``."""
+        if condition == "always":
+            self.ctx.error(where, f"service {self.key!r} is waited on with service_completed_successfully, "
+                                  "so it runs as a Job, which cannot restart always: use restart: on-failure or no")
+            return False
+        if condition == "never":
+            self._set("backoffLimit", where.at(0))
+        elif attempts is not None:
+            self._set("backoffLimit", where.at(attempts))
+        return True

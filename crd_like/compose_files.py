@@ -69,14 +69,7 @@ def _entry(ctx: _Ctx, kind: str, key: str, node: Node) -> FileSource | None:
     if node.value is not None and not isinstance(node.value, dict):
         ctx.error(node, f"{kind[:-1]} {key!r} must be a mapping with one of: {', '.join(allowed)}")
         return None
-    bad = False
-    for sub, sub_node in cfg.items():
-        if sub == "content" and kind == "secrets":
-            ctx.error(sub_node, "a secret has no `content` (compose rejects it too): use `environment: VAR` "
-                                "or `file: PATH`, or declare it under `configs:`")
-            bad = True
-        elif sub not in allowed and not str(sub).startswith("x-"):
-            ctx.unsupported(sub_node, f"{kind}.{sub}")
+    bad = _entry_keys(ctx, kind, cfg)
     given = [s for s in allowed if s in cfg]
     if len(given) > 1:
         ctx.error(cfg[given[1]], f"{kind[:-1]} {key!r} gives both `{given[0]}` and `{given[1]}`: give exactly one")
@@ -87,6 +80,19 @@ def _entry(ctx: _Ctx, kind: str, key: str, node: Node) -> FileSource | None:
                       + " (external and driver-made ones are not supported)")
         return None
     return _source(ctx, kind, key, given[0], cfg[given[0]])
+
+
+def _entry_keys(ctx: _Ctx, kind: str, cfg: dict[Any, Node]) -> bool:
+    """Reports the keys a declaration cannot have; True if it is invalid (a secret's ``content``)."""
+    bad = False
+    for sub, sub_node in cfg.items():
+        if sub == "content" and kind == "secrets":
+            ctx.error(sub_node, "a secret has no `content` (compose rejects it too): use `environment: VAR` "
+                                "or `file: PATH`, or declare it under `configs:`")
+            bad = True
+        elif sub not in SOURCES[kind] and not str(sub).startswith("x-"):
+            ctx.unsupported(sub_node, f"{kind}.{sub}")
+    return bad
 
 
 def _source(ctx: _Ctx, kind: str, name: str, how: str, value: Node) -> FileSource | None:
@@ -135,44 +141,65 @@ def service_files(service: _Service, node: Node, kind: str) -> None:
         ctx.error(node, f"{kind} must be a list")
         return
     for item in node.value:
-        source, target, opts = item.value, None, {}
-        if isinstance(item.value, dict):
-            source, target = plain(item.get("source")), plain(item.get("target"))
-            for sub, sub_node in item.value.items():
-                if sub in ("uid", "gid", "mode"):
-                    opts[str(sub)] = sub_node
-                elif sub not in ("source", "target"):
-                    ctx.unsupported(sub_node, f"{kind}.{sub}")
-        if not isinstance(source, str) or source not in ctx.files[kind]:
-            ctx.error(item, f"service {service.key!r} refers to undefined {kind[:-1]} {source!r}: "
-                            f"declare it under the top-level `{kind}:`")
-            continue
-        src = ctx.files[kind][source]
-        if src is None:  # reported where it is declared
-            if ctx.allow_unsupported and not ctx.issues:
-                ctx.warn(item, kind, f"{kind[:-1]} {source!r} is not mounted into service {service.key!r}: "
-                                     "its declaration is not supported")
-            continue
-        target = str(target or source)
-        if not target.startswith("/"):
-            target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
-        if src.missing:
-            where = src.node
-            before = len(ctx.warnings)
-            ctx.warn(where, f"{kind}.{where.field.rsplit('.', 1)[-1]}",
-                     f"{src.missing}: `docker compose up` fails on it, and `reconcile apply` refuses it")
-            if ctx.warnings[-1] in ctx.warnings[:before]:  # once per secret, however many services use it
-                ctx.warnings.pop()
-            ctx.deferred.append(Issue(where.file, where.line, where.field,
-                                      f"{src.missing} (used by service {service.key!r} at {target})"))
-        if src.path is not None:
-            for sub, sub_node in opts.items():
-                # docker compose itself ignores these for file-based secrets and configs
-                ctx.warn(sub_node, f"{kind}.{sub}", "ignored: the file is bind-mounted read-only with "
-                         "its own owner and mode on the host (docker compose ignores it too)")
-            service.volumes.append(item.at(f"{src.path}:{target}:ro"))
-            continue
-        _inline(service, item, kind, source, target, src, opts)
+        _service_file(service, item, kind)
+
+
+def _service_file(service: _Service, item: Node, kind: str) -> None:
+    """One entry of a service's ``secrets:`` / ``configs:``: a read-only bind of the file,
+    or a native ``files`` entry with the text."""
+    ctx = service.ctx
+    source, target, opts = _reference(ctx, item, kind)
+    if not isinstance(source, str) or source not in ctx.files[kind]:
+        ctx.error(item, f"service {service.key!r} refers to undefined {kind[:-1]} {source!r}: "
+                        f"declare it under the top-level `{kind}:`")
+        return
+    src = ctx.files[kind][source]
+    if src is None:  # reported where it is declared
+        if ctx.allow_unsupported and not ctx.issues:
+            ctx.warn(item, kind, f"{kind[:-1]} {source!r} is not mounted into service {service.key!r}: "
+                                 "its declaration is not supported")
+        return
+    target = str(target or source)
+    if not target.startswith("/"):
+        target = f"/run/secrets/{target}" if kind == "secrets" else f"/{target}"
+    if src.missing:
+        _deferred_missing(service, kind, src, target)
+    if src.path is not None:
+        for sub, sub_node in opts.items():
+            # docker compose itself ignores these for file-based secrets and configs
+            ctx.warn(sub_node, f"{kind}.{sub}", "ignored: the file is bind-mounted read-only with "
+                     "its own owner and mode on the host (docker compose ignores it too)")
+        service.volumes.append(item.at(f"{src.path}:{target}:ro"))
+        return
+    _inline(service, item, kind, source, target, src, opts)
+
+
+def _reference(ctx: _Ctx, item: Node, kind: str) -> tuple[Any, Any, dict[str, Node]]:
+    """A service's secret / config reference (short: the name; long: source, target,
+    uid, gid, mode) -> (source, target, {uid|gid|mode: node})."""
+    source, target, opts = item.value, None, {}
+    if isinstance(item.value, dict):
+        source, target = plain(item.get("source")), plain(item.get("target"))
+        for sub, sub_node in item.value.items():
+            if sub in ("uid", "gid", "mode"):
+                opts[str(sub)] = sub_node
+            elif sub not in ("source", "target"):
+                ctx.unsupported(sub_node, f"{kind}.{sub}")
+    return source, target, opts
+
+
+def _deferred_missing(service: _Service, kind: str, src: FileSource, target: str) -> None:
+    """A missing file or unset variable: a warning once per declaration, and an error for
+    whoever applies the result (compose only fails on it at ``up``)."""
+    ctx = service.ctx
+    where = src.node
+    before = len(ctx.warnings)
+    ctx.warn(where, f"{kind}.{where.field.rsplit('.', 1)[-1]}",
+             f"{src.missing}: `docker compose up` fails on it, and `reconcile apply` refuses it")
+    if ctx.warnings[-1] in ctx.warnings[:before]:  # once per secret, however many services use it
+        ctx.warnings.pop()
+    ctx.deferred.append(Issue(where.file, where.line, where.field,
+                              f"{src.missing} (used by service {service.key!r} at {target})"))
 
 
 def _inline(service: _Service, item: Node, kind: str, name: str, target: str, src: FileSource,

@@ -34,35 +34,49 @@ def _hook(svc: _Service, key: str, item: Node) -> Node | None:
     out: dict[str, Node] = {}
     for sub, sub_node in item.value.items():
         if sub in _KEYS:
-            if sub == "command" and isinstance(sub_node.value, list):
-                sub_node = sub_node.at([i.at(str(i.value)) if isinstance(i.value, (int, float))
-                                        and not isinstance(i.value, bool) else i for i in sub_node.value])
-            out[_KEYS[sub]] = sub_node
+            out[_KEYS[sub]] = _command(sub_node) if sub == "command" else sub_node
         elif sub == "environment":
-            pairs = kv_pairs(sub_node)
-            if pairs is None:
-                ctx.error(sub_node, f"{key} environment must be a list of KEY=VALUE strings or a mapping")
-                continue
-            env: dict[str, Node] = {}
-            for k, v in pairs:
-                if v.value is None:  # `- KEY`: from the project environment, or left unset
-                    if k not in ctx.env:
-                        continue
-                    v = v.at(ctx.env[k])
-                    v.interpolated = True
-                if looks_secret(k) and v.interpolated:
-                    ctx.error(v, f"{key} environment {k!r} looks secret and is interpolated: hook environment "
-                                 "values are stored in clear; set it in the service's `environment` instead "
-                                 "(a hook inherits the container's environment)")
-                    continue
-                env[k] = v.at(v.text())
-            out["env"] = sub_node.at(env)
+            env = _hook_env(svc, key, sub_node)
+            if env is not None:
+                out["env"] = env
         elif not str(sub).startswith("x-"):
             ctx.unsupported(sub_node, f"{key}.{sub}", known=False)
     if "command" not in out:
         ctx.error(item, f"a {key} hook needs `command`")
         return None
     return item.at(out)
+
+
+def _command(node: Node) -> Node:
+    """A command list with its numbers as strings (``[sleep, 30]``)."""
+    if not isinstance(node.value, list):
+        return node
+    return node.at([i.at(str(i.value)) if isinstance(i.value, (int, float)) and not isinstance(i.value, bool) else i
+                    for i in node.value])
+
+
+def _hook_env(svc: _Service, key: str, node: Node) -> Node | None:
+    """A hook's ``environment`` (values as text; a bare KEY from the project environment);
+    None after an error. A secret-looking key with an interpolated value is an error."""
+    ctx = svc.ctx
+    pairs = kv_pairs(node)
+    if pairs is None:
+        ctx.error(node, f"{key} environment must be a list of KEY=VALUE strings or a mapping")
+        return None
+    env: dict[str, Node] = {}
+    for k, v in pairs:
+        if v.value is None:  # `- KEY`: from the project environment, or left unset
+            if k not in ctx.env:
+                continue
+            v = v.at(ctx.env[k])
+            v.interpolated = True
+        if looks_secret(k) and v.interpolated:
+            ctx.error(v, f"{key} environment {k!r} looks secret and is interpolated: hook environment "
+                         "values are stored in clear; set it in the service's `environment` instead "
+                         "(a hook inherits the container's environment)")
+            continue
+        env[k] = v.at(v.text())
+    return node.at(env)
 
 
 def _lifecycle(key: str) -> Handler:

@@ -126,44 +126,60 @@ def absolutize_service(svc: Node, base: str) -> Node:
     if not isinstance(svc.value, dict):
         return svc
     out = dict(svc.value)
-    build = out.get("build")
-    if build is not None:
-        if isinstance(build.value, str):
-            out["build"] = _rebase_str(build, base)
-        elif isinstance(build.value, dict) and "context" in build.value:
-            out["build"] = build.at({**build.value, "context": _rebase_str(build.value["context"], base)})
-        elif isinstance(build.value, dict):
-            out["build"] = build.at({**build.value, "context": build.at(base)})
-    vols = out.get("volumes")
-    if vols is not None and isinstance(vols.value, list):
-        items = []
-        for item in vols.value:
-            if isinstance(item.value, str):
-                src, sep, rest = item.value.partition(":")
-                if sep and (src.startswith(".") or src in (".", "..")):
-                    item = Node(f"{_abs(src, base)}:{rest}", item.file, item.line, item.field, item.native)
-            elif isinstance(item.value, dict) and plain(item.get("type")) == "bind" and item.get("source") is not None:
-                item = item.at({**item.value, "source": _rebase_str(item.value["source"], base)})
-            items.append(item)
-        out["volumes"] = vols.at(items)
-    env_file = out.get("env_file")
-    if env_file is not None:
-        entries = env_file.value if isinstance(env_file.value, list) else [env_file]
-        fixed = []
-        for e in entries:
-            if isinstance(e.value, dict) and e.get("path") is not None:
-                e = e.at({**e.value, "path": _rebase_str(e.value["path"], base)})
-            else:
-                e = _rebase_str(e, base)
-            fixed.append(e)
-        out["env_file"] = env_file.at(fixed)
-    for key in ("label_file",):
+    for key, rebase in _HOST_PATHS.items():
         if out.get(key) is not None:
-            out[key] = _rebase_str(out[key], base)
-    ext = out.get("extends")
-    if ext is not None and isinstance(ext.value, dict) and ext.get("file") is not None:
-        out["extends"] = ext.at({**ext.value, "file": _rebase_str(ext.value["file"], base)})
+            out[key] = rebase(out[key], base)
     return Node(out, svc.file, svc.line, svc.field, svc.native, svc.raw, svc.tag)
+
+
+def _rebase_build(build: Node, base: str) -> Node:
+    if isinstance(build.value, str):
+        return _rebase_str(build, base)
+    if isinstance(build.value, dict) and "context" in build.value:
+        return build.at({**build.value, "context": _rebase_str(build.value["context"], base)})
+    if isinstance(build.value, dict):
+        return build.at({**build.value, "context": build.at(base)})
+    return build
+
+
+def _rebase_volumes(vols: Node, base: str) -> Node:
+    if not isinstance(vols.value, list):
+        return vols
+    items = []
+    for item in vols.value:
+        if isinstance(item.value, str):
+            src, sep, rest = item.value.partition(":")
+            if sep and (src.startswith(".") or src in (".", "..")):
+                item = Node(f"{_abs(src, base)}:{rest}", item.file, item.line, item.field, item.native)
+        elif isinstance(item.value, dict) and plain(item.get("type")) == "bind" and item.get("source") is not None:
+            item = item.at({**item.value, "source": _rebase_str(item.value["source"], base)})
+        items.append(item)
+    return vols.at(items)
+
+
+def _rebase_env_file(env_file: Node, base: str) -> Node:
+    entries = env_file.value if isinstance(env_file.value, list) else [env_file]
+    fixed = []
+    for e in entries:
+        if isinstance(e.value, dict) and e.get("path") is not None:
+            e = e.at({**e.value, "path": _rebase_str(e.value["path"], base)})
+        else:
+            e = _rebase_str(e, base)
+        fixed.append(e)
+    return env_file.at(fixed)
+
+
+def _rebase_extends(ext: Node, base: str) -> Node:
+    if isinstance(ext.value, dict) and ext.get("file") is not None:
+        return ext.at({**ext.value, "file": _rebase_str(ext.value["file"], base)})
+    return ext
+
+
+# the service keys that hold host paths, and how each is made absolute
+_HOST_PATHS: dict[str, Callable[[Node, str], Node]] = {
+    "build": _rebase_build, "volumes": _rebase_volumes, "env_file": _rebase_env_file, "label_file": _rebase_str,
+    "extends": _rebase_extends,
+}
 
 
 def absolutize_project(doc: Node, base: str) -> Node:
@@ -205,37 +221,36 @@ def apply_include(doc: Node, file_dir: str, env: Mapping[str, str], ctx: LoadCtx
         return Node(out, doc.file, doc.line, doc.field, doc.native)
     for entry in inc.value:
         included = _one_include(entry, file_dir, ctx)
-        if included is None:
-            continue
-        for kind in _RESOURCES:
-            mine, theirs = out.get(kind), included.get(kind)
-            if theirs is None or not isinstance(theirs.value, dict):
-                continue
-            merged = dict(mine.value) if mine is not None and isinstance(mine.value, dict) else {}
-            for name, node in theirs.value.items():
-                if name in merged:
-                    first = merged[name]
-                    ctx.issues.append(Issue(first.file, first.line, first.field,
-                                            f"{kind[:-1]} {name!r} is defined here and also by the included "
-                                            f"{node.file}:{node.line} (compose refuses the conflict: rename one)"))
-                    continue
-                merged[name] = node
-            out[kind] = (mine or theirs).at(merged) if mine is None else mine.at(merged)
+        if included is not None:
+            for kind in _RESOURCES:
+                _add_included(out, kind, included.get(kind), ctx)
     return Node(out, doc.file, doc.line, doc.field, doc.native)
+
+
+def _add_included(out: dict[Any, Node], kind: str, theirs: Node | None, ctx: LoadCtx) -> None:
+    """An included project's ``kind`` (services, networks ...) added to ``out``; a name
+    defined on both sides is an error, as in compose."""
+    if theirs is None or not isinstance(theirs.value, dict):
+        return
+    mine = out.get(kind)
+    merged = dict(mine.value) if mine is not None and isinstance(mine.value, dict) else {}
+    for name, node in theirs.value.items():
+        if name in merged:
+            first = merged[name]
+            ctx.issues.append(Issue(first.file, first.line, first.field,
+                                    f"{kind[:-1]} {name!r} is defined here and also by the included "
+                                    f"{node.file}:{node.line} (compose refuses the conflict: rename one)"))
+            continue
+        merged[name] = node
+    out[kind] = theirs.at(merged) if mine is None else mine.at(merged)
 
 
 def _one_include(entry: Node, file_dir: str, ctx: LoadCtx) -> Node | None:
     cfg = entry.value if isinstance(entry.value, dict) else {"path": entry}
     path_node = cfg.get("path")
-    paths_value = plain(path_node)
-    paths = paths_value if isinstance(paths_value, list) else [paths_value]
-    if not paths or not all(isinstance(p, str) and p for p in paths):
-        ctx.issues.append(Issue(entry.file, entry.line, entry.field, "an include entry needs `path:` (a file or a list)"))
+    paths = _include_paths(entry, cfg, ctx)
+    if paths is None:
         return None
-    for sub, sub_node in cfg.items():
-        if sub not in ("path", "project_directory", "env_file"):
-            ctx.issues.append(Issue(sub_node.file, sub_node.line, sub_node.field,
-                                    f"unknown include key {sub!r}: expected path, project_directory or env_file"))
     files = [_abs(p, file_dir) for p in paths]
     where = path_node or entry
     pd_node = cfg.get("project_directory")
@@ -249,25 +264,48 @@ def _one_include(entry: Node, file_dir: str, ctx: LoadCtx) -> Node | None:
         env = read_env([os.path.join(project_dir, ".env")], ctx.environ, ctx, where, False)
     merged: Node | None = None
     for path in files:
-        if path in ctx.stack or len(ctx.stack) >= MAX_INCLUDE_DEPTH:
-            chain = " -> ".join(ctx.display(p) for p in [*ctx.stack, path])
-            ctx.issues.append(Issue(where.file, where.line, where.field, f"include cycle: {chain}"))
+        node = _included_file(path, env, where, project_dir, ctx)
+        if node is None:
             return None
-        node = ctx.load(path, env, where)
-        if node is None or not isinstance(node.value, dict):
-            if node is not None:
-                ctx.issues.append(Issue(node.file, node.line, "", "an included file must be a compose mapping"))
-            return None
-        ctx.stack.append(path)
-        try:
-            node = apply_include(node, os.path.dirname(path), env, ctx)
-            node = apply_extends(node, path, env, ctx)
-        finally:
-            ctx.stack.pop()
-        node = absolutize_project(node, project_dir)  # as several -f files: relative to the project directory
-        _resolve_env_sources(node, env)
         merged = node if merged is None else merge_compose(merged, node)
     return strip_tags(merged) if merged is not None else None
+
+
+def _include_paths(entry: Node, cfg: dict[Any, Node], ctx: LoadCtx) -> list[str] | None:
+    """An include entry's ``path:`` (one or a list); its unknown keys are errors."""
+    paths_value = plain(cfg.get("path"))
+    paths = paths_value if isinstance(paths_value, list) else [paths_value]
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        ctx.issues.append(Issue(entry.file, entry.line, entry.field, "an include entry needs `path:` (a file or a list)"))
+        return None
+    for sub, sub_node in cfg.items():
+        if sub not in ("path", "project_directory", "env_file"):
+            ctx.issues.append(Issue(sub_node.file, sub_node.line, sub_node.field,
+                                    f"unknown include key {sub!r}: expected path, project_directory or env_file"))
+    return paths
+
+
+def _included_file(path: str, env: Mapping[str, str], where: Node, project_dir: str, ctx: LoadCtx) -> Node | None:
+    """One included file, its own includes and extends applied and its paths absolute;
+    None after an error (a cycle, a file that is not a compose mapping)."""
+    if path in ctx.stack or len(ctx.stack) >= MAX_INCLUDE_DEPTH:
+        chain = " -> ".join(ctx.display(p) for p in [*ctx.stack, path])
+        ctx.issues.append(Issue(where.file, where.line, where.field, f"include cycle: {chain}"))
+        return None
+    node = ctx.load(path, env, where)
+    if node is None or not isinstance(node.value, dict):
+        if node is not None:
+            ctx.issues.append(Issue(node.file, node.line, "", "an included file must be a compose mapping"))
+        return None
+    ctx.stack.append(path)
+    try:
+        node = apply_include(node, os.path.dirname(path), env, ctx)
+        node = apply_extends(node, path, env, ctx)
+    finally:
+        ctx.stack.pop()
+    node = absolutize_project(node, project_dir)  # as several -f files: relative to the project directory
+    _resolve_env_sources(node, env)
+    return node
 
 
 def _resolve_env_sources(doc: Node, env: Mapping[str, str]) -> None:
@@ -302,42 +340,70 @@ def _resolve(doc: Node, path: str | None, name: str, svc: Node, env: Mapping[str
         return svc
     rest = Node({k: v for k, v in svc.value.items() if k != "extends"}, svc.file, svc.line, svc.field, svc.native)
     cfg = ext.value if isinstance(ext.value, dict) else {"service": ext}
-    base_name = plain(cfg.get("service")) if isinstance(cfg, dict) else None
-    if not isinstance(base_name, str) or not base_name:
-        ctx.issues.append(Issue(ext.file, ext.line, ext.field, "extends needs `service:` (the name of the service "
-                                                               "to extend), optionally with `file:`"))
+    base_name = _extends_service(ext, cfg, ctx)
+    if base_name is None:
         return rest
-    for sub, sub_node in cfg.items():
-        if sub not in ("service", "file"):
-            ctx.issues.append(Issue(sub_node.file, sub_node.line, sub_node.field,
-                                    f"unknown extends key {sub!r}: expected service or file"))
     file_node = cfg.get("file")
-    base_doc, base_path = doc, path
-    if file_node is not None:
-        if not isinstance(file_node.value, str) or not file_node.value:
-            ctx.issues.append(Issue(file_node.file, file_node.line, file_node.field, "extends.file must be a path"))
-            return rest
-        here = os.path.dirname(path) if path else ctx.project_dir
-        base_path = _abs(file_node.value, here)
-        loaded = ctx.load(base_path, env, file_node)
-        if loaded is None:
-            return rest
-        base_doc = loaded
-    key = (base_path, base_name)
-    if key in chain or (path, name) == key:
-        names = [f"{n}" for _p, n in [*chain, (path, name), key]]
-        ctx.issues.append(Issue(ext.file, ext.line, ext.field, f"extends cycle: {' -> '.join(names)}"))
+    found = _extends_file(doc, path, file_node, env, ctx)
+    if found is None:
         return rest
-    base_services = base_doc.get("services")
-    base = base_services.get(base_name) if base_services is not None else None
+    base_doc, base_path = found
+    cycle = _extends_cycle([*chain, (path, name)], (base_path, base_name))
+    if cycle:
+        ctx.issues.append(Issue(ext.file, ext.line, ext.field, f"extends cycle: {cycle}"))
+        return rest
+    base = _service_of(base_doc, base_name)
     if base is None:
         where = f" in {ctx.display(base_path)}" if file_node is not None and base_path else ""
         ctx.issues.append(Issue(ext.file, ext.line, ext.field,
                                 f"service {name!r} extends undefined service {base_name!r}{where}"))
         return rest
-    if not isinstance(base.value, dict):
-        base = base.at({})
     base = _resolve(base_doc, base_path, base_name, base, env, ctx, [*chain, (path, name)])
     if file_node is not None and base_path:
         base = absolutize_service(base, os.path.dirname(base_path))
     return merge_service(base, rest)
+
+
+def _extends_cycle(chain: list[tuple[str | None, str]], key: tuple[str | None, str]) -> str:
+    """``a -> b -> a`` when extending ``key`` from the end of ``chain`` closes a cycle, else ''."""
+    if key not in chain:
+        return ""
+    return " -> ".join(n for _p, n in [*chain, key])
+
+
+def _service_of(doc: Node, name: str) -> Node | None:
+    """Service ``name`` of ``doc`` (an empty one as an empty mapping), or None."""
+    services = doc.get("services")
+    svc = services.get(name) if services is not None else None
+    if svc is not None and not isinstance(svc.value, dict):
+        return svc.at({})
+    return svc
+
+
+def _extends_service(ext: Node, cfg: dict[Any, Node], ctx: LoadCtx) -> str | None:
+    """The name of the service ``extends:`` names; its unknown keys are errors."""
+    base_name = plain(cfg.get("service"))
+    if not isinstance(base_name, str) or not base_name:
+        ctx.issues.append(Issue(ext.file, ext.line, ext.field, "extends needs `service:` (the name of the service "
+                                                               "to extend), optionally with `file:`"))
+        return None
+    for sub, sub_node in cfg.items():
+        if sub not in ("service", "file"):
+            ctx.issues.append(Issue(sub_node.file, sub_node.line, sub_node.field,
+                                    f"unknown extends key {sub!r}: expected service or file"))
+    return base_name
+
+
+def _extends_file(doc: Node, path: str | None, file_node: Node | None, env: Mapping[str, str],
+                  ctx: LoadCtx) -> tuple[Node, str | None] | None:
+    """The document (and its path) that holds the extended service: this one, or
+    ``extends.file`` loaded; None after an error."""
+    if file_node is None:
+        return doc, path
+    if not isinstance(file_node.value, str) or not file_node.value:
+        ctx.issues.append(Issue(file_node.file, file_node.line, file_node.field, "extends.file must be a path"))
+        return None
+    here = os.path.dirname(path) if path else ctx.project_dir
+    base_path = _abs(file_node.value, here)
+    loaded = ctx.load(base_path, env, file_node)
+    return None if loaded is None else (loaded, base_path)

@@ -308,56 +308,67 @@ def resources(top: Node | None, ctx: _Ctx, kind: str, names: dict[str, str], spe
     if not isinstance(top.value, dict):
         ctx.error(top, f"top-level `{kind}` must be a mapping of names")
         return
-    keys = _NETWORK_KEYS if kind == "networks" else _VOLUME_KEYS
     for key, node in top.value.items():
         if node.value is not None and not isinstance(node.value, dict):
             ctx.error(node, f"a {kind[:-1]} definition must be a mapping (or empty)")
             continue
         cfg: dict[Any, Node] = node.value or {}
-        external_node = cfg.get("external")
-        external = _truthy(external_node)
-        explicit = cfg.get("name")
-        if external_node is not None and isinstance(external_node.value, dict):  # legacy `external: {name: x}`
-            external = True
-            explicit = explicit or external_node.get("name")
-        if explicit is not None and not isinstance(explicit.value, str):
-            ctx.error(explicit, f"the name of {kind[:-1]} {key!r} must be a string")
+        named = _engine_name(str(key), cfg, kind, ctx)
+        if named is None:
             continue
-        if explicit is not None and explicit.value == "":  # typically `name: ${UNSET}`: compose reads it as unset
-            ctx.warn(explicit, f"{kind}.name", f"empty: treated as not set, as compose does (the {kind[:-1]} is "
-                     f"named {str(key) if external else ctx.project + '_' + str(key)!r})")
-            explicit = None
-        engine = str(explicit.value) if explicit is not None else (
-            str(key) if external else f"{ctx.project}_{key}")
+        engine, external = named
         names[str(key)] = engine
         out: dict[str, Node] = {}
         if external:
-            out["external"] = (external_node or node).at(True)
+            out["external"] = (cfg.get("external") or node).at(True)
         for sub, sub_node in cfg.items():
-            if sub in ("name", "external") or str(sub).startswith("x-"):
-                continue
-            if sub not in keys:
-                ctx.unsupported(sub_node, f"{kind}.{sub}")
-                continue
-            if external:
-                ctx.error(sub_node, f"{kind[:-1]} {key!r} is external, so `{sub}` cannot apply to it "
-                                    "(reconcile never creates it; as in compose)")
-                continue
-            if sub == "driver" and kind == "networks" and sub_node.value in _SWARM_DRIVERS:
-                warn(ctx, sub_node, f"networks.driver: {sub_node.value}", "needs a swarm, which a single host does "
-                     "not have; the network is created with the bridge driver")
-                continue
-            if sub in ("driver_opts", "labels"):
-                pairs = kv_pairs(sub_node)
-                if pairs is None:
-                    ctx.error(sub_node, f"{kind}.{sub} must be a mapping (or a list of KEY=VALUE)")
-                    continue
-                sub_node = sub_node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs})
-            elif sub == "ipam":
-                sub_node = _ipam(sub_node, ctx)
-            out[keys[sub]] = sub_node
+            _resource_key(str(key), str(sub), sub_node, kind, external, ctx, out)
         if out:
             specs[engine] = node.at(out)
+
+
+def _engine_name(key: str, cfg: dict[Any, Node], kind: str, ctx: _Ctx) -> tuple[str, bool] | None:
+    """A top-level network / volume's engine name and whether it is external (also the
+    legacy ``external: {name: x}``); None after an error."""
+    external_node = cfg.get("external")
+    external = _truthy(external_node)
+    explicit = cfg.get("name")
+    if external_node is not None and isinstance(external_node.value, dict):  # legacy `external: {name: x}`
+        external = True
+        explicit = explicit or external_node.get("name")
+    if explicit is not None and not isinstance(explicit.value, str):
+        ctx.error(explicit, f"the name of {kind[:-1]} {key!r} must be a string")
+        return None
+    if explicit is not None and explicit.value == "":  # typically `name: ${UNSET}`: compose reads it as unset
+        ctx.warn(explicit, f"{kind}.name", f"empty: treated as not set, as compose does (the {kind[:-1]} is "
+                 f"named {key if external else ctx.project + '_' + key!r})")
+        explicit = None
+    engine = str(explicit.value) if explicit is not None else (key if external else f"{ctx.project}_{key}")
+    return engine, external
+
+
+def _resource_key(key: str, sub: str, sub_node: Node, kind: str, external: bool, ctx: _Ctx,
+                  out: dict[str, Node]) -> None:
+    """One key of a top-level network / volume definition into ``out`` (its native spec)."""
+    keys = _NETWORK_KEYS if kind == "networks" else _VOLUME_KEYS
+    if sub in ("name", "external") or sub.startswith("x-"):
+        return
+    if sub not in keys:
+        ctx.unsupported(sub_node, f"{kind}.{sub}")
+    elif external:
+        ctx.error(sub_node, f"{kind[:-1]} {key!r} is external, so `{sub}` cannot apply to it "
+                            "(reconcile never creates it; as in compose)")
+    elif sub == "driver" and kind == "networks" and sub_node.value in _SWARM_DRIVERS:
+        warn(ctx, sub_node, f"networks.driver: {sub_node.value}", "needs a swarm, which a single host does "
+             "not have; the network is created with the bridge driver")
+    elif sub in ("driver_opts", "labels"):
+        pairs = kv_pairs(sub_node)
+        if pairs is None:
+            ctx.error(sub_node, f"{kind}.{sub} must be a mapping (or a list of KEY=VALUE)")
+            return
+        out[keys[sub]] = sub_node.at({k: (v if v.value is not None else v.at("")) for k, v in pairs})
+    else:
+        out[keys[sub]] = _ipam(sub_node, ctx) if sub == "ipam" else sub_node
 
 
 def _ipam(node: Node, ctx: _Ctx) -> Node:

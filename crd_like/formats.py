@@ -24,50 +24,19 @@ How the sources combine:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from crd_like import units
 from crd_like.compose import ComposeSource, Converted, convert, is_compose
+from crd_like.load_options import Format, LoadOptions
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.loader import Document, _fmt, _issue_from_error, _resolve_binds, parse_documents, validate_document
 from crd_like.merge import Node, locate, merge_native, plain, tree
 from crd_like.registry import kind_for, known_kinds
-
-Format = Literal["auto", "native", "compose"]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to read the sources.
-
-    ``read_file``: called with an absolute, normalised path; returns the file's bytes and
-    raises ``FileNotFoundError`` when it does not exist (any other ``OSError`` is
-    reported with its message). Compose only: it reads the ``.env`` file beside the first
-    compose file (a missing one is skipped), and checks that ``env_file:`` entries and
-    secret / config files exist (a missing one is an error, a missing ``env_file`` with
-    ``required: false`` is left out). Without a reader there is no ``.env``, files are
-    not checked, and ``required: false`` env files are an error (they cannot be checked).
-    """
-
-    fmt: Format = "auto"
-    project: str | None = None  # compose project name (-p); overrides COMPOSE_PROJECT_NAME and `name:`
-    allow_unsupported: bool = False  # unsupported compose keys: a warning instead of an error
-    environ: Mapping[str, str] = field(default_factory=dict)  # process environment, for compose interpolation
-    warnings: list[str] = field(default_factory=list)  # filled with warnings while loading
-    profiles: tuple[str, ...] = ()  # active compose profiles (none: COMPOSE_PROFILES from environ, if set)
-    read_file: Callable[[str], bytes] | None = None
-    project_dir: str | None = None  # compose --project-directory (absolute); default: the first file's directory
-    env_files: tuple[str, ...] = ()  # compose --env-file (absolute); default: <project_dir>/.env
-    notices: list[str] = field(default_factory=list)  # info lines: the restart notice, ignored dev-only keys
-    # what compose accepts at `config` but fails on at `up` (a missing secret file, an unset
-    # variable behind `environment:`): already warnings; whoever applies raises them (exit 2)
-    deferred: list[Issue] = field(default_factory=list)
-
 
 @dataclass
 class _Entry:
@@ -137,16 +106,43 @@ def load_any(sources: list[tuple[bytes, str, str]], opts: LoadOptions | None = N
     if issues:
         raise InvalidSpec(issues)
     if compose:
-        converted = convert(compose, environ=opts.environ, project=opts.project, profiles=opts.profiles,
-                            allow_unsupported=opts.allow_unsupported, read_file=opts.read_file,
-                            warnings=opts.warnings, notices=opts.notices, project_dir=opts.project_dir,
-                            env_files=opts.env_files, deferred=opts.deferred)
+        converted = convert(compose, opts)
         layers[compose_layer] = [_Entry(compose_layer, None, compose[0].base_dir, c) for c in converted]
     return _validate(layers)
 
 
 def _validate(layers: list[list[_Entry]]) -> list[Any]:
     issues: list[Issue] = []
+    groups, singles = _grouped(layers, issues)
+    out: list[Any] = []
+    for entry in singles:  # no kind or name: validation says what is missing
+        try:
+            validate_document(entry.doc, entry.base_dir)  # type: ignore[arg-type]
+        except InvalidSpec as exc:
+            issues.extend(exc.issues)
+    for group in groups.values():
+        try:
+            if len(group) == 1 and group[0].doc is not None:
+                out.append(validate_document(group[0].doc, group[0].base_dir))
+                continue
+            overlay_issues = [issue for entry in group for issue in _overlay_problems(entry)]
+            if overlay_issues:
+                issues.extend(overlay_issues)
+                continue
+            node = group[0].node()
+            for entry in group[1:]:
+                node = merge_native(node, entry.node())
+            out.append(validate_node(node))
+        except InvalidSpec as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise InvalidSpec(issues)
+    return out
+
+
+def _grouped(layers: list[list[_Entry]], issues: list[Issue]) -> tuple[dict[tuple[str, str], list[_Entry]], list[_Entry]]:
+    """Entries by (kind, name) in the order of the layers, and those without a kind or
+    name; the same name twice in one layer, or for two kinds, is an issue."""
     groups: dict[tuple[str, str], list[_Entry]] = {}
     names: dict[str, tuple[str, _Entry]] = {}  # name -> (kind, first entry)
     singles: list[_Entry] = []
@@ -162,41 +158,25 @@ def _validate(layers: list[list[_Entry]]) -> list[Any]:
                 continue
             names.setdefault(key[1], (key[0], entry))
             groups.setdefault(key, []).append(entry)
-    out: list[Any] = []
-    for entry in singles:  # no kind or name: validation says what is missing
-        try:
-            validate_document(entry.doc, entry.base_dir)  # type: ignore[arg-type]
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-    for group in groups.values():
-        try:
-            if len(group) == 1 and group[0].doc is not None:
-                out.append(validate_document(group[0].doc, group[0].base_dir))
-                continue
-            bad = False
-            for entry in group:  # each overlay names a known kind itself: a later file never mends it
-                data = entry.doc.data if entry.doc is not None else None
-                if isinstance(data, dict) and kind_for(str(data.get("apiVersion")), str(data.get("kind"))) is None:
-                    issues.append(Issue(entry.doc.file, entry.doc.line_of(("apiVersion",)), "apiVersion",  # type: ignore[union-attr]
-                                        f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
-                                        f"expected one of {known_kinds()}"))
-                    bad = True
-                if entry.doc is not None and entry.doc.tags:  # a merge tag is compose's, in any overlay
-                    path, tag = next(iter(entry.doc.tags.items()))
-                    issues.append(Issue(entry.doc.file, entry.doc.line_of(path), _fmt(path),
-                                        f"the YAML tag !{tag} is a compose merge tag; a native reconcile file "
-                                        "cannot use it"))
-                    bad = True
-            if bad:
-                continue
-            node = group[0].node()
-            for entry in group[1:]:
-                node = merge_native(node, entry.node())
-            out.append(validate_node(node))
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise InvalidSpec(issues)
+    return groups, singles
+
+
+def _overlay_problems(entry: _Entry) -> list[Issue]:
+    """Each overlay names a known kind itself (a later file never mends it), and a merge
+    tag is compose's, in any overlay."""
+    out: list[Issue] = []
+    doc = entry.doc
+    if doc is None:
+        return out
+    data = doc.data
+    if isinstance(data, dict) and kind_for(str(data.get("apiVersion")), str(data.get("kind"))) is None:
+        out.append(Issue(doc.file, doc.line_of(("apiVersion",)), "apiVersion",
+                         f"unknown kind {data.get('kind')!r} in {data.get('apiVersion')!r}; "
+                         f"expected one of {known_kinds()}"))
+    if doc.tags:
+        path, tag = next(iter(doc.tags.items()))
+        out.append(Issue(doc.file, doc.line_of(path), _fmt(path),
+                         f"the YAML tag !{tag} is a compose merge tag; a native reconcile file cannot use it"))
     return out
 
 

@@ -121,9 +121,14 @@ def _braced(body: str, lookup: Lookup, on_unset: Callable[[str], None] | None, w
         raise InterpolationError(name, f"invalid interpolation '${{{body}}}' for variable {name}: expected "
                                        "'${VAR}', '${VAR:-default}', '${VAR-default}', '${VAR:?error}', "
                                        "'${VAR?error}' or '${VAR:+alternative}'")
-    arg = rest[len(op):]
-    empty_counts = op.startswith(":")
-    is_set = value is not None and (value != "" or not empty_counts)
+    return _operator(name, value, op, rest[len(op):], lookup, on_unset)
+
+
+def _operator(name: str, value: str | None, op: str, arg: str, lookup: Lookup,
+              on_unset: Callable[[str], None] | None) -> str:
+    """``${NAME<op><arg>}`` for a variable whose value is ``value`` (None: unset); with a
+    ``:`` the empty string counts as unset."""
+    is_set = value is not None and (value != "" or not op.startswith(":"))
     if op in (":-", "-"):
         return value if is_set and value is not None else substitute(arg, lookup, on_unset)
     if op in (":?", "?"):
@@ -177,18 +182,13 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
     only ``KEY`` takes the value from ``environ`` (and is skipped when it is not there).
     """
     environ = environ or {}
-    try:
-        text = raw.decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError as exc:
-        at = raw[: exc.start].count(b"\n") + 1
-        raise InvalidSpec([Issue(file, at, "", f"not valid UTF-8: {exc.reason}")]) from None
+    lines = _decoded(raw, file).splitlines()
     out: dict[str, str] = {}
     issues: list[Issue] = []
 
     def lookup(name: str) -> str | None:
         return environ.get(name, out.get(name))
 
-    lines = text.splitlines()
     i = 0
     while i < len(lines):
         lineno, line = i + 1, lines[i].strip()
@@ -208,30 +208,49 @@ def parse_env_file(raw: bytes, file: str, environ: Mapping[str, str] | None = No
             if key in environ:
                 out[key] = environ[key]
             continue
-        rest = rest.lstrip()
+        value, i = _with_continuation(rest.lstrip(), lines, i)
         try:
-            if rest[:1] in ("'", '"'):
-                quote, body = rest[0], rest[1:]
-                while _closing_quote(body, quote) < 0 and i < len(lines):
-                    body += "\n" + lines[i]
-                    i += 1
-                end = _closing_quote(body, quote)
-                if end < 0:
-                    raise InterpolationError(key, f"unterminated {quote} quote in the value of {key}")
-                value, tail = body[:end], body[end + 1:].strip()
-                if tail and not tail.startswith("#"):
-                    raise InterpolationError(key, f"unexpected text after the quoted value of {key}")
-                if quote == '"':
-                    value = substitute(_unescape(value), lookup)
-            else:
-                value = substitute(re.split(r"\s#", rest, maxsplit=1)[0].rstrip(), lookup)
+            out[key] = _env_value(key, value, lookup)
         except InterpolationError as exc:
             issues.append(Issue(file, lineno, key, str(exc)))
-            continue
-        out[key] = value
     if issues:
         raise InvalidSpec(issues)
     return out
+
+
+def _decoded(raw: bytes, file: str) -> str:
+    try:
+        return raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        at = raw[: exc.start].count(b"\n") + 1
+        raise InvalidSpec([Issue(file, at, "", f"not valid UTF-8: {exc.reason}")]) from None
+
+
+def _with_continuation(rest: str, lines: list[str], i: int) -> tuple[str, int]:
+    """A quoted value goes on over the following lines until its closing quote: the
+    value's whole text and the index of the line after it."""
+    if rest[:1] not in ("'", '"'):
+        return rest, i
+    quote = rest[0]
+    while _closing_quote(rest[1:], quote) < 0 and i < len(lines):
+        rest += "\n" + lines[i]
+        i += 1
+    return rest, i
+
+
+def _env_value(key: str, rest: str, lookup: Lookup) -> str:
+    """The value of ``KEY=rest``: unquoted (an inline comment starts at whitespace and
+    ``#``), single-quoted (literal) or double-quoted (escapes). Raises InterpolationError."""
+    if rest[:1] not in ("'", '"'):
+        return substitute(re.split(r"\s#", rest, maxsplit=1)[0].rstrip(), lookup)
+    quote, body = rest[0], rest[1:]
+    end = _closing_quote(body, quote)
+    if end < 0:
+        raise InterpolationError(key, f"unterminated {quote} quote in the value of {key}")
+    value, tail = body[:end], body[end + 1:].strip()
+    if tail and not tail.startswith("#"):
+        raise InterpolationError(key, f"unexpected text after the quoted value of {key}")
+    return substitute(_unescape(value), lookup) if quote == '"' else value
 
 
 def _closing_quote(body: str, quote: str) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,27 +138,10 @@ def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
     missing or the pure-Python composer must decide (a syntax error, near a bound)."""
     if not LIBYAML or not _simple(text):
         return None
-    explicit: set[int] = set()  # start indexes of scalars with an explicit tag
-    count = depth = 0
-    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
-    opening, closing = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-            if isinstance(event, scalar):
-                count += 1
-                if event.tag is not None and event.tag != "!" and event.start_mark is not None:
-                    explicit.add(event.start_mark.index)
-            elif isinstance(event, opening):
-                count += 1
-                depth += 1
-                if depth + 1 > MAX_DEPTH - _FAST_MARGIN:
-                    return None
-            elif isinstance(event, closing):
-                depth -= 1
-            elif isinstance(event, alias):
-                count += 1
-            if count > MAX_NODES - _FAST_MARGIN:
-                return None
+        explicit = _explicit_tags_within_bounds(text)
+        if explicit is None:
+            return None
         loader = yaml.CSafeLoader(text)
         try:
             nodes: list[yaml.Node | None] = []
@@ -168,6 +151,39 @@ def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
             loader.dispose()
     except (yaml.YAMLError, RecursionError, ValueError, TypeError):
         return None
+    _as_pure_python(nodes, explicit)
+    return nodes
+
+
+def _explicit_tags_within_bounds(text: str) -> set[int] | None:
+    """The start indexes of the scalars with an explicit tag, counted on libyaml's parse
+    events; None near the node or depth bound (the pure-Python composer enforces them)."""
+    explicit: set[int] = set()
+    count = depth = 0
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    opening, closing = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, scalar):
+            count += 1
+            if event.tag is not None and event.tag != "!" and event.start_mark is not None:
+                explicit.add(event.start_mark.index)
+        elif isinstance(event, opening):
+            count += 1
+            depth += 1
+            if depth + 1 > MAX_DEPTH - _FAST_MARGIN:
+                return None
+        elif isinstance(event, closing):
+            depth -= 1
+        elif isinstance(event, alias):
+            count += 1
+        if count > MAX_NODES - _FAST_MARGIN:
+            return None
+    return explicit
+
+
+def _as_pure_python(nodes: list[yaml.Node | None], explicit: set[int]) -> None:
+    """libyaml's nodes made to look like PyYAML's composer's: plain style as None, and
+    ``implicit_tag`` on every scalar (True unless its tag was written)."""
     seen: set[int] = set()
     todo = [n for n in nodes if n is not None]
     while todo:
@@ -185,7 +201,6 @@ def compose_with_libyaml(text: str) -> list[yaml.Node | None] | None:
                 todo.append(value)
         else:
             todo.extend(node.value)
-    return nodes
 
 
 MERGE_TAGS = {"!reset": "reset", "!override": "override"}
@@ -332,6 +347,25 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
     """Parse YAML bytes into documents with line maps. Raises InvalidSpec.
 
     ``yaml12``: resolve plain scalars with the YAML 1.2 core schema (compose input)."""
+    text = _decoded(raw, file)
+    loader: _Loader | None = None
+    try:
+        fast = compose_with_libyaml(text)
+        if fast is None:  # anything but a plain valid file within the bounds: the composer below decides
+            loader = _Loader(text, file)
+        docs = _documents(fast if fast is not None else loader.documents(), file, yaml12)  # type: ignore[union-attr]
+    except yaml.YAMLError as exc:
+        raise InvalidSpec([_yaml_issue(exc, file, text)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if not docs:
+        raise InvalidSpec([Issue(file, 1, "", "no documents found (the file is empty)")])
+    return docs
+
+
+def _decoded(raw: bytes, file: str) -> str:
+    """The file's text: at most MAX_BYTES of UTF-8, without a leading BOM. Raises InvalidSpec."""
     if len(raw) > MAX_BYTES:
         raise InvalidSpec([Issue(file, None, "", f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")])
     try:
@@ -339,43 +373,38 @@ def parse_documents(raw: bytes, file: str, *, yaml12: bool = False) -> list[Docu
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InvalidSpec([Issue(file, line, "", f"not valid UTF-8 (byte {exc.start}): {exc.reason}")]) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _documents(nodes: Iterable[yaml.Node | None], file: str, yaml12: bool) -> list[Document]:
     docs: list[Document] = []
-    loader: _Loader | None = None
-    try:
-        fast = compose_with_libyaml(text)
-        if fast is None:  # anything but a plain valid file within the bounds: the composer below decides
-            loader = _Loader(text, file)
-        for index, node in enumerate(fast if fast is not None else loader.documents()):  # type: ignore[union-attr]
-            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
-                continue  # an empty document (e.g. a trailing '---')
-            builder = _Builder(file, yaml12)
-            data = builder.build(node, ())
-            docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1, builder.raw,
-                                 builder.tags or None))
-    except yaml.MarkedYAMLError as exc:
+    for index, node in enumerate(nodes):
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value):
+            continue  # an empty document (e.g. a trailing '---')
+        builder = _Builder(file, yaml12)
+        data = builder.build(node, ())
+        docs.append(Document(file, index, data, builder.lines, node.start_mark.line + 1, builder.raw,
+                             builder.tags or None))
+    return docs
+
+
+def _yaml_issue(exc: yaml.YAMLError, file: str, text: str) -> Issue:
+    """A YAML error as an issue at its line, in words the user can act on."""
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark else None
         problem = exc.problem or str(exc)
         if "\t" in problem or "\\t" in problem or "tab" in problem.lower():
             problem += " (YAML does not allow tabs for indentation; use spaces)"
-        raise InvalidSpec([Issue(file, where, "", f"YAML syntax error: {problem}")]) from None
-    except yaml.reader.ReaderError as exc:
+        return Issue(file, where, "", f"YAML syntax error: {problem}")
+    if isinstance(exc, yaml.reader.ReaderError):
         # a control character (NUL, BEL, ...): PyYAML reports a position, not a mark
         at = text.count("\n", 0, exc.position) + 1
         char = ord(exc.character) if isinstance(exc.character, str) else exc.character
         escape = f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
-        raise InvalidSpec([Issue(file, at, "", f"YAML syntax error: unacceptable character #x{char:04x}: "
-                                 f"{exc.reason} (write it as {escape} in a double-quoted string)")]) from None
-    except yaml.YAMLError as exc:
-        raise InvalidSpec([Issue(file, None, "", f"YAML error: {exc}")]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if not docs:
-        raise InvalidSpec([Issue(file, 1, "", "no documents found (the file is empty)")])
-    return docs
+        return Issue(file, at, "", f"YAML syntax error: unacceptable character #x{char:04x}: "
+                                   f"{exc.reason} (write it as {escape} in a double-quoted string)")
+    return Issue(file, None, "", f"YAML error: {exc}")
 
 
 def _rel(path: str, base_dir: str) -> str:
@@ -393,30 +422,54 @@ def _resolve_binds(data: dict[str, Any], base_dir: str) -> None:
     spec = data.get("spec")
     if not isinstance(spec, dict):
         return
-    if isinstance(spec.get("volumes"), list):
-        resolved = []
-        for v in spec["volumes"]:
-            if isinstance(v, str) and (v.startswith(("./", "../", "~")) or v.split(":")[0] in (".", "..")):
-                src, _, rest = v.partition(":")
-                v = _rel(src, base_dir) + (":" + rest if rest else "")
-            resolved.append(v)
-        spec["volumes"] = resolved
-    build = spec.get("build")
+    for key, resolve in _SPEC_PATHS.items():
+        if key in spec:
+            spec[key] = resolve(spec[key], base_dir)
+
+
+def _volume_paths(volumes: Any, base_dir: str) -> Any:
+    if not isinstance(volumes, list):
+        return volumes
+    resolved = []
+    for v in volumes:
+        if isinstance(v, str) and (v.startswith(("./", "../", "~")) or v.split(":")[0] in (".", "..")):
+            src, _, rest = v.partition(":")
+            v = _rel(src, base_dir) + (":" + rest if rest else "")
+        resolved.append(v)
+    return resolved
+
+
+def _build_path(build: Any, base_dir: str) -> Any:
     if isinstance(build, str):
-        spec["build"] = {"context": _rel(build, base_dir)}
-    elif isinstance(build, dict) and isinstance(build.get("context"), str):
-        spec["build"] = {**build, "context": _rel(build["context"], base_dir)}
-    if isinstance(spec.get("envFiles"), list):
-        spec["envFiles"] = [_rel(f, base_dir) if isinstance(f, str) else f for f in spec["envFiles"]]
-    env = spec.get("env")
-    if isinstance(env, dict):
-        out: dict[str, Any] = {}
-        for k, v in env.items():
-            origin = v.get("valueFrom") if isinstance(v, dict) else None
-            if isinstance(origin, dict) and isinstance(origin.get("file"), str):
-                v = {**v, "valueFrom": {**origin, "file": _rel(origin["file"], base_dir)}}
-            out[k] = v
-        spec["env"] = out
+        return {"context": _rel(build, base_dir)}
+    if isinstance(build, dict) and isinstance(build.get("context"), str):
+        return {**build, "context": _rel(build["context"], base_dir)}
+    return build
+
+
+def _env_file_paths(files: Any, base_dir: str) -> Any:
+    if not isinstance(files, list):
+        return files
+    return [_rel(f, base_dir) if isinstance(f, str) else f for f in files]
+
+
+def _env_source_paths(env: Any, base_dir: str) -> Any:
+    """``env.KEY.valueFrom.file`` made absolute."""
+    if not isinstance(env, dict):
+        return env
+    out: dict[str, Any] = {}
+    for k, v in env.items():
+        origin = v.get("valueFrom") if isinstance(v, dict) else None
+        if isinstance(origin, dict) and isinstance(origin.get("file"), str):
+            v = {**v, "valueFrom": {**origin, "file": _rel(origin["file"], base_dir)}}
+        out[k] = v
+    return out
+
+
+# the spec fields that hold host paths, and how each is made absolute
+_SPEC_PATHS: dict[str, Callable[[Any, str], Any]] = {
+    "volumes": _volume_paths, "build": _build_path, "envFiles": _env_file_paths, "env": _env_source_paths,
+}
 
 
 _TEXT_MAPS = (("spec", "env"), ("spec", "labels"), ("metadata", "labels"), ("metadata", "annotations"))
@@ -516,37 +569,3 @@ _PATTERN_FIELDS = {
     "extraHosts": ("extra host", "'HOSTNAME:IP', e.g. 'db.internal:10.0.0.5'"),
     "tmpfs": ("tmpfs mount", "an absolute container path such as '/run', optionally with ':OPTIONS'"),
 }
-
-
-def load_resources(sources: list[tuple[bytes, str, str]]) -> list[Any]:
-    """Parse and validate every document of every source ``(raw, file, base_dir)``.
-
-    Collects the problems of all documents, then raises them together; also rejects
-    the same name twice across the whole set."""
-    issues: list[Issue] = []
-    out: list[Any] = []
-    seen: dict[tuple[str, str], str] = {}
-    for raw, file, base_dir in sources:
-        try:
-            docs = parse_documents(raw, file)
-        except InvalidSpec as exc:
-            issues.extend(exc.issues)
-            continue
-        for doc in docs:
-            try:
-                res = validate_document(doc, base_dir)
-            except InvalidSpec as exc:
-                issues.extend(exc.issues)
-                continue
-            key = (res.kind, res.metadata.name)
-            where = f"{doc.file}:{doc.line_of(('metadata', 'name'))}"
-            if key in seen or any(k[1] == key[1] for k in seen):
-                issues.append(Issue(doc.file, doc.line_of(("metadata", "name")), "metadata.name",
-                                    f"duplicate name {key[1]!r} (first defined at "
-                                    f"{seen.get(key) or next(v for k, v in seen.items() if k[1] == key[1])})"))
-                continue
-            seen[key] = where
-            out.append(res)
-    if issues:
-        raise InvalidSpec(issues)
-    return out

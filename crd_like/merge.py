@@ -232,51 +232,74 @@ def merge(base: Node, over: Node, rule_for: Callable[[tuple[Any, ...]], Rule], p
             return strip_tags(over)
         rule = "merge"
     if rule in ("kv", "kv-host", "names"):
-        pairs = (names_map if rule == "names" else lambda n: kv_pairs(n, "host" if rule == "kv-host" else "="))
-        a, b = pairs(base), pairs(over)
-        if a is None or b is None:
-            return strip_tags(over)
-        merged = dict(a)
-        for key, node in b:
-            if node.tag == "reset":
-                merged.pop(key, None)
-                continue
-            old = merged.get(key)
-            merged[key] = merge(old, node, rule_for, (*path, key)) if old is not None else strip_tags(node)
-        return Node(merged, base.file, base.line, base.field, base.native)
+        return _merge_pairs(base, over, rule, rule_for, path)
     if callable(rule):
-        if not (isinstance(base.value, list) and isinstance(over.value, list)):
-            return strip_tags(over)
-        items = list(base.value)
-        index = {rule(item): i for i, item in enumerate(items)}
-        for item in over.value:
-            item = strip_tags(item)
-            key = rule(item)
-            if key in index:
-                items[index[key]] = item
-            else:
-                index[key] = len(items)
-                items.append(item)
-        return Node(items, base.file, base.line, base.field, base.native)
+        return _merge_keyed(base, over, rule)
     if isinstance(base.value, dict) and isinstance(over.value, dict):
-        out = dict(base.value)
-        for key, node in over.value.items():
-            if node.tag == "reset":
-                out.pop(key, None)
-                continue
-            out[key] = merge(out[key], node, rule_for, (*path, key)) if key in out else strip_tags(node)
-        return Node(out, base.file, base.line, base.field, base.native)
+        return _merge_mapping(base, over, rule_for, path)
     if isinstance(base.value, list) and isinstance(over.value, list):
-        seen = [plain(i) for i in base.value]
-        items = list(base.value)
-        for item in over.value:
-            if item.tag == "reset":
-                continue
-            if plain(item) not in seen:
-                seen.append(plain(item))
-                items.append(strip_tags(item))
-        return Node(items, base.file, base.line, base.field, base.native)
+        return _merge_sequence(base, over)
     return strip_tags(over)
+
+
+def _merge_mapping(base: Node, over: Node, rule_for: Callable[[tuple[Any, ...]], Rule], path: tuple[Any, ...]) -> Node:
+    """Two mappings, key by key (each by its own path's rule); ``!reset`` removes a key."""
+    out = dict(base.value)
+    for key, node in over.value.items():
+        if node.tag == "reset":
+            out.pop(key, None)
+            continue
+        out[key] = merge(out[key], node, rule_for, (*path, key)) if key in out else strip_tags(node)
+    return Node(out, base.file, base.line, base.field, base.native)
+
+
+def _merge_pairs(base: Node, over: Node, rule: str, rule_for: Callable[[tuple[Any, ...]], Rule],
+                 path: tuple[Any, ...]) -> Node:
+    """``KEY=VALUE`` lists or mappings (``kv``; ``HOST:IP`` with ``kv-host``) and name
+    lists or mappings (``names``), merged by key."""
+    pairs = (names_map if rule == "names" else lambda n: kv_pairs(n, "host" if rule == "kv-host" else "="))
+    a, b = pairs(base), pairs(over)
+    if a is None or b is None:
+        return strip_tags(over)
+    merged = dict(a)
+    for key, node in b:
+        if node.tag == "reset":
+            merged.pop(key, None)
+            continue
+        old = merged.get(key)
+        merged[key] = merge(old, node, rule_for, (*path, key)) if old is not None else strip_tags(node)
+    return Node(merged, base.file, base.line, base.field, base.native)
+
+
+def _merge_keyed(base: Node, over: Node, key_of: Callable[[Node], Any]) -> Node:
+    """A list whose entries ``key_of`` identifies (ports, mounts ...): a later entry with the
+    same key replaces the earlier one in place, others are appended."""
+    if not (isinstance(base.value, list) and isinstance(over.value, list)):
+        return strip_tags(over)
+    items = list(base.value)
+    index = {key_of(item): i for i, item in enumerate(items)}
+    for item in over.value:
+        item = strip_tags(item)
+        key = key_of(item)
+        if key in index:
+            items[index[key]] = item
+        else:
+            index[key] = len(items)
+            items.append(item)
+    return Node(items, base.file, base.line, base.field, base.native)
+
+
+def _merge_sequence(base: Node, over: Node) -> Node:
+    """Any other list: the entries of ``over`` not already in ``base`` are appended."""
+    seen = [plain(i) for i in base.value]
+    items = list(base.value)
+    for item in over.value:
+        if item.tag == "reset":
+            continue
+        if plain(item) not in seen:
+            seen.append(plain(item))
+            items.append(strip_tags(item))
+    return Node(items, base.file, base.line, base.field, base.native)
 
 
 def _build_map(node: Node) -> Node:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -249,17 +249,30 @@ class NetworkFields(BaseModel):
 
 def network_problems(spec: Any) -> list[str]:
     """What the engine would refuse (or silently ignore) in this combination of fields."""
-    out: list[str] = []
     networks = list(getattr(spec, "networks", []))
+    return [message for check in _NETWORK_CHECKS for message in check(spec, networks)]
+
+
+def _check_container_name(spec: Any, networks: list[str]) -> list[str]:
     replicas = getattr(spec, "replicas", 1)
     if spec.containerName is not None and replicas != 1:
-        out.append(f"containerName {spec.containerName!r} names one container, but replicas is {replicas}: "
-                   "drop containerName or set replicas: 1")
+        return [f"containerName {spec.containerName!r} names one container, but replicas is {replicas}: "
+                "drop containerName or set replicas: 1"]
+    return []
+
+
+def _check_unknown_networks(spec: Any, networks: list[str]) -> list[str]:
+    out = []
     for what, keys in (("endpoints", spec.endpoints), ("networkSpecs", spec.networkSpecs)):
         unknown = sorted(set(keys) - set(networks))
         if unknown:
             out.append(f"{what} names network(s) {', '.join(unknown)} that are not in `networks` "
                        f"({', '.join(networks) or 'none'})")
+    return out
+
+
+def _check_fixed_addresses(spec: Any, networks: list[str]) -> list[str]:
+    out = []
     for net, ep in sorted(spec.endpoints.items()):
         ns = spec.networkSpecs.get(net)
         if ns is not None and ns.external:
@@ -270,23 +283,39 @@ def network_problems(spec: Any) -> list[str]:
                 out.append(f"endpoints.{net}.{key} {addr} needs a subnet that contains it in "
                            f"networkSpecs.{net}.ipam.config (the engine only gives fixed addresses on "
                            "networks with a configured subnet)")
+    return out
+
+
+def _check_mac_address(spec: Any, networks: list[str]) -> list[str]:
     macs = [n for n, e in spec.endpoints.items() if e.macAddress]
     if len(macs) > 1:
-        out.append(f"macAddress is set on networks {', '.join(sorted(macs))}: this engine sets one MAC address "
-                   "per container (on its primary network)")
-    elif macs and networks:
+        return [f"macAddress is set on networks {', '.join(sorted(macs))}: this engine sets one MAC address "
+                "per container (on its primary network)"]
+    if macs and networks:
         primary = min(range(len(networks)), key=lambda i: (-(spec.endpoints[networks[i]].priority
                                                               if networks[i] in spec.endpoints else 0), i))
         if networks[primary] != macs[0]:
-            out.append(f"macAddress is set on network {macs[0]}, but the engine gives it to the container's "
-                       f"primary network, {networks[primary]}: give {macs[0]} the highest priority (or list it first)")
+            return [f"macAddress is set on network {macs[0]}, but the engine gives it to the container's "
+                    f"primary network, {networks[primary]}: give {macs[0]} the highest priority (or list it first)"]
+    return []
+
+
+def _check_volume_specs(spec: Any, networks: list[str]) -> list[str]:
     named = {units.parse_volume(v).source for v in getattr(spec, "volumes", []) if units.parse_volume(v).kind == "volume"}
     unknown_vols = sorted(set(spec.volumeSpecs) - named)
     if unknown_vols:
-        out.append(f"volumeSpecs names volume(s) {', '.join(unknown_vols)} that no entry of `volumes` mounts")
+        return [f"volumeSpecs names volume(s) {', '.join(unknown_vols)} that no entry of `volumes` mounts"]
+    return []
+
+
+_MODE_REASONS = {"host": "it uses the host's network stack", "none": "it has no network",
+                 "bridge": "it joins the engine's default bridge network (no user-defined networks, no aliases)"}
+
+
+def _check_network_mode(spec: Any, networks: list[str]) -> list[str]:
     mode = spec.networkMode
     if mode is None:
-        return out
+        return []
     shared = mode.startswith(("service:", "container:"))
     conflicts = {
         "networks": bool(networks), "endpoints": bool(spec.endpoints), "aliases": bool(getattr(spec, "aliases", [])),
@@ -297,13 +326,18 @@ def network_problems(spec: Any) -> list[str]:
         "dns": bool(spec.dns or spec.dnsSearch or spec.dnsOpt) and shared,
         "extraHosts": bool(getattr(spec, "extraHosts", [])) and shared,
     }
-    why = {"host": "it uses the host's network stack", "none": "it has no network",
-           "bridge": "it joins the engine's default bridge network (no user-defined networks, no aliases)"}
-    reason = why[mode] if mode in why else f"it shares the network stack of {mode.split(':', 1)[1]}"
+    reason = _MODE_REASONS[mode] if mode in _MODE_REASONS else f"it shares the network stack of {mode.split(':', 1)[1]}"
     bad = [k for k, v in conflicts.items() if v]
     if bad:
-        out.append(f"networkMode {mode!r} cannot be combined with {', '.join(bad)}: {reason}")
-    return out
+        return [f"networkMode {mode!r} cannot be combined with {', '.join(bad)}: {reason}"]
+    return []
+
+
+# each check: (spec, its networks) -> messages, in the order they are reported
+_NETWORK_CHECKS: tuple[Callable[[Any, list[str]], list[str]], ...] = (
+    _check_container_name, _check_unknown_networks, _check_fixed_addresses, _check_mac_address,
+    _check_volume_specs, _check_network_mode,
+)
 
 
 def service_refs(spec: Mapping[str, Any] | Any) -> dict[str, str]:

@@ -198,6 +198,35 @@ def parse_port(value: object) -> PortMapping:
         text, protocol = text.rsplit("/", 1)
         if protocol not in ("tcp", "udp", "sctp"):
             raise ValueError(f"invalid port protocol {protocol!r}: expected tcp, udp or sctp")
+    host_ip, parts, had_ip = _port_host_ip(text, value, expected)
+    if len(parts) == 2 and not parts[0] and not had_ip:
+        raise ValueError(f"invalid port {value!r}: empty host port; {expected}")
+    if len(parts) > 2 or not all(parts[-1:]):
+        raise ValueError(f"invalid port {value!r}: {expected}")
+    host, cont = _port_numbers(parts, value, expected)
+    return PortMapping(host_ip, host[0], host[1], cont[0], cont[1], protocol)
+
+
+def _port_numbers(parts: list[str], value: object,
+                  expected: str) -> tuple[tuple[int | None, int | None], tuple[int, int]]:
+    """``[HOST:]CONTAINER`` (each a port or a range) -> (host range or (None, None), container range)."""
+    try:
+        cont = _port_range(parts[-1], "container port")
+        host: tuple[int | None, int | None] = (None, None)
+        if len(parts) == 2 and parts[0]:
+            host = _port_range(parts[0], "host port")
+    except ValueError as exc:
+        raise ValueError(f"invalid port {value!r}: {exc}; {expected}") from None
+    if host[0] is not None and host[1] is not None and (host[1] - host[0]) != (cont[1] - cont[0]) \
+            and cont[0] != cont[1]:
+        raise ValueError(f"invalid port {value!r}: host and container ranges differ in size "
+                         "(a host range may also be published to a single container port)")
+    return host, cont
+
+
+def _port_host_ip(text: str, value: object, expected: str) -> tuple[str, list[str], bool]:
+    """A port's host IP (``[::1]:...``, ``IP:HOST:CONTAINER``), the port parts after it and
+    whether an IP part was written (it may be empty)."""
     host_ip, had_ip = "", False
     if text.startswith("["):  # [::1]:8080:80
         end = text.find("]")
@@ -210,22 +239,7 @@ def parse_port(value: object) -> PortMapping:
         # IPv6 address without brackets ('::1:8080:80': the last two parts are the ports)
         ip_text, parts, had_ip = ":".join(parts[:-2]), parts[-2:], True
         host_ip = _host_ip(ip_text, value, expected) if ip_text else ""
-    if len(parts) == 2 and not parts[0] and not had_ip:
-        raise ValueError(f"invalid port {value!r}: empty host port; {expected}")
-    if len(parts) > 2 or not all(parts[-1:]):
-        raise ValueError(f"invalid port {value!r}: {expected}")
-    try:
-        cont = _port_range(parts[-1], "container port")
-        host: tuple[int | None, int | None] = (None, None)
-        if len(parts) == 2 and parts[0]:
-            host = _port_range(parts[0], "host port")
-    except ValueError as exc:
-        raise ValueError(f"invalid port {value!r}: {exc}; {expected}") from None
-    if host[0] is not None and host[1] is not None and (host[1] - host[0]) != (cont[1] - cont[0]) \
-            and cont[0] != cont[1]:
-        raise ValueError(f"invalid port {value!r}: host and container ranges differ in size "
-                         "(a host range may also be published to a single container port)")
-    return PortMapping(host_ip, host[0], host[1], cont[0], cont[1], protocol)
+    return host_ip, parts, had_ip
 
 
 @dataclass(frozen=True)
@@ -264,18 +278,7 @@ def parse_volume(value: object) -> VolumeMount:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"invalid volume {value!r}: {expected}")
     parts = value.strip().split(":")
-    read_only, options = False, set()
-    if len(parts) == 3:
-        for mode in parts.pop().split(","):
-            if mode in ("ro", "rw"):
-                read_only = mode == "ro"
-            elif mode in BIND_OPTIONS | VOLUME_OPTIONS | NOOP_OPTIONS:
-                options.add(mode)
-            else:
-                raise ValueError(f"invalid volume mode {mode!r} in {value!r}: expected ro, rw, z, Z, nocopy or a "
-                                 "propagation mode (rshared, rslave, rprivate, ...), comma-separated")
-        if {"z", "Z"} <= options:
-            raise ValueError(f"invalid volume {value!r}: 'z' (shared) and 'Z' (private) relabelling exclude each other")
+    read_only, options = _volume_modes(parts.pop(), value) if len(parts) == 3 else (False, set())
     if len(parts) == 1:
         target = parts[0]
         if not target.startswith("/"):
@@ -286,17 +289,37 @@ def parse_volume(value: object) -> VolumeMount:
     source, target = parts
     if not target.startswith("/"):
         raise ValueError(f"invalid volume {value!r}: container path {target!r} must be absolute")
-    if source.startswith(("/", "./", "../", "~")) or source in (".", ".."):
-        kind = "bind"
-    elif _VOLUME_NAME.fullmatch(source):
-        kind = "volume"
-    else:
-        raise ValueError(
-            f"invalid volume {value!r}: {source!r} is neither a volume name nor a host path "
-            "(host paths start with '/', './' or '../')"
-        )
+    kind = _volume_kind(source, value)
     wrong = options & (VOLUME_OPTIONS if kind == "bind" else BIND_OPTIONS - {"z", "Z"})
     if wrong:
         what = "a bind mount" if kind == "bind" else "a named volume"
         raise ValueError(f"invalid volume {value!r}: {', '.join(sorted(wrong))} does not apply to {what}")
     return VolumeMount(source, target, read_only, kind, tuple(sorted(options)))
+
+
+def _volume_modes(text: str, value: str) -> tuple[bool, set[str]]:
+    """A volume's ``MODE`` part (``ro,Z``) -> (read only, the other options)."""
+    read_only, options = False, set()
+    for mode in text.split(","):
+        if mode in ("ro", "rw"):
+            read_only = mode == "ro"
+        elif mode in BIND_OPTIONS | VOLUME_OPTIONS | NOOP_OPTIONS:
+            options.add(mode)
+        else:
+            raise ValueError(f"invalid volume mode {mode!r} in {value!r}: expected ro, rw, z, Z, nocopy or a "
+                             "propagation mode (rshared, rslave, rprivate, ...), comma-separated")
+    if {"z", "Z"} <= options:
+        raise ValueError(f"invalid volume {value!r}: 'z' (shared) and 'Z' (private) relabelling exclude each other")
+    return read_only, options
+
+
+def _volume_kind(source: str, value: str) -> str:
+    """``bind`` for a host path, ``volume`` for a volume name; anything else is an error."""
+    if source.startswith(("/", "./", "../", "~")) or source in (".", ".."):
+        return "bind"
+    if _VOLUME_NAME.fullmatch(source):
+        return "volume"
+    raise ValueError(
+        f"invalid volume {value!r}: {source!r} is neither a volume name nor a host path "
+        "(host paths start with '/', './' or '../')"
+    )

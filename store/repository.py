@@ -135,60 +135,80 @@ class Store:
         changes: list[AppliedChange] = []
         with self.writing() as s, s.begin():
             names = {r.name for r in resources}
-            ordered = sorted(names)
-            existing: dict[str, ResourceRow] = {}
-            for i in range(0, len(ordered), 500):  # one SELECT per 500 names, not one per resource
-                existing.update((row.name, row) for row in s.scalars(
-                    select(ResourceRow).where(ResourceRow.name.in_(ordered[i : i + 500]))))
-            for res in resources:
-                row = existing.get(res.name)
-                spec_json = _dumps(res.spec)
-                if row is None:
-                    gen = 1
-                    last = s.scalar(select(func.max(RevisionRow.generation)).where(RevisionRow.name == res.name))
-                    if last:  # re-created after a delete: generations keep increasing
-                        gen = last + 1
-                    row = ResourceRow(
-                        name=res.name, kind=res.kind, api_version=res.api_version, spec=spec_json,
-                        metadata_json=_dumps(res.metadata), spec_hash=res.spec_hash, generation=gen,
-                        source=source, suspended=False, created_at=now, updated_at=now,
-                    )
-                    s.add(row)
-                    existing[res.name] = row  # the same name twice in one batch: the second updates it
-                    changes.append(AppliedChange(res.name, res.kind, "created", gen, None, res.spec))
-                elif row.spec_hash != res.spec_hash or row.kind != res.kind:
-                    old = json.loads(row.spec)
-                    row.generation += 1
-                    row.kind, row.api_version, row.spec = res.kind, res.api_version, spec_json
-                    row.spec_hash, row.updated_at, row.source = res.spec_hash, now, source
-                    row.metadata_json = _dumps(res.metadata)
-                    changes.append(AppliedChange(res.name, res.kind, "updated", row.generation, old, res.spec))
-                else:
-                    row.metadata_json = _dumps(res.metadata)
-                    row.source = source
-                    changes.append(AppliedChange(res.name, res.kind, "unchanged", row.generation))
-                    continue
-                s.add(RevisionRow(name=res.name, generation=row.generation, kind=res.kind,
-                                  spec=spec_json, spec_hash=res.spec_hash, applied_at=now))
+            existing = self._rows_named(s, names)
+            changes.extend(self._apply_one(s, res, existing, source, now) for res in resources)
             if prune:
-                stale = s.scalars(select(ResourceRow).where(ResourceRow.source == source)).all()
-                for row in stale:
-                    if row.name not in names:
-                        changes.append(AppliedChange(row.name, row.kind, "pruned", row.generation, json.loads(row.spec), None))
-                        s.delete(row)
-            for ch in changes:
-                if ch.change == "unchanged":
-                    continue
-                etype = "Deleted" if ch.change == "pruned" else "Applied"
-                reason = {"created": "new resource", "updated": "spec changed",
-                          "pruned": "pruned: no longer in the applied files"}[ch.change]
-                s.add(EventRow(ts=now, service=ch.name, container_id="", type=etype, reason=reason,
-                               message=f"{ch.kind} generation {ch.generation}", generation=ch.generation, actor=actor))
+                changes.extend(self._prune(s, source, names))
+            self._applied_events(s, changes, actor, now)
             if any(ch.change != "unchanged" for ch in changes):
                 self._bump(s)
             if dry_run:
                 s.rollback()
         return changes
+
+    @staticmethod
+    def _rows_named(s: Session, names: set[str]) -> dict[str, ResourceRow]:
+        ordered = sorted(names)
+        existing: dict[str, ResourceRow] = {}
+        for i in range(0, len(ordered), 500):  # one SELECT per 500 names, not one per resource
+            existing.update((row.name, row) for row in s.scalars(
+                select(ResourceRow).where(ResourceRow.name.in_(ordered[i : i + 500]))))
+        return existing
+
+    @staticmethod
+    def _apply_one(s: Session, res: ResourceInput, existing: dict[str, ResourceRow], source: str,
+                   now: float) -> AppliedChange:
+        """One resource: created (its generation continues a deleted one's), updated (a new
+        generation and revision) or unchanged (metadata and source refreshed)."""
+        row = existing.get(res.name)
+        spec_json = _dumps(res.spec)
+        if row is None:
+            gen = 1
+            last = s.scalar(select(func.max(RevisionRow.generation)).where(RevisionRow.name == res.name))
+            if last:  # re-created after a delete: generations keep increasing
+                gen = last + 1
+            row = ResourceRow(
+                name=res.name, kind=res.kind, api_version=res.api_version, spec=spec_json,
+                metadata_json=_dumps(res.metadata), spec_hash=res.spec_hash, generation=gen,
+                source=source, suspended=False, created_at=now, updated_at=now,
+            )
+            s.add(row)
+            existing[res.name] = row  # the same name twice in one batch: the second updates it
+            change = AppliedChange(res.name, res.kind, "created", gen, None, res.spec)
+        elif row.spec_hash != res.spec_hash or row.kind != res.kind:
+            old = json.loads(row.spec)
+            row.generation += 1
+            row.kind, row.api_version, row.spec = res.kind, res.api_version, spec_json
+            row.spec_hash, row.updated_at, row.source = res.spec_hash, now, source
+            row.metadata_json = _dumps(res.metadata)
+            change = AppliedChange(res.name, res.kind, "updated", row.generation, old, res.spec)
+        else:
+            row.metadata_json = _dumps(res.metadata)
+            row.source = source
+            return AppliedChange(res.name, res.kind, "unchanged", row.generation)
+        s.add(RevisionRow(name=res.name, generation=row.generation, kind=res.kind,
+                          spec=spec_json, spec_hash=res.spec_hash, applied_at=now))
+        return change
+
+    @staticmethod
+    def _prune(s: Session, source: str, names: set[str]) -> list[AppliedChange]:
+        out = []
+        for row in s.scalars(select(ResourceRow).where(ResourceRow.source == source)).all():
+            if row.name not in names:
+                out.append(AppliedChange(row.name, row.kind, "pruned", row.generation, json.loads(row.spec), None))
+                s.delete(row)
+        return out
+
+    @staticmethod
+    def _applied_events(s: Session, changes: list[AppliedChange], actor: str, now: float) -> None:
+        for ch in changes:
+            if ch.change == "unchanged":
+                continue
+            etype = "Deleted" if ch.change == "pruned" else "Applied"
+            reason = {"created": "new resource", "updated": "spec changed",
+                      "pruned": "pruned: no longer in the applied files"}[ch.change]
+            s.add(EventRow(ts=now, service=ch.name, container_id="", type=etype, reason=reason,
+                           message=f"{ch.kind} generation {ch.generation}", generation=ch.generation, actor=actor))
 
     def desired(self) -> dict[str, Desired]:
         with self.reading() as s:

@@ -1,5 +1,5 @@
 """Fuzzing the input boundary with Hypothesis: the native loader
-(``crd_like.loader.load_resources``), the format-sniffing loader with compose support
+(``crd_like.formats.load_any`` with ``fmt="native"``), the format-sniffing loader with compose support
 (``crd_like.formats.load_any``) and the CLI's argument handling (``controller.cli.cli``,
 in-process with click's ``CliRunner`` on a temporary store).
 
@@ -34,7 +34,6 @@ from hypothesis import strategies as st
 from controller.render import prepare, render
 from crd_like import API_VERSION, InvalidSpec, Issue
 from crd_like.formats import LoadOptions, load_any
-from crd_like.loader import load_resources
 from crd_like.models import Job, Service
 
 # A longer hunt: RECONCILE_FUZZ_EXAMPLES=5000 python -m pytest tests/unit/test_fuzz.py
@@ -60,9 +59,13 @@ def _outcome(fn: Callable[[], Any]) -> BaseException | None:
 
 
 def _renders(text: str) -> None:
-    for res in load_resources([(text.encode(), "f.yaml", "/srv")]):
+    for res in load_native([(text.encode(), "f.yaml", "/srv")]):
         render(prepare(res.metadata.name, res.kind, 1, res.spec.model_dump(mode="json", exclude_defaults=True)),
                "inst", 1)
+
+
+def load_native(sources: list[tuple[bytes, str, str]]) -> list[Any]:
+    return load_any(sources, LoadOptions(fmt="native"))
 
 
 # Each known bug: a minimal reproduction, and how to recognise it in a fuzz example.
@@ -80,10 +83,10 @@ def _from_yaml_constructor(exc: BaseException) -> bool:
 
 
 KNOWN: dict[str, tuple[Callable[[], Any], Callable[[BaseException], bool]]] = {
-    "deep nesting": (lambda: load_resources([(DEEP_NESTING.encode(), "f.yaml", "/srv")]),
+    "deep nesting": (lambda: load_native([(DEEP_NESTING.encode(), "f.yaml", "/srv")]),
                      lambda exc: isinstance(exc, RecursionError)),
     "yaml constructor errors": (
-        lambda: load_resources([(BAD_TIMESTAMP.encode(), "f.yaml", "/srv")]), _from_yaml_constructor),
+        lambda: load_native([(BAD_TIMESTAMP.encode(), "f.yaml", "/srv")]), _from_yaml_constructor),
     "non-finite numbers": (lambda: _renders(NON_FINITE_CPUS),
                            lambda exc: isinstance(exc, (OverflowError, ValueError))
                            and "float" in str(exc) and ("infinity" in str(exc) or "NaN" in str(exc))),
@@ -129,7 +132,7 @@ def expect_clean(load: Callable[[], list[Any]], files: set[str]) -> None:
 
 
 def native(raw: bytes, file: str = "stack.yaml") -> None:
-    expect_clean(lambda: load_resources([(raw, file, "/srv/app")]), {file})
+    expect_clean(lambda: load_native([(raw, file, "/srv/app")]), {file})
 
 
 def reader(path: str) -> bytes:
@@ -593,7 +596,7 @@ def _cli_bugs_still_reproduce(store_db: str) -> None:
 def test_deep_nesting_is_invalid_input(loader: str) -> None:
     raw = DEEP_NESTING.encode()
     with pytest.raises(InvalidSpec) as info:
-        (load_resources if loader == "native" else load_any)([(raw, "deep.yaml", "/srv")])
+        load_any([(raw, "deep.yaml", "/srv")], LoadOptions(fmt="native" if loader == "native" else "auto"))
     assert info.value.issues[0].line == 7
 
 
@@ -606,7 +609,7 @@ def test_deep_nesting_is_invalid_input(loader: str) -> None:
 ])
 def test_malformed_scalars_are_invalid_input(case: str, text: str, line: int) -> None:
     with pytest.raises(InvalidSpec) as info:
-        load_resources([(text.encode(), "scalars.yaml", "/srv")])
+        load_native([(text.encode(), "scalars.yaml", "/srv")])
     assert info.value.issues[0].line == line, case
 
 
@@ -618,7 +621,7 @@ def test_malformed_scalars_are_invalid_input(case: str, text: str, line: int) ->
 ])
 def test_non_finite_numbers_are_invalid_input(field: str, text: str) -> None:
     with pytest.raises(InvalidSpec):
-        load_resources([(text.encode(), "inf.yaml", "/srv")])
+        load_native([(text.encode(), "inf.yaml", "/srv")])
 
 
 @pytest.mark.parametrize("args", [["history", "--since", "soon"], ["history", "--since", "-5s"],
@@ -657,5 +660,5 @@ def test_invalid_values_are_printed_as_written(store_db: str, tmp_path: Path) ->
 @pytest.mark.parametrize("field", ["stopSignal: TERM", "extraHosts: [nohost]", "tmpfs: [run]"])
 def test_pattern_errors_do_not_call_every_value_a_name(field: str) -> None:
     with pytest.raises(InvalidSpec) as info:
-        load_resources([(f"{HEAD}  {field}\n".encode(), "f.yaml", "/srv")])
+        load_native([(f"{HEAD}  {field}\n".encode(), "f.yaml", "/srv")])
     assert "is not a valid name" not in info.value.issues[0].message, info.value.issues[0]

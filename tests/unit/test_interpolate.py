@@ -233,3 +233,38 @@ def test_interpolated_values_are_converted_by_the_models() -> None:
             "    deploy:\n      replicas: ${N:-3}\n    stop_grace_period: ${GRACE:-1m30s}\n")
     [a], _ = load(text, {})
     assert (a.spec.init, a.spec.replicas, a.spec.stopGracePeriod) == (True, 3, 90.0)
+
+
+# ------------------------------------------------------------------ dotenv: one parser, compose's rules
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"A=foo # note\n", {"A": "foo"}),  # an inline comment starts at whitespace + '#'
+    (b"A=foo#bar\n", {"A": "foo#bar"}),  # ... not at a bare '#'
+    (b"A=  spaced  \n", {"A": "spaced"}),  # unquoted values are trimmed
+    (b"A='x # y' # c\n", {"A": "x # y"}),  # single quotes: literal, a comment may follow
+    (b"A='${X}'\n", {"A": "${X}"}),  # ... and never interpolated
+    (b'A="a\\tb\\$X"\n', {"A": "a\tb$X"}),  # double quotes: escapes; '\$' is a literal dollar
+    (b'A="${X}-y"\n', {"A": "from-env-y"}),  # ... and interpolated
+    (b"A=1\nB=${A}-x\n", {"A": "1", "B": "1-x"}),  # earlier keys of the file
+    (b"X=file\nB=$X\n", {"X": "file", "B": "from-env"}),  # the given environment wins over the file
+    (b"B=${UNSET:-d}\n", {"B": "d"}),
+    (b'A="line1\nline2"\nB=2\n', {"A": "line1\nline2", "B": "2"}),  # quoted values span lines
+    (b"export A=1\n# comment\n\n", {"A": "1"}),
+    (b"X\nY\n", {"X": "from-env"}),  # a bare KEY: from the environment, skipped when unset
+    (b"\xef\xbb\xbfA=1\r\n", {"A": "1"}),  # BOM and CRLF
+])
+def test_dotenv_values(text: bytes, expected: dict[str, str]) -> None:
+    assert parse_env_file(text, ".env", {"X": "from-env"}) == expected
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    (b'A="x" trailing\n', [(1, "A", "unexpected text after the quoted value of A")]),
+    (b'A="open\nB=2\nC=3\n', [(1, "A", 'unterminated " quote in the value of A')]),  # the rest is the value
+    (b"OK=1\nnot a line\n", [(2, "", "invalid line")]),
+    (b"A=${\n", [(1, "A", "unterminated '${'")]),
+    (b"A=1\n\xff=2\n", [(2, "", "not valid UTF-8")]),
+])
+def test_dotenv_errors_name_the_line(text: bytes, where: list[tuple[int, str, str]]) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_env_file(text, ".env", {})
+    assert [(i.file, i.line, i.field) for i in info.value.issues] == [(".env", line, f) for line, f, _m in where]
+    assert all(m in i.message for i, (_l, _f, m) in zip(info.value.issues, where, strict=True))

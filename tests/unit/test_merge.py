@@ -276,10 +276,3 @@ def test_a_native_file_can_patch_a_service_converted_from_compose() -> None:
         load(BASE, bad)
     [issue] = info.value.issues
     assert (issue.file, issue.line, issue.field) == ("prod.yml", 5, "spec.replicas")
-
-
-def test_single_native_files_load_exactly_like_load_resources() -> None:
-    from crd_like import load_resources
-
-    sources = [(NATIVE.encode(), "base.yaml", "/srv/base")]
-    assert load_any(sources) == load_resources(sources)

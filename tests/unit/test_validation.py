@@ -1,5 +1,5 @@
-"""crd_like.loader.load_resources: YAML bytes -> validated resources, or InvalidSpec
-issues naming the file, the 1-based line and the dotted field path."""
+"""Native files through the one input path (``crd_like.formats.load_any``, ``fmt="native"``):
+YAML bytes -> validated resources, or InvalidSpec issues naming the file, the 1-based line and the dotted field path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crd_like import API_VERSION, InvalidSpec, Issue, Service, load_resources
+from crd_like import API_VERSION, InvalidSpec, Issue, Service
+from crd_like.formats import LoadOptions, load_any
+
+NATIVE = LoadOptions(fmt="native")
 
 # Six lines; a case's own lines start at line 7.
 BASE = """\
@@ -53,12 +56,12 @@ spec:
 
 def load(text: str | bytes, file: str = "stack.yaml", base_dir: str = "/srv/app") -> list[Service]:
     raw = text.encode() if isinstance(text, str) else text
-    return load_resources([(raw, file, base_dir)])
+    return load_any([(raw, file, base_dir)], NATIVE)
 
 
 def issues_of(sources: list[tuple[bytes, str, str]]) -> list[Issue]:
     with pytest.raises(InvalidSpec) as info:
-        load_resources(sources)
+        load_any(sources, NATIVE)
     return info.value.issues
 
 
@@ -79,7 +82,7 @@ def test_valid_multi_document_file_loads() -> None:
 
 def test_several_files_load_in_order() -> None:
     other = BASE.replace("name: web", "name: other")
-    out = load_resources([(VALID_STACK.encode(), "a.yaml", "/a"), (other.encode(), "b.yaml", "/b")])
+    out = load_any([(VALID_STACK.encode(), "a.yaml", "/a"), (other.encode(), "b.yaml", "/b")], NATIVE)
     assert [r.name for r in out] == ["web", "worker", "other"]
 
 
@@ -164,8 +167,14 @@ def test_duplicate_name_in_two_documents_of_one_file() -> None:
     assert "first defined at stack.yaml:4" in issues[0].message
 
 
-def test_duplicate_name_across_two_files() -> None:
+def test_the_same_service_in_two_files_merges_later_wins() -> None:
     second = "# the same service again\n" + BASE.replace("demo/web:1", "demo/web:2")
+    [web] = load_any([(BASE.encode(), "a.yaml", "/srv"), (second.encode(), "b.yaml", "/srv")], NATIVE)
+    assert (web.name, web.spec.image) == ("web", "demo/web:2")
+
+
+def test_the_same_name_for_two_kinds_across_two_files() -> None:
+    second = "# the same name, another kind\n" + BASE.replace("kind: Service", "kind: Job")
     issues = issues_of([(BASE.encode(), "a.yaml", "/srv"), (second.encode(), "b.yaml", "/srv")])
     assert [(i.file, i.line, i.field) for i in issues] == [("b.yaml", 5, "metadata.name")]
     assert "first defined at a.yaml:4" in issues[0].message
@@ -188,11 +197,10 @@ def test_billion_laughs_alias_bomb_is_refused() -> None:
 
 
 def test_every_document_and_file_is_checked_before_failing() -> None:
-    bad_a = BASE + "  ports: [\"99999:80\"]\n"
+    bad_a = BASE.replace("name: web", "name: api") + "  ports: [\"99999:80\"]\n"
     bad_b = BASE.replace("name: web", "name: other") + "  init: maybe\n"
     issues = issues_of([(VALID_STACK.encode(), "ok.yaml", "/srv"), (bad_a.encode(), "a.yaml", "/srv"),
                         (bad_b.encode(), "b.yaml", "/srv")])
-    # a.yaml's "web" is invalid, so it is not also reported as a duplicate of ok.yaml's
     assert [(i.file, i.line, i.field) for i in issues] == [("a.yaml", 7, "spec.ports[0]"), ("b.yaml", 7, "spec.init")]
 
 
