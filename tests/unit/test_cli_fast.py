@@ -166,14 +166,15 @@ def test_store_info(tmp_path: Path) -> None:
 
 
 def _serve_once(sock_path: str, response: bytes, connections: int = 1) -> Any:
-    """A fake engine on a unix socket: answers ``connections`` requests (at most 10 s)."""
+    """A fake engine on a unix socket: answers ``connections`` requests (waits at most 60 s
+    for each: a CLI subprocess on a busy host can take more than 10 s to connect)."""
     import socket
     import threading
 
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock_path)
     srv.listen(4)
-    srv.settimeout(10)
+    srv.settimeout(60)
 
     def run() -> None:
         try:
@@ -251,12 +252,12 @@ def test_fast_version_against_a_fake_engine_is_the_verb_s(tmp_path: Path, monkey
     for argv in (["version"], ["--version"], ["version", "-o", "json"]):
         t = _serve_once(sock, body)
         fast = cli_fast.answer(argv)
-        t.join(5)
+        t.join(60)
         os.unlink(sock)
         assert fast is not None
         t = _serve_once(sock, body, connections=2)  # the SDK asks twice (negotiation, then the call)
         full = _full(argv, **env)
-        t.join(10)
+        t.join(60)
         os.unlink(sock)
         assert full.returncode == 0, full.stderr
         assert fast == (full.stdout, 0)
