@@ -58,6 +58,7 @@ class Result:
     rollback: Rollback | None = None  # for the reconciler to write into the store
     built: bool = False  # an image was built: the image cache is stale
     error_reason: str = ""  # the first failure's reason code (planner.R_*), for the status
+    failures: list[ReconcileError] = field(default_factory=list)  # typed: they decide the retry
 
 
 def error_reason(exc: ReconcileError) -> str:
@@ -98,6 +99,7 @@ class Executor:
                 msg = f"{describe(action)} failed: {exc}"
                 logger.warning(msg)
                 out.errors.append(msg)
+                out.failures.append(exc)
                 out.error_reason = out.error_reason or error_reason(exc)
                 gen = svc.generation if svc else 0
                 if isinstance(exc, EngineTimeout):
