@@ -390,5 +390,5 @@ class Controller:
 
 
 def _not_converged(result: PassResult) -> int:
-    """Services not converged in a full pass (those in flight are not, by definition)."""
-    return sum(1 for sp in result.plan.services.values() if not sp.converged) + len(result.skipped_busy)
+    """Services not converged in a full pass (those in flight or backing off are not)."""
+    return sum(1 for sp in result.plan.services.values() if not sp.converged) + len(result.skipped)

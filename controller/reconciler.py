@@ -47,7 +47,7 @@ class PassResult:
     plan: planner.Plan
     done: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    skipped_busy: set[str] = field(default_factory=set)  # asked for, but in flight: looked at once done
+    skipped: set[str] = field(default_factory=set)  # asked for, but in flight or backing off: looked at later
 
     @property
     def actions(self) -> list[Action]:
@@ -148,7 +148,7 @@ class Reconciler:
     def reconcile(self, only: set[str] | None = None, *, wait: bool = True,
                   desired: dict[str, DesiredService] | None = None, dry_run: bool = False) -> PassResult:
         """One pass over ``only`` (None: every desired service and every orphan). Names in
-        flight are left out (``skipped_busy``). ``wait``: return once the work is done."""
+        flight or backing off are left out (``skipped``). ``wait``: return once the work is done."""
         now = self.clock()
         if dry_run:
             return self._dry_run(only, self.desired() if desired is None else desired, now)
@@ -209,7 +209,7 @@ class Reconciler:
         revisions = self._revisions(desired, observed, statuses)
         plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
                             now=now, only=owned, image_builds=self.image_builds())
-        result = PassResult(plan, skipped_busy=(wanted & desired.keys()) - owned)
+        result = PassResult(plan, skipped=(wanted & desired.keys()) - owned)
         by_service: dict[str, list[Observed]] = {}
         for c in observed:
             by_service.setdefault(c.service, []).append(c)

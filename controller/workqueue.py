@@ -7,10 +7,10 @@
   ``add_all`` asks for a full resync (the reconciler expands it to every name).
 - Failures go through a per-key exponential limiter (``FailureLimiter``: bounds
   configurable): ``add_rate_limited`` requeues after the key's next delay, ``back_off``
-  only starts that delay (a terminal error: not requeued). While a key backs off, a plain
-  ``add`` (an event, a resync) waits for the end of the delay instead of going straight in,
-  so a failing service cannot be driven into a hot loop by its own events. ``forget``
-  (after a success) resets it.
+  only starts that delay (a terminal error: not requeued). While a key backs off nothing
+  brings it forward: an ``add`` (an event), a due ``add_after`` or a ``claim`` (a resync)
+  waits for the end of the delay, so a failing service cannot be driven into a hot loop
+  by its own events or the resyncs. ``forget`` (after a success) resets it.
 - ``Result`` is what reconciling one name answers; ``finish`` applies it to the queue:
   success forgets the key (and requeues it if asked), a transient error requeues it after
   its ``retry_after`` (at least the limiter's delay), a terminal one is not requeued.
@@ -91,11 +91,7 @@ class WorkQueue:
     # -- adding ------------------------------------------------------------------
     def add(self, key: str) -> None:
         with self._cond:
-            held = self._held.get(key, 0.0)
-            if held > self.clock():
-                self._wait_until(key, held)
-            else:
-                self._ready(key)
+            self._offer(key, self.clock())
             self._cond.notify_all()
 
     def add_all(self) -> None:
@@ -137,8 +133,12 @@ class WorkQueue:
         if key not in self._waiting or when < self._waiting[key]:
             self._waiting[key] = when
 
-    def _ready(self, key: str) -> None:
-        if key in self._processing:
+    def _offer(self, key: str, now: float) -> None:
+        """Queue ``key`` now: later if it backs off, dirty if it is being processed."""
+        held = self._held.get(key, 0.0)
+        if held > now:
+            self._wait_until(key, held)
+        elif key in self._processing:
             self._dirty.add(key)
         else:
             self._queue[key] = None
@@ -148,7 +148,7 @@ class WorkQueue:
         due = sorted((when, key) for key, when in self._waiting.items() if when <= now)
         for _when, key in due:
             del self._waiting[key]
-            self._ready(key)
+            self._offer(key, now)
         return min(self._waiting.values(), default=None)
 
     # -- handing out -------------------------------------------------------------
@@ -183,13 +183,14 @@ class WorkQueue:
         return Batch(keys, full)
 
     def claim(self, keys: Iterable[str]) -> frozenset[str]:
-        """Take these keys for processing now, whether queued or not; those already being
-        processed are marked dirty instead (so they are looked at again) and left out."""
+        """Take these keys for processing now, whether queued or not. Those being processed
+        or backing off are left out and looked at again when that ends (dirty / waiting)."""
         with self._cond:
+            now = self.clock()
             out = set()
             for key in keys:
-                if key in self._processing:
-                    self._dirty.add(key)
+                if key in self._processing or self._held.get(key, 0.0) > now:
+                    self._offer(key, now)
                     continue
                 self._queue.pop(key, None)
                 self._processing.add(key)
@@ -202,11 +203,7 @@ class WorkQueue:
             self._processing.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                held = self._held.get(key, 0.0)
-                if held > self.clock():  # it failed meanwhile: not before its backoff ends
-                    self._wait_until(key, held)
-                else:
-                    self._queue[key] = None
+                self._offer(key, self.clock())  # not before its backoff ends, if it failed meanwhile
                 self._cond.notify_all()
 
     # -- looking -----------------------------------------------------------------

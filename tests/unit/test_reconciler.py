@@ -115,13 +115,31 @@ def test_one_engine_list_per_pass_and_every_missing_service_is_created(rig: Any)
     assert rec.queue.processing() == frozenset(), "every name released"
 
 
-def test_done_work_is_looked_at_again_at_once_and_forgets_failures(rig: Any) -> None:
+def test_done_work_is_looked_at_again_at_once_and_forgets_failures(rig: Any, clock: Clock) -> None:
     rec, _engine, ex = rig
-    rec.queue.back_off("web")
-    rec.queue.back_off("web")
-    rec.reconcile({"web"})  # an explicit pass is not held back by the backoff
+    ex.answer = ExecResult(errors=["deferred"])
+    rec.reconcile({"web"})
+    assert rec.queue.limiter.failures("web") == 1
+    ex.answer = ExecResult(done=["created"])
+    assert rec.reconcile({"web"}).skipped == {"web"}, "backing off: not acted on again yet"
+    assert len(ex.runs) == 1
+    clock.now += 1.01
+    assert _ready(rec) == {"web"}
+    rec.reconcile({"web"})
+    assert len(ex.runs) == 2
     assert rec.queue.limiter.failures("web") == 0
     assert _ready(rec) == {"web"}, "queued again: the next step (or the proof it worked)"
+
+
+def test_a_full_pass_leaves_a_backing_off_service_alone(rig: Any, clock: Clock) -> None:
+    """A resync is a full pass: it must not bring a failing service's retry forward."""
+    rec, _engine, ex = rig
+    ex.answer = ExecResult(errors=["taken"], failures=[NameConflict("taken")])
+    rec.reconcile({"web"})
+    ex.answer = ExecResult(done=["created"])
+    full = rec.reconcile()
+    assert full.skipped == {"web"} and set(full.plan.services) == {"api"}
+    assert [s for s, _ in ex.runs] == ["web", "api"]
 
 
 @pytest.mark.parametrize(("failures", "errors", "ready_after", "counted"), [
@@ -168,7 +186,7 @@ def test_a_service_in_flight_is_left_out_of_a_second_pass_and_looked_at_once_don
     rec.reconcile({"web"}, wait=False)
     assert ex.started.wait(10)
     second = rec.reconcile(wait=False)  # its snapshot is taken while web's work is in flight
-    assert second.skipped_busy == {"web"}
+    assert second.skipped == {"web"}
     assert "web" not in second.plan.services, "not planned on a snapshot taken while it was acted on"
     assert engine.lists == 2
     assert [s for s, _ in ex.runs].count("web") == 1, "never two workers on one service"

@@ -139,8 +139,8 @@ def test_forget_resets_the_failures(q: WorkQueue, clock: Clock) -> None:
 
 def test_add_rate_limited_requeues_after_the_delay(q: WorkQueue, clock: Clock) -> None:
     q.add_rate_limited("a")
-    q.add_rate_limited("a")  # 2 s now; the earlier 1 s wake-up stays the earliest
-    clock.now += 0.99
+    q.add_rate_limited("a")  # a second failure: 2 s; its backoff outlasts the earlier 1 s wake-up
+    clock.now += 1.99
     assert q.get_nowait() is None
     clock.now += 0.02
     assert keys(q) == {"a"}
@@ -159,6 +159,16 @@ def test_a_backing_off_key_is_not_brought_forward_by_plain_adds(q: WorkQueue, cl
     q.forget("a")
     q.add("a")
     assert keys(q) == {"a"}, "after a success it goes straight in again"
+
+
+def test_nothing_brings_a_backing_off_key_forward(q: WorkQueue, clock: Clock) -> None:
+    q.back_off("a")  # held for 1 s
+    q.add_after("a", 0.2)  # a recheck after a death event
+    assert q.claim(["a", "b"]) == {"b"}, "a resync's claim leaves it out"
+    clock.now += 0.5
+    assert q.get_nowait() is None
+    clock.now += 0.51
+    assert keys(q) == {"a"}, "looked at once its backoff ended"
 
 
 def test_dirty_key_that_failed_meanwhile_waits_for_its_backoff(q: WorkQueue, clock: Clock) -> None:
