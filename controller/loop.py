@@ -39,7 +39,7 @@ from controller.metrics import Metrics, serve
 from controller.lease import Lease, holder_id
 from controller.reconciler import PassResult, Reconciler, ReconcilerConfig
 from controller.storm import RestartLimiter
-from controller.workqueue import Batch, WorkQueue
+from controller.workqueue import Batch, FailureLimiter, LimiterBounds, WorkQueue
 from store import Event, Store
 
 WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
@@ -56,6 +56,7 @@ class LoopOptions:
     history_max_rows: int | None = 2_000_000
     store_poll: float = 0.5
     watch_files: bool = True  # OS file notifications for referenced files (else: the periodic check only)
+    failure_backoff: LimiterBounds = LimiterBounds()  # a failing service's retries: 1 s, 2 s, 4 s ... 300 s
 
 
 # seconds after a death event at which its service is looked at again (see _watch_events)
@@ -74,7 +75,7 @@ class Controller:
         self.clock = clock
         self.holder = holder_id("controller")
         self.lease = Lease(self.store, self.holder, self.opts.lease_ttl, self.clock)
-        self.queue = WorkQueue(clock)
+        self.queue = WorkQueue(clock, FailureLimiter(opts.failure_backoff))
         self.metrics = Metrics()
         self.limiter = RestartLimiter(opts.restarts_per_minute)
         config = ReconcilerConfig(actor="controller", clock=clock, workers=opts.workers,

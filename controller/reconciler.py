@@ -87,7 +87,9 @@ class Reconciler:
         self.refs = RefCache()
         self.files_root = files.files_root(sqlite_path(store.url), self.instance)
         self.on_events = config.on_events
-        self._errors: dict[str, tuple[int, float, str]] = {}  # (unused, unused, last failure audited)
+        # the last failure audited per service ("msg\0ts", for _dedupe_failures; the first two
+        # fields, once the error backoff, are unused: that backoff is the queue's limiter now)
+        self._errors: dict[str, tuple[int, float, str]] = {}
         self._adoption_checked = False
         # Store faults (disk full, read-only): healing goes on; what could not be written is
         # kept here (bounded) and written, in order, once the store accepts writes again.

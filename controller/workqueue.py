@@ -3,8 +3,9 @@
 - A key (a service name) is never handed out twice at once: ``get``/``claim`` move it into
   the *processing* set until ``done``. Added while processing, it is marked *dirty* and
   queued again, once, when it is done; added while queued, it is merged.
-- ``add_after(key, delay)`` queues it later (the earliest of several delays wins);
-  ``add_all`` asks for a full resync (the reconciler expands it to every name).
+- ``add_after(key, delay)`` queues it later (each wake-up asked for happens; one that
+  finds the key queued already is merged); ``add_all`` asks for a full resync (the
+  reconciler expands it to every name).
 - Failures go through a per-key exponential limiter (``FailureLimiter``: bounds
   configurable): ``add_rate_limited`` requeues after the key's next delay, ``back_off``
   only starts that delay (a terminal error: not requeued). While a key backs off nothing
@@ -21,6 +22,7 @@ Thread-safe. Imports nothing of the controller but its error tree.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -84,7 +86,7 @@ class WorkQueue:
         self._queue: dict[str, None] = {}  # ready keys, in insertion order
         self._dirty: set[str] = set()  # added while processing: queued again when done
         self._processing: set[str] = set()
-        self._waiting: dict[str, float] = {}  # key -> when it becomes ready (the earliest asked)
+        self._waiting: list[tuple[float, str]] = []  # heap: (when, key), each wake-up asked for
         self._held: dict[str, float] = {}  # key -> end of its failure backoff
         self._all = False
 
@@ -130,8 +132,8 @@ class WorkQueue:
             return self._held.get(key, 0.0)
 
     def _wait_until(self, key: str, when: float) -> None:
-        if key not in self._waiting or when < self._waiting[key]:
-            self._waiting[key] = when
+        if (when, key) not in self._waiting:  # the same wake-up twice is one
+            heapq.heappush(self._waiting, (when, key))
 
     def _offer(self, key: str, now: float) -> None:
         """Queue ``key`` now: later if it backs off, dirty if it is being processed."""
@@ -145,11 +147,9 @@ class WorkQueue:
 
     def _promote(self, now: float) -> float | None:
         """Move the keys whose time has come into the queue (earliest first); the next deadline."""
-        due = sorted((when, key) for key, when in self._waiting.items() if when <= now)
-        for _when, key in due:
-            del self._waiting[key]
-            self._offer(key, now)
-        return min(self._waiting.values(), default=None)
+        while self._waiting and self._waiting[0][0] <= now:
+            self._offer(heapq.heappop(self._waiting)[1], now)
+        return self._waiting[0][0] if self._waiting else None
 
     # -- handing out -------------------------------------------------------------
     def get(self, timeout: float) -> Batch | None:
@@ -214,7 +214,7 @@ class WorkQueue:
     def __len__(self) -> int:
         """Keys ready or waiting (not those being processed)."""
         with self._cond:
-            return len(self._queue.keys() | self._waiting.keys())
+            return len(self._queue.keys() | {key for _when, key in self._waiting})
 
 
 def finish(queue: WorkQueue, key: str, result: Result) -> None:

@@ -89,15 +89,24 @@ def test_add_after_becomes_ready_in_time_order(q: WorkQueue, clock: Clock) -> No
     assert seen == [{"early"}, {"mid"}, {"late"}, set()]
 
 
-def test_add_after_keeps_the_earliest_of_several_delays(q: WorkQueue, clock: Clock) -> None:
-    q.add_after("a", 5.0)
-    q.add_after("a", 1.0)
-    q.add_after("a", 9.0)
+def test_each_add_after_wakes_the_key_and_queued_ones_merge(q: WorkQueue, clock: Clock) -> None:
+    """A death is looked at again several times (a safety net): every wake-up happens."""
+    for delay in (1.0, 5.0, 9.0, 1.0):
+        q.add_after("a", delay)
+    assert len(q) == 1
+    woke = []
+    for _ in range(10):
+        clock.now += 1.0
+        batch = q.get_nowait()
+        woke.append(batch is not None)
+        if batch:
+            q.done("a")
+    assert woke == [True, False, False, False, True, False, False, False, True, False]
+    q.add_after("b", 1.0)
+    q.add_after("b", 1.0)
+    q.add("b")
     clock.now += 1.0
-    assert keys(q) == {"a"}
-    q.done("a")
-    clock.now += 10.0
-    assert q.get_nowait() is None, "one key, one wake-up"
+    assert keys(q) == {"b"}, "merged: already queued"
 
 
 def test_add_after_zero_is_an_add(q: WorkQueue) -> None:
