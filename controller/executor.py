@@ -66,11 +66,11 @@ def _failure(action: Action, exc: ReconcileError, at: float) -> Outcome:
     cid = getattr(action, "container_id", "")
     if isinstance(exc, EngineTimeout):
         # a hung call: the engine is degraded; the service is retried with backoff
-        # (the reconciler's error backoff) while the others go on
+        # (the work queue's failure limiter) while the others go on
         return oc.EngineHung(action.service, describe(action), exc.call, exc.timeout, str(exc), error_reason(exc), at,
-                             cid or (exc.target if len(exc.target) == 64 else ""))
+                             cid or (exc.target if len(exc.target) == 64 else ""), exc)
     return oc.Failed(action.service, describe(action), type(action).__name__.lower(), str(exc), error_reason(exc),
-                     at, cid)
+                     at, cid, exc)
 
 
 Out = list[Outcome]  # what one run has done so far, in order
