@@ -19,7 +19,7 @@ from controller import labels as L
 from controller import outcomes as oc
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
-from controller.engine import Engine
+from controller.engine import BuildRequest, Engine
 from controller.health import HealthChecks
 from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
                                ReconcileError, StaleTask, TerminalError)
@@ -210,12 +210,10 @@ class Executor:
         b = svc.spec.build
         assert b is not None
         try:
-            ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
-                                         args=dict(b.args), target=b.target,
-                                         labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                 L.INSTANCE: self.instance},
-                                         options=render_host.build_options(b, svc.spec.platform),
-                                         dockerfile_inline=b.dockerfileInline)
+            ok, tail = self.engine.build_image(BuildRequest(
+                context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image, args=dict(b.args), target=b.target,
+                labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true", L.INSTANCE: self.instance},
+                options=render_host.build_options(b, svc.spec.platform), dockerfile_inline=b.dockerfileInline))
         except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
             if not (b.remote and unreachable(str(exc))):
                 raise

@@ -509,6 +509,9 @@ def _dangerous(args: list[str]) -> bool:
     """Could this reach the engine or write outside the test's store? (Conservative.)"""
     if any(a in ("run", "backup", "restore") for a in args):
         return True
+    # a stream that ends only on Ctrl-C (`history -f`, `get -w`, `logs -f`): a hang, not a finding
+    if any(a in ("-f", "--follow", "-w", "--watch") for a in args) and not any(v in args for v in ("apply", "diff", "convert")):
+        return True
     if STORED in args and any(v in args for v in ("delete", "restart", "rollback", "suspend", "resume")):
         return True
     if not any(v in args for v in ("apply", "diff")):
