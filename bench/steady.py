@@ -32,12 +32,12 @@ PASSES = 20
 
 def _passes(b: Bench, db: str) -> tuple[list[int], list[int], list[float], list[float], Counter[str]]:
     from controller.engine import Engine
-    from controller.reconciler import Reconciler
+    from controller.reconciler import Reconciler, ReconcilerConfig
     from store import Store
 
     store = Store.open(db, migrate=False)
     engine = Engine()
-    rec = Reconciler(store, engine, actor="bench")
+    rec = Reconciler(store, engine, ReconcilerConfig(actor="bench"))
     calls: list[int] = []
     lists: list[int] = []
     cpu: list[float] = []

@@ -94,6 +94,25 @@ def down(obj: Ctx, files: tuple[str, ...], volumes: bool, fmt: str, project: str
     _finish(obj, names, volumes)
 
 
+def _targets(obj: Ctx, names: tuple[str, ...], files: tuple[str, ...],
+             selector: list[outfmt.Requirement] | None, all_: bool) -> list[str]:
+    """The stored resources a ``delete`` names: NAMEs, then those of -f FILEs, of -l, or all;
+    each once, in that order."""
+    from controller import operations as ops
+
+    desired = obj.store.desired()
+    wanted: list[str] = list(dict.fromkeys(names))
+    if files:
+        paths, opts = load_input(files, "auto", None, (), False)
+        wanted += [r.metadata.name for r in ops.load_models(paths, opts) if r.metadata.name in desired]
+    if selector:
+        wanted += [n for n, rec in sorted(desired.items())
+                   if outfmt.selected(((rec.metadata or {}).get("labels") or {}), selector)]
+    if all_:
+        wanted += sorted(desired)
+    return list(dict.fromkeys(wanted))
+
+
 @click.command("delete")
 @click.argument("names", nargs=-1, shell_complete=complete_names)
 @click.option("-f", "--file", "files", multiple=True, help="Also the resources these files define (repeatable).")
@@ -106,21 +125,10 @@ def down(obj: Ctx, files: tuple[str, ...], volumes: bool, fmt: str, project: str
 def delete(obj: Ctx, names: tuple[str, ...], files: tuple[str, ...], selector: list[outfmt.Requirement] | None,
            all_: bool, yes: bool, volumes: bool) -> None:
     """Remove NAMEs' desired records and their containers (named volumes are kept unless --volumes)."""
-    from controller import operations as ops
 
     if not (names or files or selector or all_):
         raise click.UsageError("name resources, or give -f FILE, -l SELECTOR or --all")
-    desired = obj.store.desired()
-    wanted: list[str] = list(dict.fromkeys(names))
-    if files:
-        paths, opts = load_input(files, "auto", None, (), False)
-        wanted += [r.metadata.name for r in ops.load_models(paths, opts) if r.metadata.name in desired]
-    if selector:
-        wanted += [n for n, rec in sorted(desired.items())
-                   if outfmt.selected(((rec.metadata or {}).get("labels") or {}), selector)]
-    if all_:
-        wanted += sorted(desired)
-    wanted = list(dict.fromkeys(wanted))
+    wanted = _targets(obj, names, files, selector, all_)
     if not wanted:
         click.echo("nothing to delete: no resource matches", err=True)
         return

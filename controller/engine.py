@@ -446,15 +446,6 @@ class Engine:
         """(tag -> image id, tag -> build hash of images reconcile built), one call."""
         return image_maps(self._call("images.list", lambda api: api.images()))
 
-    def build(self, *, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
-              labels: dict[str, str], options: dict[str, Any] | None = None,
-              dockerfile_inline: str | None = None) -> tuple[bool, str]:
-        """``build_image`` with the request's fields as keywords (the executor's call; it is
-        to pass a ``BuildRequest`` to ``build_image`` instead, then this goes)."""
-        return self.build_image(BuildRequest(context=context, dockerfile=dockerfile, tag=tag, args=args, target=target,
-                                             labels=labels, options=dict(options or {}),
-                                             dockerfile_inline=dockerfile_inline))
-
     def build_image(self, req: BuildRequest) -> tuple[bool, str]:
         """Build an image offline (never pulls). (ok, output tail). ``req.options`` are extra
         ``APIClient.build`` arguments (``render_host.build_options``). An inline Dockerfile

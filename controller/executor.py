@@ -19,7 +19,7 @@ from controller import labels as L
 from controller import outcomes as oc
 from controller.actions import Action, Build, Create, Recreate, Remove, Rename, Restart, Rollback, Start, describe
 from controller import render_host
-from controller.engine import Engine
+from controller.engine import BuildRequest, Engine
 from controller.health import HealthChecks
 from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
                                ReconcileError, StaleTask, TerminalError)
@@ -66,11 +66,11 @@ def _failure(action: Action, exc: ReconcileError, at: float) -> Outcome:
     cid = getattr(action, "container_id", "")
     if isinstance(exc, EngineTimeout):
         # a hung call: the engine is degraded; the service is retried with backoff
-        # (the reconciler's error backoff) while the others go on
+        # (the work queue's failure limiter) while the others go on
         return oc.EngineHung(action.service, describe(action), exc.call, exc.timeout, str(exc), error_reason(exc), at,
-                             cid or (exc.target if len(exc.target) == 64 else ""))
+                             cid or (exc.target if len(exc.target) == 64 else ""), exc)
     return oc.Failed(action.service, describe(action), type(action).__name__.lower(), str(exc), error_reason(exc),
-                     at, cid)
+                     at, cid, exc)
 
 
 Out = list[Outcome]  # what one run has done so far, in order
@@ -210,12 +210,10 @@ class Executor:
         b = svc.spec.build
         assert b is not None
         try:
-            ok, tail = self.engine.build(context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image,
-                                         args=dict(b.args), target=b.target,
-                                         labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true",
-                                                 L.INSTANCE: self.instance},
-                                         options=render_host.build_options(b, svc.spec.platform),
-                                         dockerfile_inline=b.dockerfileInline)
+            ok, tail = self.engine.build_image(BuildRequest(
+                context=b.context, dockerfile=b.dockerfile, tag=svc.spec.image, args=dict(b.args), target=b.target,
+                labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true", L.INSTANCE: self.instance},
+                options=render_host.build_options(b, svc.spec.platform), dockerfile_inline=b.dockerfileInline))
         except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
             if not (b.remote and unreachable(str(exc))):
                 raise

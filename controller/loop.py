@@ -6,8 +6,10 @@
   poll of the store's desired-state counter (so applies are picked up within a
   second), image-id refresh and audit-history pruning.
 - The engine's event stream wakes an immediate reconcile of just the affected
-  service. Events only decide *when* a name is reconciled: the work queue merges
-  duplicate wake-ups, and ``Reconciler.reconcile`` re-reads everything itself.
+  service. Events only decide *when* a name is reconciled: the work queue
+  (``controller.workqueue``) merges duplicate wake-ups, never hands one name to two
+  passes at once and backs failing names off; ``Reconciler.reconcile_batch`` re-reads
+  everything itself.
 - Files the desired services reference (bind mounts, env files, secret files) are
   watched with the OS's file notifications (``controller.filewatch``): an edit enqueues
   exactly the services that reference it, within tens of milliseconds. The watches are
@@ -19,7 +21,6 @@
 
 from __future__ import annotations
 
-import heapq
 import signal
 import threading
 import time
@@ -30,14 +31,15 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
+from controller import labels as L
 from controller.engine import Engine
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
 from controller.lease import Lease, holder_id
-from controller.planner import dependents
-from controller.reconciler import Reconciler
+from controller.reconciler import PassResult, Reconciler, ReconcilerConfig
 from controller.storm import RestartLimiter
+from controller.workqueue import Batch, FailureLimiter, LimiterBounds, WorkQueue
 from store import Event, Store
 
 WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
@@ -54,51 +56,7 @@ class LoopOptions:
     history_max_rows: int | None = 2_000_000
     store_poll: float = 0.5
     watch_files: bool = True  # OS file notifications for referenced files (else: the periodic check only)
-
-
-class WorkQueue:
-    """Names to reconcile, merged; ``ALL`` means a full resync. Delayed items wait in a heap."""
-
-    def __init__(self, clock: Callable[[], float]):
-        self._cond = threading.Condition()
-        self._names: set[str] = set()
-        self._all = False
-        self._delayed: list[tuple[float, str]] = []
-        self.clock = clock
-
-    def add(self, name: str) -> None:
-        with self._cond:
-            self._names.add(name)
-            self._cond.notify()
-
-    def add_all(self) -> None:
-        with self._cond:
-            self._all = True
-            self._cond.notify()
-
-    def add_after(self, name: str, when: float) -> None:
-        with self._cond:
-            heapq.heappush(self._delayed, (when, name))
-            self._cond.notify()
-
-    def get(self, timeout: float) -> tuple[bool, set[str]] | None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                now = self.clock()
-                while self._delayed and self._delayed[0][0] <= now:
-                    self._names.add(heapq.heappop(self._delayed)[1])
-                if self._all or self._names:
-                    item = (self._all, self._names)
-                    self._all, self._names = False, set()
-                    return item
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                wait = remaining
-                if self._delayed:
-                    wait = min(wait, max(0.01, self._delayed[0][0] - now))
-                self._cond.wait(wait)
+    failure_backoff: LimiterBounds = LimiterBounds()  # a failing service's retries: 1 s, 2 s, 4 s ... 300 s
 
 
 # seconds after a death event at which its service is looked at again (see _watch_events)
@@ -117,13 +75,12 @@ class Controller:
         self.clock = clock
         self.holder = holder_id("controller")
         self.lease = Lease(self.store, self.holder, self.opts.lease_ttl, self.clock)
-        self.queue = WorkQueue(clock)
+        self.queue = WorkQueue(clock, FailureLimiter(opts.failure_backoff))
         self.metrics = Metrics()
         self.limiter = RestartLimiter(opts.restarts_per_minute)
-        self.reconciler = Reconciler(store, engine, actor="controller", clock=clock, workers=opts.workers,
-                                     admit_restart=self._admit_restart, on_service_done=self.queue.add,
-                                     on_events=self._count_events, on_service_retry=self.queue.add_after,
-                                     on_health_change=self.queue.add)
+        config = ReconcilerConfig(actor="controller", clock=clock, workers=opts.workers,
+                                  admit_restart=self._admit_restart, on_events=self._count_events)
+        self.reconciler = Reconciler(store, engine, config, self.queue)
         self.stopping = threading.Event()
         self.leader = threading.Event()
         self.engine_down_since: float | None = None
@@ -145,7 +102,7 @@ class Controller:
 
     def _count_events(self, events: list[Event]) -> None:
         # Counted from the audit rows the executor wrote, not from the plan: a planned action
-        # may be skipped (service busy, error backoff, restart limit) and must not count.
+        # may be skipped (service in flight or backing off, restart limit) and must not count.
         for e in events:
             if e.type in _ACTION_ROWS:
                 self.metrics.actions.labels(_ACTION_ROWS[e.type]).inc()
@@ -158,8 +115,7 @@ class Controller:
         now = self.clock()
         ok, storm = self.limiter.admit(now)
         if not ok:
-            when = self.limiter.next_free(now)
-            self.queue.add_after(name, when)
+            self.queue.add_after(name, self.limiter.next_free(now) - now)
             if storm:
                 msg = (f"more than {self.limiter.per_minute} restarts within a minute; "
                        "deferring further restarts to stay within the limit")
@@ -217,86 +173,89 @@ class Controller:
         while not self.stopping.is_set():
             if not self.leader.is_set():
                 self.stopping.wait(0.5)
-                continue
-            if self.engine_down_since is not None:
+            elif self.engine_down_since is not None:
                 self._wait_for_engine()
-                continue
-            try:
-                for ev in self.engine.events(self.reconciler.instance, since=since):
-                    if self.stopping.is_set():
-                        return
-                    action = str(ev.get("Action") or ev.get("status") or "")
-                    base = action.split(":")[0].strip()
-                    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
-                    name = attrs.get("io.reconcile.service")
-                    since = ev.get("time") or since
-                    if name and base in WATCHED_EVENTS:
-                        logger.debug(f"event {action} for {name}")
-                        self.queue.add(name)
-                        if base in ("die", "kill", "oom", "stop"):
-                            # the engine reports the death a moment before a list shows the
-                            # container exited (longer on a loaded host): look again shortly,
-                            # then twice more as a safety net (merged if already queued)
-                            now = self.clock()
-                            for after in RECHECKS_AFTER_DEATH:
-                                self.queue.add_after(name, now + after)
-                raise EngineUnavailable("event stream ended")
-            except ReconcileError as exc:
+            else:
+                since = self._follow_events(since)
+
+    def _follow_events(self, since: float | None) -> float | None:
+        """Follow the stream until it ends or fails; where to resume (None: from now)."""
+        try:
+            for ev in self.engine.events(self.reconciler.instance, since=since):
                 if self.stopping.is_set():
-                    return
-                try:
-                    self.engine.ping()
-                    self.stopping.wait(0.5)  # stream hiccup; engine still answers: resubscribe
-                except ReconcileError:
-                    self.engine_down(exc)
-                    since = None
+                    return since
+                since = ev.get("time") or since
+                self._on_event(ev)
+            raise EngineUnavailable("event stream ended")
+        except ReconcileError as exc:
+            if self.stopping.is_set():
+                return since
+            try:
+                self.engine.ping()
+                self.stopping.wait(0.5)  # stream hiccup; engine still answers: resubscribe
+            except ReconcileError:
+                self.engine_down(exc)
+                return None
+        return since
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        action = str(ev.get("Action") or ev.get("status") or "")
+        base = action.split(":")[0].strip()
+        name = ((ev.get("Actor") or {}).get("Attributes") or {}).get(L.SERVICE)
+        if not name or base not in WATCHED_EVENTS:
+            return
+        logger.debug(f"event {action} for {name}")
+        self.queue.add(name)
+        if base in ("die", "kill", "oom", "stop"):
+            # the engine reports the death a moment before a list shows the container
+            # exited (longer on a loaded host): look again shortly, then twice more as a
+            # safety net (merged if already queued)
+            for after in RECHECKS_AFTER_DEATH:
+                self.queue.add_after(name, after)
 
     def _dispatch(self) -> None:
         while not self.stopping.is_set():
-            item = self.queue.get(timeout=0.5)
-            if item is None or not self.leader.is_set() or self.engine_down_since is not None:
+            batch = self.queue.get(timeout=0.5)
+            if batch is None:
                 continue
-            full, names = item
-            started = time.perf_counter()
-            try:
-                if not full:  # a dependency's change may release (or cascade to) its dependents
-                    desired = self.reconciler.desired()
-                    for n in list(names):
-                        names |= dependents(desired, n)
-                result = self.reconciler.reconcile(None if full else names, wait=False)
-            except EngineUnavailable as exc:
-                self.engine_down(exc)
+            if not self.leader.is_set() or self.engine_down_since is not None:
+                for key in batch.keys:  # dropped: leadership or the engine's return resyncs all
+                    self.queue.done(key)
                 continue
-            except EngineTimeout as exc:
-                # the pass's own look (a list) hung: audited once per episode, retried soon
-                if not self._degraded:
-                    self._degraded = True
-                    logger.warning(f"engine degraded: {exc}; retrying in {exc.retry_after:g}s")
-                    self._record("EngineDegraded", f"{exc.call} timed out after {exc.timeout:g}s", str(exc))
-                for n in names:
-                    self.queue.add_after(n, self.clock() + exc.retry_after)
-                if full:
-                    self.stopping.wait(exc.retry_after)
-                    self.queue.add_all()
-                continue
-            except Exception as exc:  # noqa: BLE001 - the loop must not die
-                logger.exception(f"reconcile pass failed: {exc}")
-                self.stopping.wait(1.0)
-                continue
-            self._degraded = False
-            self.last_pass_at = self.clock()
-            self.metrics.passes.inc()
-            self.metrics.pass_seconds.observe(time.perf_counter() - started)
-            not_converged = 0
-            for name in result.skipped_backoff:
-                self.queue.add_after(name, self.reconciler.error_backoff_until(name) + 0.01)
-            for sp in result.plan.services.values():
-                if sp.retry_at is not None:
-                    self.queue.add_after(sp.name, sp.retry_at + 0.01)
-                if not sp.converged:
-                    not_converged += 1
-            if full:
-                self.metrics.not_converged.set(not_converged)
+            self._pass(batch)
+
+    def _pass(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        try:
+            result = self.reconciler.reconcile_batch(batch)
+        except EngineUnavailable as exc:
+            self.engine_down(exc)
+            return
+        except EngineTimeout as exc:
+            self._pass_timed_out(batch, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - the loop must not die
+            logger.exception(f"reconcile pass failed: {exc}")
+            self.stopping.wait(1.0)
+            return
+        self._degraded = False
+        self.last_pass_at = self.clock()
+        self.metrics.passes.inc()
+        self.metrics.pass_seconds.observe(time.perf_counter() - started)
+        if batch.full:
+            self.metrics.not_converged.set(_not_converged(result))
+
+    def _pass_timed_out(self, batch: Batch, exc: EngineTimeout) -> None:
+        """The pass's own look (a list) hung: audited once per episode, retried soon."""
+        if not self._degraded:
+            self._degraded = True
+            logger.warning(f"engine degraded: {exc}; retrying in {exc.retry_after:g}s")
+            self._record("EngineDegraded", f"{exc.call} timed out after {exc.timeout:g}s", str(exc))
+        for n in batch.keys:
+            self.queue.add_after(n, exc.retry_after)
+        if batch.full:
+            self.stopping.wait(exc.retry_after)
+            self.queue.add_all()
 
     # -- scheduled jobs --------------------------------------------------------
     def _lease_job(self) -> None:
@@ -429,3 +388,8 @@ class Controller:
         if self._server is not None:
             self._server.shutdown()
         return 0
+
+
+def _not_converged(result: PassResult) -> int:
+    """Services not converged in a full pass (those in flight or backing off are not)."""
+    return sum(1 for sp in result.plan.services.values() if not sp.converged) + len(result.skipped)

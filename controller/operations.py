@@ -49,9 +49,9 @@ class Handles(Protocol):
 
 
 def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
-    from controller.reconciler import Reconciler
+    from controller.reconciler import Reconciler, ReconcilerConfig
 
-    return Reconciler(store, engine, **kwargs)
+    return Reconciler(store, engine, ReconcilerConfig(**kwargs))
 
 
 INLINE_LEASE_TTL = 30.0

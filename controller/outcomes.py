@@ -12,8 +12,9 @@ what was done and why (empty for a failure); ``problem`` is the error line of a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from controller.errors import ReconcileError
 from controller.hooks import HookRun
 
 OUTPUT_LIMIT = 500
@@ -222,6 +223,7 @@ class Failed(_Base):
     code: str
     at: float
     container_id: str = ""
+    exc: ReconcileError | None = field(default=None, compare=False, repr=False)  # typed: it decides the retry
 
     @property
     def problem(self) -> str:
@@ -241,6 +243,7 @@ class EngineHung(_Base):
     code: str
     at: float
     container_id: str = ""
+    exc: ReconcileError | None = field(default=None, compare=False, repr=False)  # typed: it decides the retry
 
     @property
     def problem(self) -> str:

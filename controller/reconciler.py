@@ -1,30 +1,37 @@
 """observe -> plan -> execute -> record.
 
 ``Reconciler.reconcile(only)`` is level-triggered and idempotent: it takes service
-names, never events, re-reads desired state and the engine, plans with the pure
-planner and has the executor carry the plan out (services in parallel on a bounded
-pool; one service's actions in order). A service with work still in flight is skipped
-by later passes until that work finishes, so two passes never act on one service.
+names, never events, re-reads desired state and the engine (one label-filtered list
+per pass: the pass's snapshot), plans with the pure planner and has the executor carry
+the plan out (services in parallel on a bounded pool; one service's actions in order).
+
+*When* a name is looked at is the work queue's (``controller.workqueue``): a pass takes
+its names from the queue for processing before it reads the engine, so a name whose
+work is still in flight is left out (and looked at again once that work is done), and
+no pass plans on a snapshot taken while another acted on the same service. Each name's
+work answers a ``workqueue.Result``: done (looked at again at once), or the error whose
+type decides the retry (transient: after its delay; terminal: not requeued).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
 
-from controller import files, planner
+from controller import files, planner, workqueue
 from controller import status as status_mod
 from controller.actions import Action
 from controller.advance import Seen, Work, advance, observe
 from controller.engine import Engine
 from controller.executor import Executor
-from controller.outcomes import truncate
+from controller.outcomes import EngineHung, Failed, truncate
+from controller.errors import ReconcileError, TerminalError, TransientError
 from controller.health import HealthChecks
 from controller.probes import CONTROLLER
 from controller.observed import Observed
@@ -32,10 +39,9 @@ from controller.record import Recorder
 from controller.refs import RefCache
 from controller.render import DesiredService, has_refs, prepare, with_refs
 from controller.render_net import with_peers
+from controller.workqueue import Batch, WorkQueue
 from store import Event, Status, Store
 from store.db import sqlite_path
-
-ERROR_BACKOFF_MAX = 300.0  # a service whose actions keep failing is retried at most this rarely
 
 
 @dataclass
@@ -43,46 +49,49 @@ class PassResult:
     plan: planner.Plan
     done: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    skipped_busy: set[str] = field(default_factory=set)
-    skipped_backoff: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)  # asked for, but in flight or backing off: looked at later
 
     @property
     def actions(self) -> list[Action]:
         return self.plan.actions
 
 
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    """Who acts (the audit rows' actor), its clock, its pool, and the daemon's two hooks:
+    ``admit_restart`` (the host-wide restart limit) and ``on_events`` (the audit rows written)."""
+
+    actor: str = "controller"
+    clock: Callable[[], float] = time.time
+    workers: int = 4
+    admit_restart: Callable[[str], bool] | None = None
+    on_events: Callable[[list[Event]], None] | None = None
+
+
 class Reconciler:
-    def __init__(self, store: Store, engine: Engine, *, actor: str = "controller",
-                 clock: Callable[[], float] = time.time, workers: int = 4,
-                 admit_restart: Callable[[str], bool] | None = None,
-                 on_service_done: Callable[[str], None] | None = None,
-                 on_events: Callable[[list[Event]], None] | None = None,
-                 on_service_retry: Callable[[str, float], None] | None = None,
-                 on_health_change: Callable[[str], None] | None = None):
+    def __init__(self, store: Store, engine: Engine, config: ReconcilerConfig = ReconcilerConfig(),
+                 queue: WorkQueue | None = None):
         self.store = store
         self.engine = engine
-        self.actor = actor
-        self.clock = clock
+        self.actor = config.actor
+        self.clock = config.clock
         self.instance = store.instance_id
-        # health checks the engine does not run are run here (on_health_change: one changed)
-        self.health = HealthChecks(engine, clock, on_change=on_health_change)
-        self.executor = Executor(engine, self.instance, actor=actor, clock=clock, admit_restart=admit_restart,
-                                 health=self.health)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        # the daemon's queue; a reconciler of its own (the CLI's) keeps one just for exclusivity
+        self.queue = queue if queue is not None else WorkQueue(config.clock)
+        # health checks the engine does not run are run here (a change queues the service)
+        self.health = HealthChecks(engine, config.clock, on_change=self.queue.add)
+        self.executor = Executor(engine, self.instance, actor=config.actor, clock=config.clock,
+                                 admit_restart=config.admit_restart, health=self.health)
+        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
         self._prepared: dict[tuple[str, str, bool], DesiredService] = {}
-        self._busy: set[str] = set()
         self._lock = threading.Lock()
         self._images: tuple[dict[str, str], dict[str, str]] | None = None
         self.refs = RefCache()
         self.files_root = files.files_root(sqlite_path(store.url), self.instance)
-        self.on_service_done = on_service_done
-        self.on_events = on_events
-        self.on_service_retry = on_service_retry
-        self._version: dict[str, int] = {}  # bumped whenever work for a service finishes
-        self._errors: dict[str, tuple[int, float, str]] = {}  # failures in a row, retry-after, last message
+        self.on_events = config.on_events
         self._adoption_checked = False
         # writes status and audit rows; keeps them through store faults (controller.record)
-        self.recorder = Recorder(store, clock)
+        self.recorder = Recorder(store, config.clock)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -132,92 +141,110 @@ class Reconciler:
         return self._images[1]
 
     # -- one pass ------------------------------------------------------------
-    def _fresh(self, name: str, busy_at_start: set[str], versions: dict[str, int]) -> bool:
-        """Not being worked on, and nothing finished for it since this pass read the store.
-        A stale read must neither be recorded nor acted on (it would undo that work)."""
-        return (name not in self._busy and name not in busy_at_start
-                and self._version.get(name, 0) == versions.get(name, 0))
-
-    def error_backoff_until(self, name: str) -> float:
-        return self._errors.get(name, (0, 0.0, ""))[1]
-
     def reconcile(self, only: set[str] | None = None, *, wait: bool = True,
                   desired: dict[str, DesiredService] | None = None, dry_run: bool = False) -> PassResult:
-        with self._lock:
-            busy_at_start, versions = set(self._busy), dict(self._version)
+        """One pass over ``only`` (None: every desired service and every orphan). Names in
+        flight or backing off are left out (``skipped``). ``wait``: return once the work is done."""
         now = self.clock()
-        if desired is None:
-            desired = self.desired()
-            if not dry_run:  # only a full view of what is desired may remove files
-                desired = self._sync_files(desired, now)
-        observed = self.engine.list_owned(self.instance)
-        desired = with_peers(desired, observed)
-        statuses = self._statuses()
-        if not dry_run:
-            observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
-        revisions = self._revisions(desired, observed, statuses)
-        plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
-                            now=now, only=only, image_builds=self.image_builds())
-        result = PassResult(plan)
         if dry_run:
-            return result
-        by_service: dict[str, list[Observed]] = {}
-        for c in observed:
-            by_service.setdefault(c.service, []).append(c)
-        self._adopt(observed)
-        derived = self._record_observations(plan, desired, by_service, statuses, now, busy_at_start, versions)
+            return self._dry_run(only, self.desired() if desired is None else desired, now)
+        pending: set[str] = set()  # names this pass holds and has not handed to a worker
         futures: list[Future[Any]] = []
-        work: dict[str, list[Action]] = {}
-        for sp in plan.services.values():
-            if sp.actions:
-                work.setdefault(sp.name, []).extend(sp.actions)
-        for orphan in plan.orphans:
-            work.setdefault(orphan.service, []).append(orphan)
-        for name, actions in work.items():
-            with self._lock:
-                if not self._fresh(name, busy_at_start, versions):
-                    result.skipped_busy.add(name)
-                    continue
-                if self.error_backoff_until(name) > now:
-                    result.skipped_backoff.add(name)
-                    continue
-                self._busy.add(name)
-            futures.append(self.pool.submit(self._run_service, name, desired.get(name), actions,
-                                            derived.get(name) or statuses.get(name), result))
+        try:
+            if desired is None:  # only a full view of what is desired may remove files
+                desired = self._sync_files(self.desired(), now)
+            wanted = set(desired) if only is None else set(only)
+            pending |= self.queue.claim(wanted)
+            result, futures = self._pass(desired, only is None, wanted, pending, now)
+        finally:
+            self._release(pending)
         if wait:
             for f in futures:
                 f.result()
         return result
 
-    def _run_service(self, name: str, svc: DesiredService | None, actions: list[Action],
-                     status: Status | None, result: PassResult) -> None:
-        failed = False
+    def reconcile_batch(self, batch: Batch) -> PassResult:
+        """The daemon's pass over names it took from the queue (``batch.keys``, already
+        processing); a dependency's change may release (or cascade to) its dependents."""
+        now = self.clock()
+        pending = set(batch.keys)
         try:
-            failed = self._carry_out(name, svc, actions, status, result)
+            desired = self._sync_files(self.desired(), now)
+            wanted = set(desired) if batch.full else set(batch.keys) | cascade(desired, batch.keys)
+            pending |= self.queue.claim(wanted - pending)
+            result, _futures = self._pass(desired, batch.full, wanted | pending, pending, now)
+        finally:
+            self._release(pending)
+        return result
+
+    def _release(self, keys: set[str]) -> None:
+        """Names only looked at (nothing to do): done, their failure count kept."""
+        for key in keys:
+            self.queue.done(key)
+
+    def _dry_run(self, only: set[str] | None, desired: dict[str, DesiredService], now: float) -> PassResult:
+        observed = self.engine.list_owned(self.instance)
+        desired = with_peers(desired, observed)
+        statuses = self._statuses()
+        plan = planner.plan(desired, observed, statuses, revisions=self._revisions(desired, observed, statuses),
+                            image_ids=self.image_ids(), now=now, only=only, image_builds=self.image_builds())
+        return PassResult(plan)
+
+    def _pass(self, desired: dict[str, DesiredService], full: bool, wanted: set[str], pending: set[str],
+              now: float) -> tuple[PassResult, list[Future[Any]]]:
+        """Snapshot, plan and record the names in ``pending`` (held by this pass); hand
+        those with work to the pool (removing them from ``pending``)."""
+        in_flight = self.queue.processing() - pending  # before the snapshot: never planned on it
+        observed = self.engine.list_owned(self.instance)
+        if full:  # containers of services nobody wants any more (removed)
+            pending |= self.queue.claim({c.service for c in observed} - desired.keys() - in_flight - pending)
+        owned = set(pending)
+        desired = with_peers(desired, observed)
+        statuses = self._statuses()
+        observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
+        revisions = self._revisions(desired, observed, statuses)
+        plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
+                            now=now, only=owned, image_builds=self.image_builds())
+        result = PassResult(plan, skipped=(wanted & desired.keys()) - owned)
+        by_service: dict[str, list[Observed]] = {}
+        for c in observed:
+            by_service.setdefault(c.service, []).append(c)
+        self._adopt(observed)
+        derived = self._record_observations(plan, desired, by_service, statuses, now)
+        for sp in plan.services.values():
+            if sp.retry_at is not None:  # a wait (backoff, dependency, probe) ends then
+                self.queue.add_after(sp.name, sp.retry_at + 0.01 - self.clock())
+        futures: list[Future[Any]] = []
+        for name, actions in _work(plan).items():
+            futures.append(self.pool.submit(self.reconcile_name, name, desired.get(name), actions,
+                                            derived.get(name) or statuses.get(name), result))
+            pending.discard(name)
+        return result, futures
+
+    def reconcile_name(self, name: str, svc: DesiredService | None, actions: list[Action],
+                       status: Status | None, result: PassResult) -> workqueue.Result:
+        """One name's work (a worker holds it: no other has it); its answer goes to the queue."""
+        outcome = workqueue.Result(error=ReconcileError("not run"))
+        try:
+            outcome = self._run_service(name, svc, actions, status, result)
+        finally:
+            workqueue.finish(self.queue, name, outcome)
+        return outcome
+
+    def _run_service(self, name: str, svc: DesiredService | None, actions: list[Action],
+                     status: Status | None, result: PassResult) -> workqueue.Result:
+        try:
+            outcome = self._carry_out(name, svc, actions, status, result)
         except Exception as exc:  # noqa: BLE001 - one service's failure must not stop others
             logger.exception(f"reconciling {name} failed")
             result.errors.append(f"{name}: {exc}")
-            failed = True
-        finally:
-            with self._lock:
-                self._busy.discard(name)
-                self._version[name] = self._version.get(name, 0) + 1
-                if failed:
-                    count = self._errors.get(name, (0, 0.0, ""))[0] + 1
-                    until = self.clock() + min(ERROR_BACKOFF_MAX, 2.0 ** (count - 1))
-                    self._errors[name] = (count, until, self._errors.get(name, (0, 0.0, ""))[2])
-                else:
-                    self._errors.pop(name, None)
-            if failed:
-                if self.on_service_retry:
-                    self.on_service_retry(name, self.error_backoff_until(name))
-            elif self.on_service_done:
-                self.on_service_done(name)
+            outcome = workqueue.Result(error=exc)
+        return outcome
 
     def _carry_out(self, name: str, svc: DesiredService | None, actions: list[Action],
-                   status: Status | None, result: PassResult) -> bool:
+                   status: Status | None, result: PassResult) -> workqueue.Result:
         """Execute one service's actions, advance its status from the outcomes and record
-        both. True when an action failed."""
+        both. The queue's answer: done, or the error that decides the retry."""
         outcomes = self.executor.run(svc, actions)
         work = Work(name, tuple(actions), svc.generation if svc else 0,
                     svc.spec.restartPolicy if svc else None, self.actor)
@@ -234,7 +261,7 @@ class Reconciler:
                                 now=self.clock(), reason=adv.rollback.reason)
         result.done.extend(adv.done)
         result.errors.extend(adv.errors)
-        return bool(adv.errors)
+        return _outcome(adv.errors, [o.exc for o in outcomes if isinstance(o, (Failed, EngineHung)) and o.exc])
 
     # -- recording (controller.record: survives store faults) ---------------------
     def _statuses(self) -> dict[str, Status]:
@@ -286,21 +313,14 @@ class Reconciler:
         return out
 
     def _record_observations(self, plan: planner.Plan, desired: dict[str, DesiredService],
-                             by_service: dict[str, list[Observed]], statuses: dict[str, Status], now: float,
-                             busy_at_start: set[str] | None = None,
-                             versions: dict[str, int] | None = None) -> dict[str, Status]:
+                             by_service: dict[str, list[Observed]], statuses: dict[str, Status],
+                             now: float) -> dict[str, Status]:
         """Status of every planned service and audit rows for what changed on its own.
         Returns the derived statuses (the executor continues from them)."""
         events: list[Event] = []
         updates: list[Status] = []
         derived: dict[str, Status] = {}
-        with self._lock:
-            if busy_at_start is None:
-                busy_at_start, versions = set(self._busy), dict(self._version)
-        for name, sp in plan.services.items():
-            with self._lock:
-                if not self._fresh(name, busy_at_start, versions or {}):
-                    continue
+        for name, sp in plan.services.items():  # the pass holds these names: nothing acts on them
             old = statuses.get(name)
             new, evs = observe(old, sp, self._seen(old, sp, desired[name], by_service.get(name, [])), now)
             for ev in evs:
@@ -372,3 +392,37 @@ def _health_seed(statuses: dict[str, Status]) -> dict[str, str]:
     """Container -> the health the controller's own probes last recorded for it."""
     return {st.container_id: st.health for st in statuses.values()
             if st.container_id and st.health and st.health_checked_by == CONTROLLER}
+
+
+def cascade(desired: dict[str, DesiredService], names: Iterable[str]) -> set[str]:
+    """The services that depend on any of ``names`` (a change may release or restart them)."""
+    out: set[str] = set()
+    for n in names:
+        out |= planner.dependents(desired, n)
+    return out
+
+
+def _work(plan: planner.Plan) -> dict[str, list[Action]]:
+    """Each name's actions, in order (orphans: their removals)."""
+    work: dict[str, list[Action]] = {}
+    for sp in plan.services.values():
+        if sp.actions:
+            work.setdefault(sp.name, []).extend(sp.actions)
+    for orphan in plan.orphans:
+        work.setdefault(orphan.service, []).append(orphan)
+    return work
+
+
+def _outcome(errors: Sequence[str], failures: Sequence[ReconcileError]) -> workqueue.Result:
+    """The queue's answer for one name's executed actions: done (look again at once, for
+    the next step or the proof), or the error that decides the retry: a transient one
+    (the longest delay asked), a terminal one when every failure was terminal, otherwise
+    a plain failure (rate-limited)."""
+    if not errors:
+        return workqueue.Result(requeue_after=0.0)
+    transient = [e for e in failures if isinstance(e, TransientError)]
+    if transient:
+        return workqueue.Result(error=max(transient, key=lambda e: e.retry_after))
+    if len(failures) == len(errors) and all(isinstance(e, TerminalError) for e in failures):
+        return workqueue.Result(error=failures[0])
+    return workqueue.Result(error=ReconcileError("; ".join(errors)))

@@ -188,7 +188,7 @@ def test_rollout_survives_a_pass_planned_while_it_was_in_flight(rc: Harness) -> 
     record that stale status (losing the rollout marker) nor act on its stale plan (restarting
     the broken container): the daemon hit this now and then; here it happens on every run."""
     from controller.engine import Engine
-    from controller.reconciler import Reconciler
+    from controller.reconciler import Reconciler, ReconcilerConfig
     from store import Store
 
     name = rc.name("web")
@@ -197,7 +197,7 @@ def test_rollout_survives_a_pass_planned_while_it_was_in_flight(rc: Harness) -> 
     store = Store.open(rc.db)
     engine = Engine()
     stalling = _StallingStore(store)
-    rec = Reconciler(stalling, engine, actor="controller")  # type: ignore[arg-type]
+    rec = Reconciler(stalling, engine, ReconcilerConfig(actor="controller"))  # type: ignore[arg-type]
     try:
         # this test is the controller: hold the lease so the CLI only stores generation 2
         assert store.acquire_lease("test-controller", ttl=120, now=time.time())

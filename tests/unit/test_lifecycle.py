@@ -271,11 +271,11 @@ def test_a_failed_remote_build_is_recognised_as_unreachable(output: str, want: b
 
 
 def test_the_build_call_sends_a_url_context_as_the_engines_remote_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """At the engine seam without an engine: ``Engine.build`` hands the URL to the Docker
+    """At the engine seam without an engine: ``Engine.build_image`` hands the URL to the Docker
     SDK, which sends it as ``remote=`` (no local tar) to ``POST /build``."""
     import docker
 
-    from controller.engine import Engine
+    from controller.engine import BuildRequest, Engine
 
     sent: dict[str, Any] = {}
     api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
@@ -291,8 +291,9 @@ def test_the_build_call_sends_a_url_context_as_the_engines_remote_parameter(monk
     monkeypatch.setattr(api, "_stream_helper", lambda resp, decode=False: iter([{"stream": "Successfully built"}]))
     engine = Engine(base_url="unix:///nonexistent.sock")
     monkeypatch.setattr(engine, "_client", lambda cls: api)
-    ok, _tail = engine.build(context="https://github.com/docker/compose.git#main:sub", dockerfile="Dockerfile",
-                             tag="p-s", args={"A": "1"}, target=None, labels={"l": "v"})
+    ok, _tail = engine.build_image(BuildRequest(context="https://github.com/docker/compose.git#main:sub",
+                                                dockerfile="Dockerfile", tag="p-s", args={"A": "1"}, target=None,
+                                                labels={"l": "v"}))
     assert ok and sent["url"].endswith("/build") and sent["data"] is None
     assert sent["params"]["remote"] == "https://github.com/docker/compose.git#main:sub"
     assert sent["params"]["dockerfile"] == "Dockerfile" and sent["params"]["t"] == "p-s"
