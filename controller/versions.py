@@ -129,35 +129,12 @@ def engine_socket(host: str | None, context: str | None, environ: dict[str, str]
 
 
 def engine_version(sock_path: str, timeout: float = READ_TIMEOUT_S) -> dict[str, Any] | None:
-    """``GET /version`` over the unix socket (HTTP/1.0: the engine closes when done); None
-    when it does not answer 200 with a JSON body."""
-    import json
-    import socket
+    """``GET /version`` over the unix socket (``controller.engine_socket``); None when it
+    does not answer 200 with a JSON body of an API version the SDK supports."""
+    from controller.engine_socket import SocketEngine
 
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(sock_path)
-            s.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\nUser-Agent: reconcile\r\n\r\n")
-            chunks = []
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-    except OSError:
-        return None
-    head, sep, body = b"".join(chunks).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    if not sep or len(lines[0].split()) < 2 or lines[0].split()[1] != "200":
-        return None
-    if any(line.lower().startswith("transfer-encoding:") for line in lines[1:]):
-        return None
-    try:
-        v = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(v, dict) or not _api_ok(str(v.get("ApiVersion", ""))):
+    v = SocketEngine(sock_path, timeout).version()
+    if v is None or not _api_ok(str(v.get("ApiVersion", ""))):
         return None
     return v
 
