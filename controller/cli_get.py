@@ -139,7 +139,7 @@ def _observe(obj: Ctx, observer: Any, now: float) -> Any:
     try:
         if obj.store.lease(now=now) is None:  # a running controller records it itself
             if observer is None:
-                observer = ops._reconciler(obj.store, obj.engine, actor="cli", workers=1)
+                observer = ops.reconciler(obj.store, obj.engine, actor="cli", workers=1)
             observer.refresh_status()
     except Exception:  # noqa: BLE001 - engine away: show what the store has
         pass

@@ -48,7 +48,7 @@ class Handles(Protocol):
     def engine(self) -> Engine: ...
 
 
-def _reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
+def reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
     from controller.reconciler import Reconciler, ReconcilerConfig
 
     return Reconciler(store, engine, ReconcilerConfig(**kwargs))
@@ -393,7 +393,7 @@ def _dry_run(store: Store, engine: Engine, inputs: list[ResourceInput], source: 
     """What apply would store and do: the changes (rolled back) and the plan; nothing acts."""
     clock = how.run.clock
     changes = store.apply(inputs, source=source, actor="cli", now=clock(), prune=how.prune, dry_run=True)
-    rec = _reconciler(store, engine, actor="cli", clock=clock)
+    rec = reconciler(store, engine, actor="cli", clock=clock)
     try:
         result = rec.reconcile(dry_run=True, desired=_would_be_desired(store, inputs, how.prune, source))
     finally:
@@ -447,7 +447,7 @@ class _InlineConverge:
 
     def run(self, deadline: float) -> None:
         names = self.names
-        rec = _reconciler(self.store, self.engine, actor="cli", clock=self.how.clock, workers=inline_workers(
+        rec = reconciler(self.store, self.engine, actor="cli", clock=self.how.clock, workers=inline_workers(
             {n: r.spec for n, r in self.store.desired().items() if names is None or n in names}))
         try:
             while not self._step(rec, deadline):
@@ -615,7 +615,7 @@ def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
     """Record current status without acting (when no controller runs)."""
     if store.lease(now=time.time()) is not None:
         return
-    rec = _reconciler(store, engine, actor="cli")
+    rec = reconciler(store, engine, actor="cli")
     try:
         rec.refresh_status(only=names)
     finally:
