@@ -186,8 +186,9 @@ class Reconciler:
         observed = self.engine.list_owned(self.instance)
         desired = with_peers(desired, observed)
         statuses = self._statuses()
-        plan = planner.plan(desired, observed, statuses, revisions=self._revisions(desired, observed, statuses),
-                            image_ids=self.image_ids(), now=now, only=only, image_builds=self.image_builds())
+        plan = planner.plan(desired, observed, statuses, now=now, only=only, lookups=planner.Lookups(
+            revisions=self._revisions(desired, observed, statuses), image_ids=self.image_ids(),
+            image_builds=self.image_builds()))
         return PassResult(plan)
 
     def _pass(self, desired: dict[str, DesiredService], full: bool, wanted: set[str], pending: set[str],
@@ -203,8 +204,8 @@ class Reconciler:
         statuses = self._statuses()
         observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
         revisions = self._revisions(desired, observed, statuses)
-        plan = planner.plan(desired, observed, statuses, revisions=revisions, image_ids=self.image_ids(),
-                            now=now, only=owned, image_builds=self.image_builds())
+        plan = planner.plan(desired, observed, statuses, now=now, only=owned, lookups=planner.Lookups(
+            revisions=revisions, image_ids=self.image_ids(), image_builds=self.image_builds()))
         result = PassResult(plan, skipped=(wanted & desired.keys()) - owned)
         by_service: dict[str, list[Observed]] = {}
         for c in observed:
@@ -379,8 +380,8 @@ class Reconciler:
         desired = with_peers(self.desired(), observed)
         statuses = self.store.statuses()
         observed = self.health.observe(observed, desired, now, seed=_health_seed(statuses))
-        plan = planner.plan(desired, observed, statuses, image_ids=self.image_ids(), now=now, only=only,
-                            image_builds=self.image_builds())
+        plan = planner.plan(desired, observed, statuses, now=now, only=only, lookups=planner.Lookups(
+            image_ids=self.image_ids(), image_builds=self.image_builds()))
         by_service: dict[str, list[Observed]] = {}
         for c in observed:
             by_service.setdefault(c.service, []).append(c)

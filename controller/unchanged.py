@@ -191,8 +191,8 @@ def converged_plan(reader: SqliteReader, engine: SocketEngine, names: set[str],
         return None
     desired = with_peers(desired, seen.observed)
     now = clock()
-    plan = planner.plan(desired, seen.observed, statuses, revisions={}, image_ids=seen.image_ids, now=now,
-                        only=names, image_builds=seen.image_builds)
+    plan = planner.plan(desired, seen.observed, statuses, now=now, only=names,
+                        lookups=planner.Lookups(image_ids=seen.image_ids, image_builds=seen.image_builds))
     if not _settled(plan) or not _records_nothing(plan, desired, seen.observed, statuses, now):
         return None
     if not _networks_kept(desired, seen.networks):

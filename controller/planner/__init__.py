@@ -27,7 +27,7 @@ from controller.planner.deps import dep_info, dependents, requirements, topologi
 from controller.planner.drift import diff_fields
 from controller.planner.gates import Hold, restart_gate
 from controller.planner.model import DepInfo, Plan, PlanInput, ServicePlan, Unmet
-from controller.planner.service import plan, plan_service
+from controller.planner.service import NO_LOOKUPS, Lookups, plan, plan_service
 from controller.planner.vocab import (BLOCKING_REASONS, BUILDING, COMPLETED, CRASHLOOP, ERROR, EXITED, FAILED, PAUSED,
                                       PENDING, R_ACTION_FAILED, R_BACKOFF_LIMIT, R_BAD_REFERENCE, R_CRASHLOOP,
                                       R_DEPENDENCY, R_GAVE_UP, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE,
@@ -40,6 +40,6 @@ __all__ = [
     "R_IMAGE_MISSING", "R_NAME_CONFLICT", "R_PORT_IN_USE", "R_SUSPENDED", "RUNNING", "STARTING", "SUSPENDED",
     "UPDATING", "WAITING",
     "DepInfo", "Hold", "Plan", "PlanInput", "Problem", "Reason", "ServicePlan", "State", "Unmet",
-    "dep_info", "dependents", "diff_fields", "plan", "plan_service", "requirements", "restart_gate",
+    "Lookups", "NO_LOOKUPS", "dep_info", "dependents", "diff_fields", "plan", "plan_service", "requirements", "restart_gate",
     "topological_order", "worst",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from controller import backoff
 from controller.actions import Action, Remove
@@ -144,22 +144,25 @@ def _worst_health(healths: list[str]) -> str:
     return ""
 
 
-class Lookups(TypedDict, total=False):
+@dataclass(frozen=True)
+class Lookups:
     """What ``plan`` may be told besides the containers and statuses (each empty if left out):
     older specs by (service, generation), to name what changed and to roll back; image
     reference -> the id it names now; image reference -> the build-context hash it was built
-    from. Keywords, so callers name what they pass."""
+    from."""
 
-    revisions: Mapping[tuple[str, int], dict[str, Any]]
-    image_ids: Mapping[str, str]
-    image_builds: Mapping[str, str]
+    revisions: Mapping[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    image_ids: Mapping[str, str] = field(default_factory=dict)
+    image_builds: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_LOOKUPS = Lookups()
 
 
 def plan(desired: Mapping[str, DesiredService], observed: Sequence[Observed], statuses: Mapping[str, Status],
-         *, now: float, only: set[str] | None = None, **lookups: Unpack[Lookups]) -> Plan:
+         *, now: float, only: set[str] | None = None, lookups: Lookups = NO_LOOKUPS) -> Plan:
     """Plan every desired service (or just ``only``) and remove containers nobody wants."""
-    revisions = lookups.get("revisions") or {}
-    image_ids, image_builds = lookups.get("image_ids") or {}, lookups.get("image_builds") or {}
+    revisions, image_ids, image_builds = lookups.revisions, lookups.image_ids, lookups.image_builds
     by_service: dict[str, list[Observed]] = defaultdict(list)
     for c in observed:
         by_service[c.service].append(c)

@@ -20,7 +20,7 @@ from controller.actions import Remove
 from controller.executor import unreachable
 from controller.hooks import HookCall, HookResult
 from controller.operations import action_list
-from controller.planner import plan
+from controller.planner import Lookups, plan
 from crd_like.hashing import container_hash, spec_hash
 from crd_like.models import ServiceSpec
 from tests.unit.test_compose import FILE, problems, service
@@ -193,7 +193,7 @@ def test_the_removal_of_a_deleted_service_carries_its_revisions_pre_stop_hooks()
     gone = svc("gone", generation=3, stopGracePeriod="4s", lifecycle={"preStop": [{"command": ["sh", "-c", "x"]}]})
     c = ctr(gone)
     rev = gone.spec.model_dump(mode="json", exclude_defaults=True)
-    p = plan({}, [c], {}, revisions={("gone", 3): rev}, now=NOW)
+    p = plan({}, [c], {}, lookups=Lookups(revisions={("gone", 3): rev}), now=NOW)
     [remove] = p.orphans
     assert isinstance(remove, Remove)
     assert remove.pre_stop == (HookCall(("sh", "-c", "x")),) and remove.grace == 4.0

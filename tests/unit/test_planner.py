@@ -11,7 +11,8 @@ import pytest
 
 from controller.actions import Action, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
-from controller.planner import CRASHLOOP, EXITED, FAILED, PENDING, RUNNING, SUSPENDED, PlanInput, plan, plan_service
+from controller.planner import (CRASHLOOP, EXITED, FAILED, PENDING, RUNNING, SUSPENDED, Lookups, PlanInput, plan,
+                                plan_service)
 from controller.render import DesiredService, prepare
 from store.records import Status
 
@@ -304,7 +305,7 @@ def test_plan_passes_statuses_revisions_and_image_ids_through() -> None:
     observed = [ctr(old, id=CID), ctr(crash, state="exited", exit_code=1)]
     p = plan({"web": cur, "crash": crash}, observed,
              {"crash": Status("crash", failures=1, next_attempt_at=NOW + 5)},
-             revisions={("web", 1): spec_of()}, now=NOW)
+             lookups=Lookups(revisions={("web", 1): spec_of()}), now=NOW)
     assert p.services["web"].actions == (Recreate("web", 1, CID, "spec changed: image", ("image",)),)
     assert p.services["crash"].state == CRASHLOOP and p.services["crash"].actions == ()
 
@@ -359,15 +360,15 @@ def test_planning_again_after_the_actions_were_applied_yields_nothing() -> None:
         ctr(svc("orphan")),
     ]
     revisions = {("api", 1): spec_of("api")}
-    first = plan(desired, world, {}, revisions=revisions, now=NOW)
+    first = plan(desired, world, {}, lookups=Lookups(revisions=revisions), now=NOW)
     assert len(first.actions) == 9
     world = _apply(world, first.actions, desired)
-    second = plan(desired, world, {}, revisions=revisions, now=NOW + 1)
+    second = plan(desired, world, {}, lookups=Lookups(revisions=revisions), now=NOW + 1)
     assert second.actions == []
     assert {n: sp.state for n, sp in second.services.items()} == {
         **{n: RUNNING for n in desired}, "done": EXITED}
     assert all(sp.converged for sp in second.services.values())
-    third = plan(desired, world, {}, revisions=revisions, now=NOW + 2)
+    third = plan(desired, world, {}, lookups=Lookups(revisions=revisions), now=NOW + 2)
     assert third == second  # and it stays that way
 
 

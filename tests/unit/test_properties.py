@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from controller import backoff
 from controller.actions import Action, Build, Create, Recreate, Remove, Restart, Rollback, Start
 from controller.observed import Observed
-from controller.planner import Plan, plan
+from controller.planner import Lookups, Plan, plan
 from controller.render import DesiredService, prepare
 from controller.storm import RestartLimiter
 from crd_like import container_hash, spec_hash
@@ -84,7 +84,7 @@ def _stopped_replica_with_a_moved_image_is_stuck() -> bool:
                       exit_code=1 if r == 1 else None, health="",
                       image_id="sha256:" + "f" * 64 if r == 1 else IMAGE_IDS[IMAGES[0]], created=1.0)
              for r in (1, 2)]
-    return not plan({"web": svc}, world, {}, image_ids=IMAGE_IDS, now=NOW).actions
+    return not plan({"web": svc}, world, {}, lookups=Lookups(image_ids=IMAGE_IDS), now=NOW).actions
 
 
 # While that bug is there, the generated worlds leave it out (no image drift on a replica
@@ -192,7 +192,7 @@ def owned(containers: list[Observed]) -> list[Observed]:
 
 
 def plan_world(desired: dict[str, DesiredService], world: World) -> Plan:
-    return plan(desired, world.observed(), {}, image_ids=IMAGE_IDS, now=NOW)
+    return plan(desired, world.observed(), {}, lookups=Lookups(image_ids=IMAGE_IDS), now=NOW)
 
 
 def check_plan(p: Plan, world: World, foreign: set[str]) -> None:
@@ -298,7 +298,7 @@ def test_a_stopped_replica_whose_image_moved_is_replaced() -> None:
     healthy = replace(crashed, id=new_id(), name="web-2", replica=2, state="running", exit_code=None,
                       image_id=IMAGE_IDS[IMAGES[0]])
     for now in (NOW, NOW + 3600):  # not a matter of waiting
-        sp = plan({"web": svc}, [crashed, healthy], {}, image_ids=IMAGE_IDS, now=now).services["web"]
+        sp = plan({"web": svc}, [crashed, healthy], {}, lookups=Lookups(image_ids=IMAGE_IDS), now=now).services["web"]
         assert [type(a) for a in sp.actions] == [Recreate], (sp.state, sp.message)
 
 
