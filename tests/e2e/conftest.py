@@ -23,6 +23,7 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from docker.models.networks import Network
 
 RUN_ID = os.environ.get("RECONCILE_TEST_RUN") or uuid.uuid4().hex[:6]
 TEST_LABEL = "reconcile.test-run"
@@ -81,8 +82,28 @@ def dclient() -> Iterator[docker.DockerClient]:
     yield client
     # session sweep: anything labelled with this run that a test failed to remove
     for c in client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
-        c.remove(force=True)
+        force_remove(c)
     client.close()
+
+
+def force_remove(obj: Any, attempts: int = 50) -> None:
+    """``remove(force=True)`` of a container, network or volume a test made, tolerant of what
+    a killed controller left in flight: gone already (404) is done; a removal still under
+    way or a network whose last endpoint is just leaving (409) is waited for, bounded
+    (about 10 s), then raised."""
+    for i in range(attempts):
+        try:
+            if isinstance(obj, Network):
+                obj.remove()
+            else:
+                obj.remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or i == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
@@ -273,13 +294,13 @@ class Harness:
             return
         label = f"io.reconcile.instance={self.instance}"
         for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
-            c.remove(force=True)
+            force_remove(c)
         for c in self.client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}-{self.prefix}"}):
-            c.remove(force=True)
+            force_remove(c)
         for n in self.client.networks.list(filters={"label": label}):
-            n.remove()
+            force_remove(n)
         for v in self.client.volumes.list(filters={"label": label}):
-            v.remove(force=True)
+            force_remove(v)
 
 
 @pytest.fixture
