@@ -86,11 +86,17 @@ def dclient() -> Iterator[docker.DockerClient]:
     client.close()
 
 
+def _in_flight(exc: docker.errors.APIError) -> bool:
+    """A refusal that ends by itself: a removal still under way (409), a network whose last
+    endpoint is still leaving ("has active endpoints": 403 on Docker 20.10, 409 elsewhere)."""
+    return exc.status_code == 409 or (exc.status_code == 403 and "active endpoints" in str(exc.explanation or exc))
+
+
 def force_remove(obj: Any, attempts: int = 50) -> None:
     """``remove(force=True)`` of a container, network or volume a test made, tolerant of what
     a killed controller left in flight: gone already (404) is done; a removal still under
-    way or a network whose last endpoint is just leaving (409) is waited for, bounded
-    (about 10 s), then raised."""
+    way, or a network whose last endpoint is just leaving, is waited for, bounded (about
+    10 s), then raised."""
     for i in range(attempts):
         try:
             if isinstance(obj, Network):
@@ -101,7 +107,7 @@ def force_remove(obj: Any, attempts: int = 50) -> None:
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
-            if exc.status_code != 409 or i == attempts - 1:
+            if not _in_flight(exc) or i == attempts - 1:
                 raise
             time.sleep(0.2)
 
@@ -293,12 +299,21 @@ class Harness:
         if not os.path.exists(self.db):
             return
         label = f"io.reconcile.instance={self.instance}"
-        for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
-            force_remove(c)
-        for c in self.client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}-{self.prefix}"}):
-            force_remove(c)
-        for n in self.client.networks.list(filters={"label": label}):
-            force_remove(n)
+        # a create a killed controller had in flight can land after a sweep: sweep again
+        # until the networks go (bounded: 10 rounds)
+        for sweep in range(10):
+            for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
+                force_remove(c)
+            for c in self.client.containers.list(all=True, sparse=True,
+                                                 filters={"label": f"{TEST_LABEL}={RUN_ID}-{self.prefix}"}):
+                force_remove(c)
+            try:
+                for n in self.client.networks.list(filters={"label": label}):
+                    force_remove(n, attempts=5)
+                break
+            except docker.errors.APIError as exc:
+                if not _in_flight(exc) or sweep == 9:
+                    raise
         for v in self.client.volumes.list(filters={"label": label}):
             force_remove(v)
 
