@@ -484,6 +484,14 @@ class Engine:
         except (NotFound, ImageMissing):
             return None
 
+    def image_volumes(self, ref: str) -> frozenset[str]:
+        """The paths an image declares with ``VOLUME`` (empty when the image is unknown)."""
+        try:
+            config = self._call("images.inspect", lambda api: api.inspect_image(ref))["Config"] or {}  # type: ignore[no-untyped-call]
+        except (NotFound, ImageMissing):
+            return frozenset()
+        return frozenset((config.get("Volumes") or {}).keys())
+
     def inspect(self, container_id: str) -> dict[str, Any]:
         return self._call("containers.inspect", lambda api: api.inspect_container(container_id), container_id)
 

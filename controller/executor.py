@@ -25,7 +25,7 @@ from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, Image
                                ReconcileError, StaleTask, TerminalError)
 from controller.outcomes import OUTPUT_LIMIT, Outcome, truncate
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
-from controller.render import ContainerConfig, DesiredService, render
+from controller.render import ContainerConfig, DesiredService, inherit_anonymous, render
 
 __all__ = ["OUTPUT_LIMIT", "Executor", "error_reason", "truncate", "unreachable"]
 
@@ -294,8 +294,10 @@ class Executor:
         info = self.engine.inspect(old)
         real_name = info["Name"].lstrip("/")
         aside = f"{real_name}-old-{old[:8]}"
+        # before the rename: nothing to put back if the image cannot be read
+        cfg = inherit_anonymous(render(svc, self.instance, action.replica), info.get("Mounts") or [],
+                                self.engine.image_volumes(svc.spec.image))
         self.engine.rename(old, aside)
-        cfg = render(svc, self.instance, action.replica)
         try:
             self._ensure_volumes(svc, cfg)
             self._ensure_networks(svc, cfg)

@@ -6,8 +6,10 @@ can apply backoff, storm limits and dependency order that the engine cannot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 import json
+import posixpath
 from typing import Any
 
 from controller import labels as L
@@ -115,6 +117,39 @@ def render(svc: DesiredService, instance: str, replica: int) -> ContainerConfig:
         network_specs=net.network_specs, volume_specs=net.volume_specs,
         checks=render_host.engine_checks(spec, svc.name),
     )
+
+
+def inherit_anonymous(cfg: ContainerConfig, old_mounts: Iterable[Mapping[str, Any]],
+                      image_volumes: Iterable[str]) -> ContainerConfig:
+    """The replacement of a container keeps its anonymous volumes, as compose does.
+
+    An anonymous volume (``volumes: [/data]``, or a ``VOLUME`` of the image) has no name
+    to find it by again: a recreate that made a new one would leave the data behind in a
+    dangling volume (a database image with ``VOLUME`` and no named volume would come back
+    empty). So each volume mount of the old container at a path the new one still wants
+    anonymous, and that no bind or named volume of the new one claims, is mounted by its
+    name at the same path, with the same read-only flag (compose-go's
+    ``buildContainerMountOptions`` with ``inherit``). Mounts that came through
+    ``volumes_from`` are at paths the spec does not declare, so they are left alone.
+    """
+    wanted = _anonymous_paths(cfg, image_volumes)
+    keep: dict[str, str] = {}
+    for m in old_mounts:
+        dest, name = posixpath.normpath(str(m.get("Destination") or "/")), str(m.get("Name") or "")
+        if m.get("Type") == "volume" and name and dest in wanted:
+            keep.setdefault(dest, f"{name}:{dest}:{'rw' if m.get('RW', True) else 'ro'}")
+    if not keep:
+        return cfg
+    anonymous = [t for t in cfg.anonymous if posixpath.normpath(t) not in keep]
+    return replace(cfg, binds=[*cfg.binds, *keep.values()], anonymous=anonymous)
+
+
+def _anonymous_paths(cfg: ContainerConfig, image_volumes: Iterable[str]) -> set[str]:
+    """The paths where the new container gets an anonymous volume: its own and the image's,
+    less those a bind (named volumes included) or a tmpfs claims."""
+    wanted = {posixpath.normpath(t) for t in (*cfg.anonymous, *image_volumes)}
+    wanted -= {posixpath.normpath(b.split(":")[1]) for b in cfg.binds if ":" in b}
+    return wanted - {posixpath.normpath(t) for t in cfg.host.get("tmpfs") or {}}
 
 
 def _port_bindings(spec: ServiceSpec) -> dict[str, list[tuple[str, int | str | None]]]:

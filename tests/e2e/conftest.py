@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -110,6 +111,21 @@ def force_remove(obj: Any, attempts: int = 50) -> None:
             if not _in_flight(exc) or i == attempts - 1:
                 raise
             time.sleep(0.2)
+
+
+ANONYMOUS_VOLUME = re.compile(r"[0-9a-f]{64}")
+
+
+def remove_anonymous_volume(client: docker.DockerClient, name: str) -> None:
+    """Remove an anonymous volume a test's containers used; one still in use (another
+    test's container inherited it) or already gone is left to its owner."""
+    try:
+        client.api.remove_volume(name)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
@@ -301,8 +317,11 @@ class Harness:
         label = f"io.reconcile.instance={self.instance}"
         # a create a killed controller had in flight can land after a sweep: sweep again
         # until the networks go (bounded: 10 rounds)
+        anonymous: set[str] = set()  # the instance's containers' anonymous volumes: removed after them
         for sweep in range(10):
             for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
+                anonymous |= {m["Name"] for m in c.attrs.get("Mounts") or []
+                              if m.get("Type") == "volume" and ANONYMOUS_VOLUME.fullmatch(m.get("Name") or "")}
                 force_remove(c)
             for c in self.client.containers.list(all=True, sparse=True,
                                                  filters={"label": f"{TEST_LABEL}={RUN_ID}-{self.prefix}"}):
@@ -316,6 +335,8 @@ class Harness:
                     raise
         for v in self.client.volumes.list(filters={"label": label}):
             force_remove(v)
+        for name in sorted(anonymous):
+            remove_anonymous_volume(self.client, name)
 
 
 @pytest.fixture

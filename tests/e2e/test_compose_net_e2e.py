@@ -25,7 +25,8 @@ from typing import Any
 import docker
 import pytest
 
-from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, Harness, engine_is_podman, store_digest, wait_for
+from tests.e2e.conftest import (BASE_IMAGE, RUN_ID, TEST_LABEL, Harness, engine_is_podman, remove_anonymous_volume,
+                                store_digest, wait_for)
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +92,8 @@ def test_network_mode_service_follows_its_peer_and_container_name(rc: Harness) -
     rc.run("apply", "-f", _compose(rc, body.replace('GEN: "1"', 'GEN: "2"')), "--wait", "--timeout", "90s")
     vpn2 = _one(rc, "vpn")
     assert vpn2.id != vpn.id and vpn2.name == vpn_name
+    # the recreate kept vpn's anonymous volume (as compose does): its data is not left behind
+    assert _volume_at(vpn2, "/shared") == _volume_at(vpn, "/shared"), vpn2.attrs["Mounts"]
     app2 = wait_for(lambda: (lambda c: c if c.attrs["HostConfig"]["NetworkMode"] == f"container:{vpn2.id}" else None)(
         _one(rc, "app")), 60, what="app recreated onto the new vpn container")
     assert app2.id != app.id
@@ -109,6 +112,13 @@ def test_network_mode_service_follows_its_peer_and_container_name(rc: Harness) -
                     90, what="app recreated onto the healed vpn container")
     assert wait_for(lambda: [e for e in rc.events(f"{rc.prefix}-app", "Recreated")
                              if e["container_id"] == app3.id and reason in e["reason"]], 20, what="audit row")
+    # vpn2's volume went with the container this test removed (app2, which mounted it, is gone now)
+    remove_anonymous_volume(rc.client, _volume_at(vpn2, "/shared"))
+
+
+def _volume_at(container: Any, dest: str) -> str:
+    """The name of the volume mounted at ``dest`` in a container."""
+    return next(str(m["Name"]) for m in container.attrs["Mounts"] if m["Destination"] == dest)
 
 
 def _listed(rc: Harness, service: str) -> list[Any]:

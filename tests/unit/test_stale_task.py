@@ -92,6 +92,9 @@ class FakeEngine:
     def ensure_volume(self, *a: Any) -> bool:
         return False
 
+    def image_volumes(self, ref: str) -> frozenset[str]:
+        return frozenset()
+
     def ensure_network(self, *a: Any) -> bool:
         return False
 
