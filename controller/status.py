@@ -31,7 +31,11 @@ class Transition:
 
 def main_container(containers: Sequence[Observed]) -> Observed | None:
     """Replica 1, a running one first (the container the status describes)."""
-    return next((c for c in sorted(containers, key=lambda c: (c.replica, not c.running)) if c.replica == 1), None)
+    best: Observed | None = None
+    for c in containers:  # the first running one, else the first (no sort: this runs twice a service a pass)
+        if c.replica == 1 and (best is None or (c.running and not best.running)):
+            best = c
+    return best
 
 
 def transitions(old: Status | None, sp: ServicePlan, svc: DesiredService,
@@ -114,5 +118,7 @@ def _checked_by(before: str, svc: DesiredService, main: Observed | None, checked
 def changed(a: Status | None, b: Status) -> bool:
     if a is None:
         return True
-    ignore = {"updated_at"}
-    return any(getattr(a, k) != getattr(b, k) for k in b.__dict__ if k not in ignore)
+    if a == b:  # the steady state: one tuple comparison
+        return False
+    old = a.__dict__  # the fields by dict, not getattr: this runs for every service on every pass
+    return any(old[k] != v for k, v in b.__dict__.items() if k != "updated_at")

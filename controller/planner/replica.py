@@ -74,7 +74,7 @@ def verdict(ctx: Context, replica: int, budget: int) -> Verdict:
     c, dups = ctx.picked[replica]
     removes = tuple(Remove(ctx.svc.name, replica, d.id, d.name, f"duplicate of {c.short_id}") for d in dups)
     v = _present(ctx, replica, c, budget, may_rename=not dups)
-    return replace(v, actions=removes + v.actions)
+    return replace(v, actions=removes + v.actions) if removes else v
 
 
 def _missing(ctx: Context, replica: int) -> Verdict:
@@ -99,6 +99,8 @@ def _present(ctx: Context, replica: int, c: Observed, budget: int, *, may_rename
         rename = (Rename(ctx.svc.name, replica, c.id, c.name, want_name,
                          f"container was renamed to {c.name} outside reconcile"),)
     v = _live(ctx, replica, c) if c.state in _LIVE else _stopped(ctx, replica, c)
+    if not rename and v.health == c.health:  # dataclasses.replace is dear at 200 services a pass
+        return v
     return replace(v, actions=rename + v.actions, health=c.health)
 
 
@@ -128,8 +130,10 @@ def _live(ctx: Context, replica: int, c: Observed) -> Verdict:
     """A container that is up (or about to be): restarted when asked or made to, else
     judged by its health."""
     stable = c.state == "running" and bool(backoff.stable(ctx.status, ctx.policy, ctx.inp.now))
-    v = _asked_restart(ctx, replica, c) or _unhealthy(ctx, replica, c) or Verdict(State.RUNNING, settled=True)
-    return replace(v, reset_backoff=v.reset_backoff or stable)
+    v = _asked_restart(ctx, replica, c) or _unhealthy(ctx, replica, c)
+    if v is None:
+        return Verdict(State.RUNNING, settled=True, reset_backoff=stable)
+    return replace(v, reset_backoff=True) if stable and not v.reset_backoff else v
 
 
 def _asked_restart(ctx: Context, replica: int, c: Observed) -> Verdict | None:
@@ -144,25 +148,24 @@ def _asked_restart(ctx: Context, replica: int, c: Observed) -> Verdict | None:
         return _restart(ctx, replica, c, status.restart_reason or "restart requested")
     if ctx.unmet:
         return None
-    restarted = _restarted_since(ctx)
-    cascade = [n for n, d in svc.spec.dependsOn.items() if d.restart and n in restarted]
+    cascade = [n for n, d in svc.spec.dependsOn.items() if d.restart and _restarted_since(ctx, n)]
     if cascade:
         return _restart(ctx, replica, c,
                         f"dependency {', '.join(cascade)} was restarted (cascade: dependsOn.restart)")
     peer = network_peer(svc)
-    if peer in restarted:
+    if peer and _restarted_since(ctx, peer):
         # same container, but its restart made a new network stack: rejoin it
         return _restart(ctx, replica, c, f"network_mode service:{peer}: its container was "
                         "restarted (the network stack shared with it is new)")
     return None
 
 
-def _restarted_since(ctx: Context) -> set[str]:
-    """The services (re)started after this one last started (none if it never started)."""
-    last = ctx.status.last_started_at
-    if last <= 0:
-        return set()
-    return {name for name, info in ctx.inp.deps.items() if info.last_started_at > last}
+def _restarted_since(ctx: Context, name: str) -> bool:
+    """Whether service ``name`` was (re)started after this one last started (never, if this
+    one never started). Asked only of the services this one depends on: asking it of every
+    service made each pass quadratic in the number of services."""
+    last, info = ctx.status.last_started_at, ctx.inp.deps.get(name)
+    return last > 0 and info is not None and info.last_started_at > last
 
 
 def _restart(ctx: Context, replica: int, c: Observed, reason: str) -> Verdict:
