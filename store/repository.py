@@ -367,6 +367,38 @@ class Store:
                 q = q.where(EventRow.type.in_(types))
             return [_event(r) for r in s.scalars(q.order_by(EventRow.id).limit(limit))]
 
+    def events_page(self, *, service: str | None = None, types: list[str] | None = None,
+                    since: float | None = None, until: float | None = None,
+                    before: tuple[float, int] | None = None, limit: int = 100) -> list[Event]:
+        """One page of the audit, newest first (``ts`` then ``id``, as ``history``):
+        rows strictly older than the cursor ``before`` = (ts, id) of the previous page's
+        last row. The order is the one the (service, ts), (type, ts) and (ts) indexes
+        keep (SQLite appends the row id to each), so a page costs ``limit`` index steps."""
+        with self.reading() as s:
+            q = select(EventRow)
+            if service:
+                q = q.where(EventRow.service == service)
+            if types:
+                q = q.where(EventRow.type.in_(types))
+            if since is not None:
+                q = q.where(EventRow.ts >= since)
+            if until is not None:
+                q = q.where(EventRow.ts <= until)
+            if before is not None:
+                ts, row_id = before
+                q = q.where((EventRow.ts < ts) | ((EventRow.ts == ts) & (EventRow.id < row_id)))
+            q = q.order_by(EventRow.ts.desc(), EventRow.id.desc()).limit(limit)
+            return [_event(r) for r in s.scalars(q)]
+
+    def last_event_before(self, service: str, ts: float, types: Iterable[str]) -> Event | None:
+        """The newest row of ``service`` older than ``ts`` among ``types`` (the state a
+        timeline starts in), or None."""
+        with self.reading() as s:
+            q = (select(EventRow).where(EventRow.service == service, EventRow.ts < ts, EventRow.type.in_(list(types)))
+                 .order_by(EventRow.ts.desc(), EventRow.id.desc()).limit(1))
+            row = s.scalars(q).first()
+            return None if row is None else _event(row)
+
     def last_events(self, names: Iterable[str]) -> dict[str, Event]:
         """The newest event (by ts, then id) of each named stored resource, in one statement
         per 500 names: a correlated ``ORDER BY ts DESC, id DESC LIMIT 1`` per resource, each
