@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from store import Store
     from store.records import Desired, Event, Status
 
-TIMELINE_ROW_LIMIT = 5000  # rows of one service in 24 h read for its timeline (newest kept)
+TIMELINE_ROW_LIMIT = 5000  # band-setting rows of one service in a window read for its timeline (newest kept)
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/ui/app.css": ("app.css", "text/css; charset=utf-8")}
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -120,7 +120,9 @@ class StatusPage:
         row = next(r for r in status_rows(_One(self.store, name)) if r["name"] == name)
         now = self.clock()
         start = now - hours * 3600.0
-        rows = self.store.history(name, since=start, limit=TIMELINE_ROW_LIMIT)
+        # only the rows that set a band (newest first, one page of the index)
+        rows = self.store.events_page(service=name, types=list(timeline.STATE_TYPES), since=start,
+                                      limit=TIMELINE_ROW_LIMIT)
         before = self.store.last_event_before(name, start, timeline.STATE_TYPES)
         if len(rows) == TIMELINE_ROW_LIMIT:  # truncated: the oldest row read sets the state before it
             before = None
