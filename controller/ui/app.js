@@ -174,7 +174,7 @@
   // -- live updates -------------------------------------------------------------------------
   function onAudit(e) {
     state.lastId = Math.max(state.lastId, e.id);
-    if (matches(e)) {
+    if (matches(e) && !document.querySelector('#events tr[data-id="' + e.id + '"]')) {  // once, also after a reload of the list
       const tr = eventRow(e);
       tr.classList.add("fresh");
       $("#events tbody").prepend(tr);

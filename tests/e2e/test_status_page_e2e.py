@@ -91,6 +91,8 @@ def test_status_page_shows_services_live_kill_and_filters(rc: Harness, browser: 
     page.wait_for_selector(f'#events tr.event[data-type="Restarted"][data-service="{web}"]',
                            timeout=max(1.0, LIVE_WITHIN - (time.monotonic() - killed)) * 1000)
     shown_after = time.monotonic() - killed
+    assert page.locator(f'#events tr.event[data-type="Restarted"][data-service="{web}"]').count() == 1, \
+        "one kill, one Restarted row on the page"
     print(f"docker kill -> restart mark and history row on the page: {shown_after * 1000:.0f} ms")
     assert shown_after < LIVE_WITHIN
     assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"

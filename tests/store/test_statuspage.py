@@ -26,7 +26,6 @@ from store import Event, ResourceInput, Status, Store
 
 TOKEN = "page-token-0123456789abcdef"
 SECRET = "hunter2-stored-secret"
-NOW = time.time()
 
 
 def res(name: str, **spec: Any) -> ResourceInput:
@@ -71,14 +70,16 @@ class Served:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
+    # rows relative to the test's own start (the page's relative filters read the clock)
+    now = time.time()
     s = Store.open(str(tmp_path / "s.db"))
     s.apply([res("web", env={"DB_PASSWORD": {"valueFrom": {"secret": SECRET}}}), res("worker")], source="f",
-            actor="cli", now=NOW - 7200)
-    s.record([Event(ts=NOW - 3600, service="web", type="Created", reason="missing"),
-              Event(ts=NOW - 600, service="web", type="Died", reason="container exited with code 137"),
-              Event(ts=NOW - 599, service="web", type="Restarted", reason="container exited with code 137"),
-              Event(ts=NOW - 300, service="worker", type="Created", reason="missing"),
-              Event(ts=NOW - 10, service="", type="StormDetected", reason="too many")],
+            actor="cli", now=now - 7200)
+    s.record([Event(ts=now - 3600, service="web", type="Created", reason="missing"),
+              Event(ts=now - 600, service="web", type="Died", reason="container exited with code 137"),
+              Event(ts=now - 599, service="web", type="Restarted", reason="container exited with code 137"),
+              Event(ts=now - 300, service="worker", type="Created", reason="missing"),
+              Event(ts=now - 10, service="", type="StormDetected", reason="too many")],
              [Status(name="web", state="Running", restart_count=1), Status(name="worker", state="Running")])
     yield s
     s.close()
