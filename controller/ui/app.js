@@ -10,7 +10,7 @@
     "GaveUp", "Failed", "Removed", "Deleted", "JobFailed", "Completed", "RolledBack", "StormDetected",
     "EngineUnavailable", "EngineRestored", "EngineDegraded", "ControllerStarted", "ControllerStopped"];
   const $ = (sel) => document.querySelector(sel);
-  const state = { services: [], selected: null, next: null, lastId: 0, refresh: null, retry: 1000 };
+  const state = { services: [], selected: null, tl: null, next: null, lastId: 0, refresh: null, retry: 1000 };
 
   function takeToken() {
     const m = /^#token=(.+)$/.exec(location.hash);
@@ -116,6 +116,7 @@
   }
 
   function renderTimeline(tl) {
+    state.tl = tl;
     const span = tl.end - tl.start;
     const pct = (t) => (100 * (t - tl.start) / span).toFixed(4) + "%";
     const parts = tl.bands.map((b) => {
@@ -179,8 +180,22 @@
       tr.classList.add("fresh");
       $("#events tbody").prepend(tr);
     }
+    if (state.tl && e.service === state.selected && e.type === "Restarted") {
+      // mark it at once; the detail reloaded below redraws the bands from the server
+      const tl = state.tl;
+      tl.restarts.push(e.ts);
+      if (e.ts > tl.end && tl.bands.length) {
+        tl.bands[tl.bands.length - 1].end = e.ts;
+        tl.end = e.ts;
+      }
+      renderTimeline(tl);
+    }
     clearTimeout(state.refresh);
-    state.refresh = setTimeout(() => { loadServices().then(loadDetail).catch(() => {}); }, 250);
+    state.refresh = setTimeout(refresh, 100);
+  }
+
+  function refresh() {
+    return Promise.all([loadServices(), loadDetail()]).catch(() => {});
   }
 
   function live(on, text) {
@@ -241,7 +256,7 @@
       live(false, "offline");
       return;
     }
-    setInterval(() => { loadServices().then(loadDetail).catch(() => {}); }, 30000);
+    setInterval(refresh, 30000);
     follow();
   }
 

@@ -11,8 +11,10 @@ browser cannot be launched the test fails with the reason: it never skips.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,13 +85,23 @@ def test_status_page_shows_services_live_kill_and_filters(rc: Harness, browser: 
     marks = page.locator("#timeline .restart-mark").count()
     page.evaluate("window.__notReloaded = true")
 
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     container = rc.inspect(rc.cname("web"))["Id"]
+    killed_at = time.time()
     rc.client.api.kill(container)
     killed = time.monotonic()
-    page.wait_for_function("n => document.querySelectorAll('#timeline .restart-mark').length > n", arg=marks,
-                           timeout=LIVE_WITHIN * 1000)
-    page.wait_for_selector(f'#events tr.event[data-type="Restarted"][data-service="{web}"]',
-                           timeout=max(1.0, LIVE_WITHIN - (time.monotonic() - killed)) * 1000)
+    try:
+        page.wait_for_function("n => document.querySelectorAll('#timeline .restart-mark').length > n", arg=marks,
+                               timeout=LIVE_WITHIN * 1000)
+        page.wait_for_selector(f'#events tr.event[data-type="Restarted"][data-service="{web}"]',
+                               timeout=max(0.1, LIVE_WITHIN - (time.monotonic() - killed)) * 1000)
+    except Exception as exc:  # noqa: BLE001 - say where the time went: the controller or the page
+        rows = rc.events(web, "Restarted")
+        written = f"{rows[0]['ts'] - killed_at:.2f} s after the kill" if rows else "not (yet) written"
+        page.screenshot(path=str(out / "02-timeout.png"), full_page=True)
+        pytest.fail(f"the kill was not on the page within {LIVE_WITHIN:g} s ({type(exc).__name__}); the audit's "
+                    f"Restarted row was {written}; page errors: {errors}", pytrace=False)
     shown_after = time.monotonic() - killed
     assert page.locator(f'#events tr.event[data-type="Restarted"][data-service="{web}"]').count() == 1, \
         "one kill, one Restarted row on the page"
@@ -100,6 +112,12 @@ def test_status_page_shows_services_live_kill_and_filters(rc: Harness, browser: 
     # the world agrees: the engine restarted that container, the audit says so
     restarted = wait_for(lambda: rc.events(web, "Restarted"), timeout=10, what="a Restarted row")
     assert restarted[0]["container_id"] == container and "137" in restarted[0]["reason"]
+    # the page's timeline is the server's (one mark per restart, drawn from the audit)
+    with urllib.request.urlopen(f"{base}/api/services/{web}?hours=1", timeout=10) as resp:
+        served = json.loads(resp.read())["timeline"]
+    assert len(served["restarts"]) == 1 and served["restarts"][0] == restarted[0]["ts"], served
+    wait_for(lambda: page.locator("#timeline .restart-mark").count() == 1, timeout=5,
+             what="the page's timeline to show the served restart once")
     bands = page.eval_on_selector_all("#timeline .band", "els => els.map(e => [e.dataset.state, "
                                       "e.getBoundingClientRect().width])")
     assert bands[0][0] == "unknown" and bands[-1][0] == "running", bands  # created a minute ago, running now
