@@ -33,7 +33,7 @@ from bench.common import (  # noqa: E402
     Bench, BenchError, Figure, dump_json, ensure_compose, ensure_images, machine, print_machine, table,
 )
 
-BENCHES = ["crash", "unhealthy", "cold", "steady", "footprint", "audit", "cli", "filewatch"]
+BENCHES = ["crash", "unhealthy", "cold", "steady", "footprint", "audit", "cli", "filewatch", "page"]
 # footprint shares the 200-service stack (both sides); cli has docker-compose ps as a peer
 NEEDS_COMPOSE = {"cold", "steady", "footprint", "cli"}
 

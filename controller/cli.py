@@ -842,14 +842,19 @@ class RunFlags:
     history_retention: float
     history_max_rows: int
     watch_files: bool
+    ui_token_file: str | None
 
     def loop_options(self) -> LoopOptions:
+        """The controller's options; InvalidSpec (exit 2) for an address beyond loopback
+        without a token file, or an unusable token file (controller.pageapi)."""
         from controller.loop import LoopOptions
+        from controller.pageapi import token_for
 
         return LoopOptions(resync_interval=self.resync_interval, lease_ttl=self.lease_ttl,
                            workers=self.workers, restarts_per_minute=self.max_restarts_per_minute,
                            metrics_addr=self.metrics_addr, history_retention=self.history_retention or None,
-                           history_max_rows=self.history_max_rows or None, watch_files=self.watch_files)
+                           history_max_rows=self.history_max_rows or None, watch_files=self.watch_files,
+                           ui_token=token_for(self.metrics_addr, self.ui_token_file))
 
 
 @cli.command()
@@ -858,7 +863,11 @@ class RunFlags:
               help="Lease expiry; a dead holder's lease is taken over after it.")
 @click.option("--workers", default=4, show_default=True, help="Concurrent engine actions (cap).")
 @click.option("--max-restarts-per-minute", default=30, show_default=True, help="Host-wide restart limit (storm control).")
-@click.option("--metrics-addr", default=None, help="Serve /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9310.")
+@click.option("--metrics-addr", default=None,
+              help="Serve the status page (/), /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9310.")
+@click.option("--ui-token-file", default=None, type=click.Path(dir_okay=False),
+              help="A file holding the bearer token the page's data and /metrics require; needed when "
+                   "--metrics-addr is not a loopback address.")
 @click.option("--history-retention", type=DURATION, default="90d", show_default=True,
               help="Prune audit rows older than this ('0' keeps all).")
 @click.option("--history-max-rows", default=2_000_000, show_default=True, help="Keep at most this many audit rows (0 = no cap).")
@@ -876,7 +885,8 @@ def run(obj: Ctx, flags: RunFlags) -> None:
     """
     from controller.loop import Controller
 
-    sys.exit(Controller(obj.store, obj.engine, flags.loop_options()).run())
+    opts = flags.loop_options()  # before the store and the engine: a bad address opens nothing
+    sys.exit(Controller(obj.store, obj.engine, opts).run())
 
 
 @cli.command()

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,6 +36,7 @@ from controller.engine import Engine
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
+from controller.statuspage import PageOptions, StatusPage
 from controller.lease import Lease, holder_id
 from controller.reconciler import PassResult, Reconciler, ReconcilerConfig
 from controller.storm import RestartLimiter
@@ -57,6 +58,7 @@ class LoopOptions:
     store_poll: float = 0.5
     watch_files: bool = True  # OS file notifications for referenced files (else: the periodic check only)
     failure_backoff: LimiterBounds = LimiterBounds()  # a failing service's retries: 1 s, 2 s, 4 s ... 300 s
+    ui_token: str | None = field(default=None, repr=False)  # the status page's bearer token (controller.pageapi)
 
 
 # seconds after a death event at which its service is looked at again (see _watch_events)
@@ -91,6 +93,7 @@ class Controller:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.files = FileWatcher(self._files_changed) if opts.watch_files else None
         self._server: Any = None
+        self._page: StatusPage | None = None
 
     # -- recording -------------------------------------------------------------
     def _record(self, etype: str, reason: str, message: str = "", service: str = "") -> None:
@@ -346,8 +349,10 @@ class Controller:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         if self.opts.metrics_addr:
-            self._server = serve(self.opts.metrics_addr, self.metrics, self.health)
-            logger.info(f"serving /metrics and /healthz on http://{self.opts.metrics_addr}")
+            self._page = StatusPage(self.store, PageOptions(token=self.opts.ui_token), self.clock)
+            self._server = serve(self.opts.metrics_addr, self.metrics, self.health, self._page)
+            logger.info(f"serving the status page, /metrics and /healthz on http://{self.opts.metrics_addr}/"
+                        + (" (bearer token required)" if self.opts.ui_token else ""))
         try:
             self.engine.ping()
             self.metrics.engine_up.set(1)
@@ -385,6 +390,8 @@ class Controller:
         if self.leader.is_set():
             self._record("ControllerStopped", f"{self.holder} stopped (signal)", "containers left running")
             self.store.release_lease(self.holder)
+        if self._page is not None:
+            self._page.close()
         if self._server is not None:
             self._server.shutdown()
         return 0

@@ -1,7 +1,9 @@
 """Prometheus metrics and the controller's own /healthz, served on --metrics-addr.
 
 /healthz answers 200 while the loop ticks and the engine answers, 503 otherwise,
-with a JSON body saying which.
+with a JSON body saying which. The same server carries the status page
+(``controller.statuspage``): it is asked first, and also guards /metrics with the
+page's token when one is set.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -35,11 +37,17 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def serve(addr: str, metrics: Metrics, health: Callable[[], dict[str, Any]]) -> ThreadingHTTPServer:
+class Page(Protocol):
+    def handle(self, h: BaseHTTPRequestHandler) -> bool: ...
+
+
+def serve(addr: str, metrics: Metrics, health: Callable[[], dict[str, Any]], page: Page | None = None) -> ThreadingHTTPServer:
     host, _, port = addr.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # the name http.server dispatches GET to
+            if page is not None and page.handle(self):
+                return
             if self.path.startswith("/metrics"):
                 body, ctype, code = metrics.render(), CONTENT_TYPE_LATEST, 200
             elif self.path.startswith("/healthz"):

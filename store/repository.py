@@ -367,6 +367,36 @@ class Store:
                 q = q.where(EventRow.type.in_(types))
             return [_event(r) for r in s.scalars(q.order_by(EventRow.id).limit(limit))]
 
+    def events_page(self, *, service: str | None = None, types: list[str] | None = None,
+                    since: float | None = None, until: float | None = None,
+                    before: tuple[float, int] | None = None, limit: int = 100) -> list[Event]:
+        """One page of the audit, newest first (``ts`` then ``id``, as ``history``):
+        rows strictly older than the cursor ``before`` = (ts, id) of the previous page's
+        last row. The order is the one the (service, ts), (type, ts) and (ts) indexes
+        keep (SQLite appends the row id to each), so a page costs ``limit`` index steps.
+        Core rows, not ORM objects: the status page reads hundreds at a time."""
+        ev = EventRow.__table__.c
+        q = select(EventRow.__table__)
+        if service:
+            q = q.where(ev.service == service)
+        if types:
+            q = q.where(ev.type.in_(types))
+        if since is not None:
+            q = q.where(ev.ts >= since)
+        if until is not None:
+            q = q.where(ev.ts <= until)
+        if before is not None:
+            ts, row_id = before
+            q = q.where((ev.ts < ts) | ((ev.ts == ts) & (ev.id < row_id)))
+        with self._read.connect() as conn:
+            return [_event(r) for r in conn.execute(q.order_by(ev.ts.desc(), ev.id.desc()).limit(limit))]
+
+    def last_event_before(self, service: str, ts: float, types: Iterable[str]) -> Event | None:
+        """The newest row of ``service`` older than ``ts`` among ``types`` (the state a
+        timeline starts in), or None."""
+        rows = self.events_page(service=service, types=list(types), before=(ts, 0), limit=1)
+        return rows[0] if rows else None
+
     def last_events(self, names: Iterable[str]) -> dict[str, Event]:
         """The newest event (by ts, then id) of each named stored resource, in one statement
         per 500 names: a correlated ``ORDER BY ts DESC, id DESC LIMIT 1`` per resource, each
