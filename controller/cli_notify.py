@@ -1,4 +1,5 @@
-"""Notification verbs: ``notify test NAME`` (send a test message now) and the listing
+"""Notification verbs: ``notify test NAME`` (send a test message now), ``notify delete
+NAME``, and the listing
 behind ``get notifiers`` (each sink, redacted, with its last delivery, last error and
 backlog). Thin: the sender (``controller.notify_send``) does the work; the store comes from
 the command's ``Ctx``. Only click at module level.
@@ -40,6 +41,20 @@ def test(obj: Ctx, name: str) -> None:
         click.echo(f"error: notifier {name}: delivery failed: {result.error}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"notifier {name}: test message delivered")
+
+
+@notify.command("delete")
+@click.argument("name")
+@click.pass_obj
+@handled
+def delete(obj: Ctx, name: str) -> None:
+    """Delete notifier NAME (its undelivered messages with it): exit 2 if there is none."""
+    from store.notify import NotifyStore
+
+    if not NotifyStore(obj.store).delete(name, actor="cli", now=time.time()):
+        click.echo(f"error: no notifier named {name}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(f"notifier/{name} deleted")
 
 
 def rows(obj: Ctx) -> list[dict[str, Any]]:

@@ -64,6 +64,8 @@ class Sender:
         start = self.clock()
         try:
             notifiers = self.notify.notifiers()
+            if not notifiers:
+                return
             labels = {n: d.metadata.get("labels") or {} for n, d in self.store.desired().items()}
         except Exception as exc:  # noqa: BLE001 - the store may be busy or full: next tick
             logger.warning(f"notifications: cannot read the store ({exc}); trying again")
