@@ -12,6 +12,7 @@ idempotency key: at-least-once.
 
 Audit rows: ``NotifyDelivered`` per message, ``NotifyFailed`` once per failure streak and
 error text (not per retry). Neither makes a notice (``notify_rules.event_type``).
+Outbox rows every notifier has dealt with are deleted every ten minutes (bounded batches).
 Everything is bounded: steps per tick (``MAX_STEPS``), time per tick (``BUDGET``), each
 attempt (the notifier's ``timeout``).
 """
@@ -36,6 +37,7 @@ from store.repository import Store
 MAX_STEPS = 200  # steps (messages or damped notices) per notifier per tick
 BUDGET = 20.0  # seconds of delivering per tick, over all notifiers
 PAGE = 500  # outbox rows read at once
+PRUNE_EVERY = 600.0  # seconds between two prunes of the delivered outbox rows
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,15 @@ class Sender:
         self.clock = clock
         self.host = host or host_name()
         self.deliver = deliver
+        self._prune_at = 0.0
 
     def tick(self) -> None:
         """Deliver what is due for every notifier (bounded); never raises."""
         start = self.clock()
         try:
+            if start >= self._prune_at:  # what every notifier has dealt with goes
+                self._prune_at = start + PRUNE_EVERY
+                self.notify.prune()
             notifiers = self.notify.notifiers()
             if not notifiers:
                 return

@@ -152,4 +152,4 @@ class OutboxRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     audit_type: Mapped[str] = mapped_column(String(32), default="")
 
-    __table_args__ = (Index("ix_notify_outbox_ts", "ts"),)
+    __table_args__ = (Index("ix_notify_outbox_ts", "ts"), {"sqlite_autoincrement": True})

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from store.models import EventRow, NotifierRow, OutboxRow
@@ -121,6 +121,20 @@ class NotifyStore:
     def outbox_end(self) -> int:
         with self.store.reading() as s:
             return int(s.scalar(select(func.max(OutboxRow.id))) or 0)
+
+    def prune(self, *, batch: int = 5000) -> int:
+        """Delete outbox rows every notifier has dealt with (all of them when there is no
+        notifier: a new one starts at the end), in one bounded batch. Returns how many."""
+        with self.store.writing() as s, s.begin():
+            done = s.scalar(select(func.min(NotifierRow.cursor)))
+            if done is None:
+                done = s.scalar(select(func.max(OutboxRow.id)))
+            if not done:
+                return 0
+            ids = s.scalars(select(OutboxRow.id).where(OutboxRow.id <= done).order_by(OutboxRow.id).limit(batch)).all()
+            if ids:
+                s.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids)))
+            return len(ids)
 
     def advance(self, name: str, *, cursor: int, damping: dict[str, Any], delivered_at: float | None,
                 events: Sequence[Event] = ()) -> bool:

@@ -40,6 +40,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False, server_default=""),
         sa.Column("detail", sa.Text(), nullable=False, server_default=""),
         sa.Column("audit_type", sa.String(32), nullable=False, server_default=""),
+        # ids are never reused (SQLite's AUTOINCREMENT): cursors point into this table, and
+        # pruned rows must not come back under an id a cursor has passed
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_notify_outbox_ts", "notify_outbox", ["ts"])
 

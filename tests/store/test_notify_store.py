@@ -196,3 +196,15 @@ def test_notify_test_message(store: Store) -> None:
     result = sender.test("ops")
     assert result is not None and not result.ok and "connection refused" in result.error
     assert [e.type for e in store.history(service="ops")][-2:] == ["NotifyDelivered", "NotifyFailed"]
+
+
+def test_prune_keeps_what_a_notifier_has_not_dealt_with(store: Store) -> None:
+    ns = NotifyStore(store)
+    store.record([gave_up("a", 1.0), gave_up("b", 2.0)])
+    assert ns.prune() == 2 and outbox(store) == []  # no notifier: nobody will read them
+    ns.put([notifier("one"), notifier("two")], source="f", actor="cli", now=3.0)
+    store.record([gave_up("c", 4.0), gave_up("d", 5.0)])
+    assert ns.advance("one", cursor=4, damping={}, delivered_at=6.0)
+    assert ns.prune() == 0  # "two" has dealt with neither
+    assert ns.advance("two", cursor=3, damping={}, delivered_at=6.0)
+    assert ns.prune() == 1 and outbox(store) == [("d", "GaveUp")]
