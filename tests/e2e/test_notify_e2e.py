@@ -118,8 +118,8 @@ def test_crash_loop_is_one_crashloop_message_and_one_gave_up(rc: Harness, receiv
     name = rc.name("crash")
     rc.start_daemon(*FAST)
     rc.run("apply", "-f", rc.write([notifier(rc, receiver), crasher(rc, "crash", 3)]))
-    wait_for(lambda: any(b["event"] == "GaveUp" for b in receiver.bodies(name)), timeout=60,
-             what="the gave-up message")
+    wait_for(lambda: any(b["event"] == "GaveUp" for b in receiver.bodies(name)), timeout=120,
+             what="the gave-up message")  # a loaded engine restarts slowly
     assert [c.status for c in rc.containers(name)] == ["exited"]
     assert rc.events(name, "BackOff"), "it went through a crash loop"
     time.sleep(3)  # nothing more comes
@@ -174,7 +174,7 @@ def test_receiver_down_30s_then_back_gets_everything_in_order_once(rc: Harness, 
     rc.start_daemon(*FAST)
     rc.run("apply", "-f", rc.write([notifier(rc, receiver, events=["GaveUp", "CrashLoopBackOff"])]
                                    + [crasher(rc, f"c{i}", 2) for i in range(3)]))
-    wait_for(lambda: all(rc.events(n, "GaveUp") for n in names), timeout=60, what="three services to give up")
+    wait_for(lambda: all(rc.events(n, "GaveUp") for n in names), timeout=120, what="three services to give up")
     down_until = time.time() + 30
     failed = wait_for(lambda: rc.events(rc.name("hook"), "NotifyFailed"), timeout=20, what="a failed delivery")
     assert "connection refused" in failed[0]["reason"].lower() or "refused" in failed[0]["reason"].lower()
@@ -202,7 +202,7 @@ def test_sigkilled_controller_leaves_messages_the_next_one_delivers(rc: Harness,
     first = rc.start_daemon(*FAST, "--lease-ttl", "60s")  # still live when the next one starts: taken over
     rc.run("apply", "-f", rc.write([notifier(rc, receiver, events=["GaveUp", "LeaseTakenOver"]),
                                     crasher(rc, "crash", 1)]))
-    wait_for(lambda: rc.events(name, "GaveUp"), timeout=60, what="the service to give up")
+    wait_for(lambda: rc.events(name, "GaveUp"), timeout=120, what="the service to give up")
     wait_for(lambda: rc.events(rc.name("hook"), "NotifyFailed"), timeout=20, what="an undelivered message")
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
