@@ -24,7 +24,7 @@ from controller.actions import Action, Remove
 from controller.observed import Observed
 from controller.outcomes import (Built, BuildFailed, Created, EngineHung, Failed, HookRan, HookUnrunnable, Outcome,
                                  Recreated, Removed, Renamed, Restarted, RollbackAsked, Started, truncate)
-from controller.planner import CRASHLOOP, FAILED, ServicePlan
+from controller.planner import CRASHLOOP, FAILED, RUNNING, ServicePlan
 from controller.render import DesiredService
 from controller.status import ERROR, STARTING, Transition
 from crd_like.models import RestartPolicy
@@ -60,6 +60,12 @@ def observe(old: Status | None, plan: ServicePlan, seen: Seen, now: float) -> tu
         message = f"next attempt at {datetime.fromtimestamp(new.next_attempt_at):%H:%M:%S}" if backing_off else ""
         events.append(Event(ts=now, service=svc.name, type="BackOff" if backing_off else "GaveUp",
                             reason=new.message, message=message, generation=svc.generation, actor=seen.actor))
+    if old is not None and old.failures >= 2 and new.failures == 0 and new.state == RUNNING:
+        # a crash loop (a second failure waits out a backoff) is over: it ran `resetAfter`
+        # without failing, so the backoff was reset
+        events.append(Event(ts=now, service=svc.name, type="BackOffEnded",
+                            reason=f"running without failing after {old.failures} failures; backoff reset",
+                            generation=svc.generation, actor=seen.actor))
     if status_mod.changed(old, new):
         new = replace(new, updated_at=now)
     return new, events

@@ -217,9 +217,11 @@ class Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from controller import notify_rules
             from store import Store
 
             self._store = Store.open(self.db)
+            notify_rules.install(self._store)  # audit rows worth a message fill the outbox
         return self._store
 
     @property
@@ -1132,6 +1134,7 @@ cli.lazy.update({
     "wait": "controller.cli_wait:wait", "logs": "controller.cli_logs:logs", "exec": "controller.cli_logs:exec_",
     "up": "controller.cli_stack:up", "down": "controller.cli_stack:down", "delete": "controller.cli_stack:delete",
     "version": "controller.cli_info:version", "completion": "controller.cli_info:completion",
+    "notify": "controller.cli_notify:notify",
 })
 
 

@@ -71,7 +71,13 @@ def render(rows: list[dict[str, Any]], output: str, now: float | None = None) ->
 @click.pass_obj
 @handled
 def get(obj: Ctx, names: tuple[str, ...], output: str, selector: list[fmt.Requirement] | None, watch: bool) -> None:
-    """List resources (all, or NAMEs) with their state; `ps` is the same verb."""
+    """List resources (all, or NAMEs) with their state; `ps` is the same verb.
+    `get notifiers` lists the notifiers (their sinks, last delivery, backlog)."""
+    if names == ("notifiers",) and not watch and obj.reader.get("notifiers") is None:
+        from controller.cli_notify import show
+
+        show(obj, output)
+        return
     if not watch:
         rows = select_rows(obj, names, selector)
         if output in ("json", "yaml"):

@@ -38,6 +38,7 @@ from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
 from controller.statuspage import PageOptions, StatusPage
 from controller.lease import Lease, holder_id
+from controller.notify_send import Sender
 from controller.reconciler import PassResult, Reconciler, ReconcilerConfig
 from controller.storm import RestartLimiter
 from controller.workqueue import Batch, FailureLimiter, LimiterBounds, WorkQueue
@@ -59,6 +60,7 @@ class LoopOptions:
     watch_files: bool = True  # OS file notifications for referenced files (else: the periodic check only)
     failure_backoff: LimiterBounds = LimiterBounds()  # a failing service's retries: 1 s, 2 s, 4 s ... 300 s
     ui_token: str | None = field(default=None, repr=False)  # the status page's bearer token (controller.pageapi)
+    notify_interval: float = 1.0  # seconds between two looks at the notification outbox
 
 
 # seconds after a death event at which its service is looked at again (see _watch_events)
@@ -94,6 +96,7 @@ class Controller:
         self.files = FileWatcher(self._files_changed) if opts.watch_files else None
         self._server: Any = None
         self._page: StatusPage | None = None
+        self.sender = Sender(store, clock)
 
     # -- recording -------------------------------------------------------------
     def _record(self, etype: str, reason: str, message: str = "", service: str = "") -> None:
@@ -267,6 +270,8 @@ class Controller:
             held = claim.held
             if claim.took_over_from:
                 logger.info(f"took over the lease of {claim.took_over_from}: that process is gone")
+                self._record("LeaseTakenOver", f"{self.holder} took over the lease of {claim.took_over_from}",
+                             "that process is gone")
         except Exception as exc:  # noqa: BLE001
             logger.error(f"cannot renew the lease in the store ({exc}); keeping the containers running")
             return
@@ -280,6 +285,10 @@ class Controller:
             logger.warning("lost the controller lease; another controller acts now")
             self.leader.clear()
             self.metrics.leader.set(0)
+
+    def _notify_job(self) -> None:
+        if self.leader.is_set():  # only the lease holder sends: two controllers never both do
+            self.sender.tick()
 
     def _resync_job(self) -> None:
         if self.files is not None and self.files.needs_rearm():
@@ -368,6 +377,8 @@ class Controller:
                   max_instances=1, coalesce=True)
         s.add_job(self._images_job, "interval", seconds=60, id="images", max_instances=1, coalesce=True)
         s.add_job(self._prune_job, "interval", seconds=3600, id="prune-history", max_instances=1, coalesce=True)
+        s.add_job(self._notify_job, "interval", seconds=self.opts.notify_interval, id="notify", max_instances=1,
+                  coalesce=True)
         threads = [threading.Thread(target=self._dispatch, name="dispatch", daemon=True),
                    threading.Thread(target=self._watch_events, name="events", daemon=True)]
         for t in threads:

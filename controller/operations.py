@@ -302,6 +302,35 @@ def apply(at: Handles, files: list[str], *, opts: LoadOptions | None = None,
     if opts.deferred:  # what `docker compose up` would fail on (warned at load): nothing is applied
         raise InvalidSpec(list(opts.deferred))
     source = source_key(files)
+    notifiers = [i for i in inputs if i.kind == "Notifier"]
+    if notifiers:  # not workloads: their own table, nothing to converge (crd_like.notifier)
+        inputs = [i for i in inputs if i.kind != "Notifier"]
+        noted = _apply_notifiers(at.store, notifiers, source, how)
+        if not inputs and not how.prune:
+            return ApplyReport(noted)
+        report = apply_workloads(at, files, inputs, source, how)
+        report.changes[:0] = noted
+        return report
+    return apply_workloads(at, files, inputs, source, how)
+
+
+def _apply_notifiers(store: Store, inputs: list[ResourceInput], source: str, how: ApplyOptions) -> list[AppliedChange]:
+    from store.notify import NotifyStore
+
+    clash = sorted(set(store.desired()) & {i.name for i in inputs})
+    if clash:
+        raise InvalidSpec([Issue("<store>", None, "metadata.name",
+                                 f"{n!r} names a stored service or job; a Notifier needs a name of its own")
+                           for n in clash])
+    changes = NotifyStore(store).put(inputs, source=source, actor="cli", now=how.run.clock(), dry_run=how.dry_run)
+    if not how.dry_run:
+        _log_changes(changes)
+    return changes
+
+
+def apply_workloads(at: Handles, files: list[str], inputs: list[ResourceInput], source: str,
+                    how: ApplyOptions) -> ApplyReport:
+    """The services and jobs of an apply: store them and converge (or plan, with dry_run)."""
     if not how.dry_run:
         quick = _unchanged(at, inputs, files, source, how)
         if quick is not None:

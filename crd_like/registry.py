@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from crd_like.models import API_VERSION, Job, Service
+from crd_like.notifier import Notifier
 
 KINDS: dict[tuple[str, str], type[Any]] = {
     (API_VERSION, "Service"): Service,
     (API_VERSION, "Job"): Job,
+    (API_VERSION, "Notifier"): Notifier,
 }
 
 

@@ -13,6 +13,8 @@ Where a secret value lives (documented in the README, "Secrets"):
   describe, history, status, export, logs) shows it as ``SECRET_PLACEHOLDER`` through
   ``redact_spec``. ``reconcile export --reveal-secrets`` prints the values, so that the
   export re-applies to identical hashes.
+- a Notifier's ``url`` and ``secret`` (``crd_like.notifier``): ``{secret: VALUE}`` is kept
+  the same way and redacted by the same function.
 - ``files: {TARGET: {secret: TEXT}}`` (``crd_like.spec_files``): the content of a compose
   secret taken from the environment (``secrets: {NAME: {environment: VAR}}``), or of a
   config taken from a secret-looking variable, kept the same way and redacted by the same
@@ -67,7 +69,16 @@ def redact_spec(spec: Any) -> Any:
     if isinstance(files, dict) and any(_is_secret_file(v) for v in files.values()):
         out = {**out, "files": {k: ({**v, "secret": SECRET_PLACEHOLDER} if _is_secret_file(v) else v)
                                 for k, v in files.items()}}
+    for key in _notifier_secrets(spec):
+        out = {**out, key: {"secret": SECRET_PLACEHOLDER}}
     return out
+
+
+def _notifier_secrets(spec: dict[str, Any]) -> list[str]:
+    """A Notifier spec's (``crd_like.notifier``) inline secrets: its ``url`` and HMAC ``secret``."""
+    if "sink" not in spec:
+        return []
+    return [k for k in ("url", "secret") if _is_secret_file(spec.get(k))]
 
 
 def secret_keys(spec: Any) -> list[str]:
@@ -78,7 +89,7 @@ def secret_keys(spec: Any) -> list[str]:
     env = env if isinstance(env, dict) else {}
     files = files if isinstance(files, dict) else {}
     return (sorted(f"env.{k}" for k, v in env.items() if is_secret(v))
-            + sorted(f"files.{k}" for k, v in files.items() if _is_secret_file(v)))
+            + sorted(f"files.{k}" for k, v in files.items() if _is_secret_file(v)) + _notifier_secrets(spec))
 
 
 def redact_text(text: str, secrets: list[str]) -> str:

@@ -116,3 +116,40 @@ class LeaseRow(Base):
     acquired_at: Mapped[float] = mapped_column(Float)
     renewed_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class NotifierRow(Base):
+    """A Notifier resource (migration 0007): its spec, and its sender's delivery state:
+    the outbox row it has dealt with (``cursor``), the failed attempts of the next
+    message, and the damping state (JSON, ``controller.notify_damping``)."""
+
+    __tablename__ = "notifiers"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spec: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    last_delivery_at: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[float] = mapped_column(Float, default=0.0)
+    damping: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class OutboxRow(Base):
+    """A notable audit row's message material, written in the audit row's transaction."""
+
+    __tablename__ = "notify_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float)
+    service: Mapped[str] = mapped_column(String(63), default="")
+    event: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    audit_type: Mapped[str] = mapped_column(String(32), default="")
+
+    __table_args__ = (Index("ix_notify_outbox_ts", "ts"), {"sqlite_autoincrement": True})

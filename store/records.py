@@ -121,3 +121,34 @@ class AppliedChange:
     generation: int
     old_spec: dict[str, Any] | None = None
     new_spec: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Material for a message: a notable audit row as ``controller.notify_rules`` reads it
+    (``event`` is the notification's event type), kept in the outbox. ``id`` once stored."""
+
+    ts: float
+    service: str
+    event: str
+    reason: str = ""
+    detail: str = ""
+    audit_type: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class NotifierState:
+    """A stored Notifier: its (unredacted) spec and its sender's delivery state."""
+
+    name: str
+    spec: dict[str, Any]
+    generation: int
+    source: str = ""
+    cursor: int = 0  # the outbox row dealt with last
+    attempts: int = 0  # failed attempts of the message at the cursor
+    next_attempt_at: float = 0.0
+    last_delivery_at: float = 0.0
+    last_error: str = ""
+    last_error_at: float = 0.0
+    damping: dict[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select, text
@@ -20,9 +20,14 @@ from sqlalchemy.orm import Session
 from store import db
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
 from store.errors import StoreError
-from store.records import AppliedChange, Desired, Event, ResourceInput, Revision, Status
+from store.notify import add_notices
+from store.records import AppliedChange, Desired, Event, Notice, ResourceInput, Revision, Status
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["NoticeRule", "Store", "StoreError"]
+
+# Which audit rows make outbox rows (``controller.notify_rules.notices``): handed in by the
+# controller, so that the store persists them with their audit rows and knows no rule.
+NoticeRule = Callable[[Sequence[Event]], list[Notice]]
 
 LEASE_NAME = "controller"
 _REQUEST_FIELDS = frozenset({"name", "restart_requested_at", "restart_reason"})
@@ -54,6 +59,7 @@ class Store:
         self.url = url
         self._read, self._write = db.make_engines(url)
         self._instance_id: str | None = None
+        self.notice_rule: NoticeRule | None = None
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -279,9 +285,12 @@ class Store:
             st = s.get(StatusRow, name)
             if st is not None:
                 st.rollout_from_generation, st.rollout_started_at = 0, 0.0
-            s.add(EventRow(ts=now, service=name, container_id="", type="RolledBack", reason=reason,
+            rolled = Event(ts=now, service=name, container_id="", type="RolledBack", reason=reason,
                            message=f"generation {row.generation} = revision {to_generation}",
-                           generation=row.generation, actor=actor))
+                           generation=row.generation, actor=actor)
+            s.add(EventRow(ts=rolled.ts, service=name, container_id="", type=rolled.type, reason=reason,
+                           message=rolled.message, generation=row.generation, actor=actor))
+            self._notices(s, [rolled])
             self._bump(s)
             return row.generation
 
@@ -332,6 +341,12 @@ class Store:
                          reason=e.reason, message=e.message, generation=e.generation, actor=e.actor)
                 for e in events
             )
+            self._notices(s, events)
+
+    def _notices(self, s: Session, events: Sequence[Event]) -> None:
+        """The outbox rows of these audit rows, in their transaction."""
+        if self.notice_rule is not None and events:
+            add_notices(s, self.notice_rule(events))
 
     def history(self, service: str | None = None, *, since: float | None = None,
                 types: list[str] | None = None, limit: int | None = None) -> list[Event]:

@@ -193,6 +193,12 @@ OBSERVE = [
      [("Died", "container exited with code 0", ""), ("Completed", "job exited with code 0", "output tail: done")]),
     ("a job fails", JOB, None, ServicePlan("mig", state="Exited"), [_c(state="exited", code=2, service="mig")],
      {"logs": "output tail: boom"}, [("JobFailed", "job exited with code 2", "output tail: boom")]),
+    ("a crash loop ends: its backoff is reset", SVC, Status("web", state=RUNNING, container_id=OLD, failures=3),
+     ServicePlan("web", state=RUNNING, reset_backoff=True), [_c()], {},
+     [("BackOffEnded", "running without failing after 3 failures; backoff reset", "")]),
+    ("one restart's backoff reset is no crash loop ending", SVC,
+     Status("web", state=RUNNING, container_id=OLD, failures=1, next_attempt_at=T0),
+     ServicePlan("web", state=RUNNING, reset_backoff=True), [_c()], {}, []),
 ]
 
 
