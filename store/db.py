@@ -1,5 +1,10 @@
 """Opening a store: URL resolution, SQLite tuning, Alembic migration to head.
 
+A new, empty database gets the head schema straight from the models (``create_fresh``:
+``create_all`` plus Alembic's version table stamped at ``HEAD``), without importing
+Alembic or replaying every migration; tests/store checks that this schema equals the
+migrated one. A store that has tables is always upgraded by Alembic.
+
 The store location is ``--db`` / ``RECONCILE_DB`` (a file path or an SQLAlchemy URL),
 default ``/var/lib/reconcile/reconcile.db`` for root and
 ``~/.local/state/reconcile/reconcile.db`` otherwise. SQLite runs in WAL mode with a
@@ -13,13 +18,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from store.location import HEAD, default_url, to_url
 
 __all__ = ["HEAD", "default_url", "to_url", "sqlite_path", "make_engines", "upgrade", "head_revision",
-           "current_revision"]
+           "current_revision", "create_fresh"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -104,11 +109,34 @@ def _quick_current(engine: Engine) -> str | None:
         return None
 
 
+# Alembic's own version table, as its MigrationContext defines it (name, column, the
+# primary key's name): tests/store compares it with the one Alembic creates.
+_VERSION_TABLE = Table("alembic_version", MetaData(),
+                       Column("version_num", String(32), nullable=False),
+                       PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+
+
+def create_fresh(engine: Engine) -> bool:
+    """Give an empty database the head schema from the models and stamp it at ``HEAD``, in
+    one transaction; False (nothing done) when it has any table already."""
+    from store.models import Base
+
+    with engine.begin() as conn:
+        if inspect(conn).get_table_names():
+            return False
+        Base.metadata.create_all(conn)
+        _VERSION_TABLE.create(conn)
+        conn.execute(_VERSION_TABLE.insert().values(version_num=HEAD))
+    return True
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     """Upgrade to head if needed. Returns (before, after)."""
     before = _quick_current(engine)
     if before == HEAD:
         return before, HEAD
+    if before is None and create_fresh(engine):
+        return None, HEAD
     from alembic import command
 
     before = current_revision(engine)

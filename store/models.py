@@ -55,6 +55,9 @@ class StatusRow(Base):
     """What the controller last observed and decided for a resource."""
 
     __tablename__ = "statuses"
+    # Columns in the order the migrations give them (0001, then each later migration's
+    # additions, with the server defaults those added): a new store's schema is built from
+    # these models (store.db.create_fresh) and must equal the migrated one (tests/store).
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(32), default="Pending")
@@ -69,21 +72,21 @@ class StatusRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     restart_times: Mapped[str] = mapped_column(Text, default="[]")
     last_started_at: Mapped[float] = mapped_column(Float, default=0.0)
-    # `reconcile restart NAME`: the controller restarts containers started before this.
-    restart_requested_at: Mapped[float] = mapped_column(Float, default=0.0)
-    restart_reason: Mapped[str] = mapped_column(Text, default="")
-    # A rollout in progress: the generation that ran before it (rollback target).
-    rollout_from_generation: Mapped[int] = mapped_column(Integer, default=0)
-    rollout_started_at: Mapped[float] = mapped_column(Float, default=0.0)
-    # onConfigChange=restart: the referenced-files hash the running process was restarted for
-    config_hash: Mapped[str] = mapped_column(String(32), default="")
-    # who ran the health check the health above comes from: engine | controller ("" = none)
-    health_checked_by: Mapped[str] = mapped_column(String(16), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # migration 0002, `reconcile restart NAME`: the controller restarts containers started before this.
+    restart_requested_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    restart_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # migration 0003, a rollout in progress: the generation that ran before it (rollback target).
+    rollout_from_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rollout_started_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # migration 0004, onConfigChange=restart: the referenced-files hash the running process was restarted for
+    config_hash: Mapped[str] = mapped_column(String(32), default="", server_default="")
     # migration 0005: the state's reason code and the unmet dependencies (JSON name -> condition)
-    reason: Mapped[str] = mapped_column(String(32), default="")
-    waiting_for: Mapped[str] = mapped_column(Text, default="{}")
-    derived_generation: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    waiting_for: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    derived_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # migration 0006: who ran the health check the health above comes from: engine | controller ("" = none)
+    health_checked_by: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class EventRow(Base):

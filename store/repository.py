@@ -12,7 +12,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.orm import Session
@@ -52,6 +52,19 @@ def _event(row: EventRow | Row[Any]) -> Event:
         id=row.id, ts=row.ts, service=row.service, container_id=row.container_id, type=row.type,
         reason=row.reason, message=row.message, generation=row.generation, actor=row.actor,
     )
+
+
+_Named = TypeVar("_Named", ResourceRow, StatusRow)
+
+
+def _named(s: Session, model: type[_Named], names: set[str]) -> dict[str, _Named]:
+    """The rows of these names: one SELECT per 500 names, not one per row (a pass records
+    every service's status; an apply stores every resource)."""
+    ordered = sorted(names)
+    rows: dict[str, _Named] = {}
+    for i in range(0, len(ordered), 500):
+        rows.update((row.name, row) for row in s.scalars(select(model).where(model.name.in_(ordered[i : i + 500]))))
+    return rows
 
 
 class Store:
@@ -154,12 +167,7 @@ class Store:
 
     @staticmethod
     def _rows_named(s: Session, names: set[str]) -> dict[str, ResourceRow]:
-        ordered = sorted(names)
-        existing: dict[str, ResourceRow] = {}
-        for i in range(0, len(ordered), 500):  # one SELECT per 500 names, not one per resource
-            existing.update((row.name, row) for row in s.scalars(
-                select(ResourceRow).where(ResourceRow.name.in_(ordered[i : i + 500]))))
-        return existing
+        return _named(s, ResourceRow, names)
 
     @staticmethod
     def _apply_one(s: Session, res: ResourceInput, existing: dict[str, ResourceRow], source: str,
@@ -323,11 +331,13 @@ class Store:
         if not (events or statuses or drop):
             return
         with self.writing() as s, s.begin():
+            rows = _named(s, StatusRow, {st.name for st in statuses})  # not one Session.get per status
             for st in statuses:
                 data = st.to_row()
-                row = s.get(StatusRow, st.name)
+                row = rows.get(st.name)
                 if row is None:
-                    s.add(StatusRow(**data))
+                    rows[st.name] = row = StatusRow(**data)  # the same name again in this call updates it
+                    s.add(row)
                     continue
                 for key, value in data.items():
                     # restart requests are written only by request_restart(); a status
