@@ -293,6 +293,26 @@ def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
                       arch=str(v.get("Arch", "?")))
 
 
+# Container events Podman 4.3's Docker-compatible API names in libpod's words (checked: a
+# `docker rm -f` through it streams `die`, `cleanup`, `remove`; Docker 20.10 and 26.1 stream
+# `die`, `destroy`), mapped to Docker's. `init` and `cleanup` have no Docker counterpart and
+# pass through (nothing watches them).
+PODMAN_EVENT_ACTIONS = {"remove": "destroy", "exec": "exec_start", "exec_died": "exec_die"}
+
+
+def in_dockers_words(ev: dict[str, Any]) -> dict[str, Any]:
+    """A container event with its action as Docker names it (``Action`` and ``status``):
+    without this the loop, which wakes a service on ``destroy``, never heard of a container
+    removed on Podman until its next resync. Any other event is returned as it is."""
+    action = str(ev.get("Action") or ev.get("status") or "")
+    base, sep, detail = action.partition(":")
+    docker_word = PODMAN_EVENT_ACTIONS.get(base.strip())
+    if docker_word is None or ev.get("Type", "container") != "container":
+        return ev
+    renamed = f"{docker_word}{sep}{detail}"
+    return {**ev, "Action": renamed, **({"status": renamed} if "status" in ev else {})}
+
+
 def _podman_ignores(cfg: ContainerConfig) -> list[str]:
     """The keys of ``cfg`` that Podman 4.3's compatible API takes and silently ignores
     (checked: a link's alias does not resolve, ``/proc/sys/kernel/domainname`` stays
@@ -762,20 +782,23 @@ class Engine:
 
         def read() -> Iterator[dict[str, Any]]:
             try:
-                yield from stream
+                for ev in stream:
+                    yield in_dockers_words(ev)
             except Exception:  # noqa: BLE001 - closed under the reader, or the engine went away: the end
                 return
 
         return read(), stream.close
 
     def events(self, instance: str, since: float | None = None) -> Iterator[dict[str, Any]]:
-        """Container and image events of this store's containers, decoded, blocking."""
+        """Container and image events of this store's containers, decoded, blocking; each
+        action in Docker's words (``in_dockers_words``: Podman's ``remove`` is ``destroy``)."""
         filters = {"type": ["container"], "label": [f"{L.INSTANCE}={instance}"]}
         # ``since`` as a fractional timestamp: the SDK passes it on as is, the engine accepts it
         stream = self._call("events", lambda api: api.events(decode=True, filters=filters,
                                                              since=since))  # type: ignore[call-overload]
         try:
-            yield from stream
+            for ev in stream:
+                yield in_dockers_words(ev)
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError) as exc:
             raise EngineUnavailable(f"event stream lost: {exc}") from exc
         finally:

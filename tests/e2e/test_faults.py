@@ -36,7 +36,8 @@ import docker.errors
 import pytest
 
 from tests.e2e import faults_util as fu
-from tests.e2e.conftest import BASE_IMAGE, RUN_ID, TEST_LABEL, WORKER_IMAGE, Harness, parse_docker_time, wait_for
+from tests.e2e.conftest import (BASE_IMAGE, DAEMON_START_TIMEOUT, RUN_ID, TEST_LABEL, WORKER_IMAGE, Harness,
+                                parse_docker_time, wait_for)
 
 pytestmark = pytest.mark.e2e
 
@@ -965,7 +966,8 @@ class EventTap:
     def __init__(self, instance: str, max_seconds: float):
         self.client = fu.fresh_client()
         self.since = int(time.time()) - 1
-        self.stream = self.client.events(decode=True, since=self.since, until=int(time.time() + max_seconds),
+        self.until = int(time.time() + max_seconds)
+        self.stream = self.client.events(decode=True, since=self.since, until=self.until,
                                          filters={"label": f"io.reconcile.instance={instance}", "type": "container"})
         self.events: list[dict[str, Any]] = []
         self.thread = threading.Thread(target=self._run, name="event-tap", daemon=True)
@@ -979,6 +981,9 @@ class EventTap:
             self.error = exc
 
     def stop(self) -> list[dict[str, Any]]:
+        """The events seen. ``expired``: the engine had already ended the stream at ``until``,
+        so whatever came later was missed (a comparison of those events would be partial)."""
+        self.expired = time.time() >= self.until
         self.stream.close()
         self.thread.join(10)
         self.client.close()
@@ -986,6 +991,9 @@ class EventTap:
 
 
 LIFECYCLE = ("create", "start", "die", "destroy", "health_status")
+# Podman 4.3's compatible API streams a container's removal as `remove` (Docker: `destroy`);
+# read in Docker's word so that Podman's removals are matched too, not skipped as unknown.
+PODMAN_WORDS = {"remove": "destroy"}
 
 
 def _explains(kind: str, cid: str, action: str, row: dict[str, Any]) -> bool:
@@ -1015,6 +1023,7 @@ def match_events(events: list[dict[str, Any]], rows: list[dict[str, Any]], skew:
     for ev in sorted(events, key=lambda e: e["timeNano"]):
         action = ev.get("Action") or ""
         kind = action.split(":")[0]
+        kind = PODMAN_WORDS.get(kind, kind)
         if kind not in LIFECYCLE or kind == "health_status" and action.split(":")[-1].strip() not in ("healthy", "unhealthy"):
             continue
         cid = ev["Actor"]["ID"]
@@ -1052,7 +1061,11 @@ def test_every_engine_lifecycle_event_of_a_managed_container_has_an_audit_row(
     docs.append(worker(rc, "d1", networks=net, restartPolicy=QUICK_BACKOFF,
                        dependsOn={rc.name("h1"): {"condition": "healthy"}}))
     rc.instance  # noqa: B018 - the store (and its instance id) exists before the tap filters on it
-    tap = EventTap(rc.instance, max_seconds=60 + n_actions * 6)
+    # The tap stays open for the test's own worst case: the daemon's start-up bound, two 90 s
+    # convergence waits, the actions, a minute to spare (stop() closes it as soon as the test is
+    # done). It was 60 s + 6 s an action, shorter than the test itself: 117 s on Podman at load 30
+    # (the tap already closed before the end); at load 90-110 it ran out before the first create.
+    tap = EventTap(rc.instance, max_seconds=DAEMON_START_TIMEOUT + 90 + n_actions * 6 + 90 + 60)
     try:
         proc = rc.start_daemon(*FAST, "--max-restarts-per-minute", "1000")
         rc.run("apply", "-f", rc.write(docs))
@@ -1093,6 +1106,7 @@ def test_every_engine_lifecycle_event_of_a_managed_container_has_an_audit_row(
     figures["unmatched"] = len(unmatched)
     figures["unmatched_events"] = unmatched
     figures["converge_after_chaos_s"] = round(took, 2)
+    assert not tap.expired, f"the event tap's bound ({tap.until - tap.since - 1} s) ran out before the test ended"
     assert events and matched, "the tap saw nothing: the comparison would be vacuous"
     assert not unmatched, f"{len(unmatched)} engine events without an audit row:\n" + "\n".join(unmatched)
 
