@@ -6,7 +6,7 @@ PostgreSQL. Every change here needs an Alembic migration in ``migrations/version
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -156,3 +156,46 @@ class OutboxRow(Base):
     audit_type: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
     __table_args__ = (Index("ix_notify_outbox_ts", "ts"), {"sqlite_autoincrement": True})
+
+
+class NodeRow(Base):
+    """A registered node (migration 0008): its labels and capacity from its agent, the
+    operator's cordon/drain flags, and ``lost`` (the scheduler's record that its lease
+    expired, so NodeLost/NodeReady are audited once per episode)."""
+
+    __tablename__ = "nodes"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    labels: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # JSON object
+    engine_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    cpus: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    memory: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # bytes
+    cordoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    lost: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    registered_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    heartbeat_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class NodeLeaseRow(Base):
+    """Who acts on a node's engine: ``token`` increases every time a holder takes the lease
+    (the fencing token every agent write is checked against)."""
+
+    __tablename__ = "node_leases"
+    node: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    acquired_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class AssignmentRow(Base):
+    """Which node runs a replica (1-based) of a service, why, and since when."""
+
+    __tablename__ = "assignments"
+    service: Mapped[str] = mapped_column(String(63), primary_key=True)
+    replica: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(63))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    since: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+    __table_args__ = (Index("ix_assignments_node", "node"),)

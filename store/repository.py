@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from store import db
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
 from store.errors import StoreError
+from store.nodes import Fence, Nodes, check_fence
 from store.notify import add_notices
 from store.records import AppliedChange, Desired, Event, Notice, ResourceInput, Revision, Status
 
@@ -73,6 +74,10 @@ class Store:
         self._read, self._write = db.make_engines(url)
         self._instance_id: str | None = None
         self.notice_rule: NoticeRule | None = None
+        # an agent's fencing token (store.nodes): when set, its status/audit writes are
+        # refused (``Fenced``) once another agent holds its node
+        self.fence: Fence | None = None
+        self.nodes = Nodes(self)
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -276,6 +281,8 @@ class Store:
         """Store an earlier revision's spec as a new generation (the default target is the
         revision before the current one). Returns the new generation, or None."""
         with self.writing() as s, s.begin():
+            if self.fence is not None:
+                check_fence(s, self.fence)
             row = s.get(ResourceRow, name)
             if row is None:
                 return None
@@ -331,6 +338,8 @@ class Store:
         if not (events or statuses or drop):
             return
         with self.writing() as s, s.begin():
+            if self.fence is not None:
+                check_fence(s, self.fence)
             rows = _named(s, StatusRow, {st.name for st in statuses})  # not one Session.get per status
             for st in statuses:
                 data = st.to_row()
