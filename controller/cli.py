@@ -443,7 +443,11 @@ SHORT_HELP = {
     "rollback": "return NAME to an earlier revision",
     "suspend": "maintenance mode: the controller leaves NAME alone",
     "resume": "end maintenance mode for NAME",
-    "run": "the controller: converge continuously and heal what breaks",
+    "run": "the controller: converge continuously and heal what breaks (--node: a node's agent)",
+    "nodes": "the registered nodes: state, heartbeat, what runs there",
+    "cordon": "place no new replicas on NODE",
+    "uncordon": "place new replicas on NODE again",
+    "drain": "move NODE's movable replicas to other nodes",
     "export": "the whole desired state as re-appliable YAML",
     "schema": "JSON Schema of the resource kinds",
     "db": "the store: upgrade, current, backup, restore, check",
@@ -845,6 +849,8 @@ class RunFlags:
     history_max_rows: int
     watch_files: bool
     ui_token_file: str | None
+    node: str | None
+    node_labels: tuple[str, ...]
 
     def loop_options(self) -> LoopOptions:
         """The controller's options; InvalidSpec (exit 2) for an address beyond loopback
@@ -876,6 +882,10 @@ class RunFlags:
 @click.option("--watch-files/--no-watch-files", default=True, show_default=True,
               help="Notice edits of referenced files (bind mounts, env and secret files) at once through the OS's "
                    "file notifications; without, at the next resync.")
+@click.option("--node", default=None, help="Run as the agent of node NAME (many hosts, docs/MULTI-HOST.md): "
+              "register it, hold its node lease, run only the replicas placed on it.")
+@click.option("--node-label", "node_labels", multiple=True, metavar="K=V",
+              help="A label of this node (repeatable), for placement's nodeSelector and spread.")
 @click.pass_obj
 @handled
 @options_into(RunFlags, "flags")
@@ -884,11 +894,58 @@ def run(obj: Ctx, flags: RunFlags) -> None:
 
     Holds a lease in the store so only one controller acts on this host; a second
     `run` waits for the lease. Stops cleanly on SIGTERM/SIGINT (containers keep running).
+    With --node NAME it is that node's agent instead: a second agent for the same node
+    exits 1 while the first one's node lease is live (RECONCILE_NODE_TTL, default 15 s).
     """
     from controller.loop import Controller
 
     opts = flags.loop_options()  # before the store and the engine: a bad address opens nothing
-    sys.exit(Controller(obj.store, obj.engine, opts).run())
+    agent_opts = _agent_options(flags)
+    if agent_opts is None:
+        sys.exit(Controller(obj.store, obj.engine, opts).run())
+    from controller.agent import Agent
+
+    agent = Agent(obj.store, obj.engine, agent_opts)
+    holder = obj.store.nodes.live_holder(agent_opts.node) if obj.store.nodes.node(agent_opts.node) else ""
+    if holder and not _dead(holder):
+        err.print(f"node {agent_opts.node} is held by {holder}, whose node lease is live; "
+                  "not starting a second agent for it", markup=False)
+        sys.exit(EXIT_FAILED)
+    agent.register()
+    sys.exit(Controller(obj.store, obj.engine, opts, agent=agent).run())
+
+
+def _dead(holder: str) -> bool:
+    from controller.lease import holder_is_dead
+
+    return holder_is_dead(holder)
+
+
+def _agent_options(flags: RunFlags) -> Any:
+    """The agent's options for ``run --node`` (None without it); exit 2 for a bad name or label."""
+    import os
+    import re
+
+    if flags.node is None:
+        if flags.node_labels:
+            err.print("--node-label needs --node NAME", markup=False)
+            sys.exit(EXIT_INVALID)
+        return None
+    from controller.agent import AgentOptions, node_ttl
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", flags.node):
+        err.print(f"--node {flags.node!r}: expected a node name of letters, digits, '.', '_' or '-' "
+                  "(at most 63 characters)", markup=False)
+        sys.exit(EXIT_INVALID)
+    labels: dict[str, str] = {}
+    for item in flags.node_labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err.print(f"--node-label {item!r}: expected KEY=VALUE", markup=False)
+            sys.exit(EXIT_INVALID)
+        labels[key] = value
+    return AgentOptions(flags.node, labels, node_ttl(dict(os.environ)),
+                        os.environ.get("RECONCILE_DEFAULT_NODE") or None)
 
 
 @cli.command()
@@ -1135,6 +1192,8 @@ cli.lazy.update({
     "up": "controller.cli_stack:up", "down": "controller.cli_stack:down", "delete": "controller.cli_stack:delete",
     "version": "controller.cli_info:version", "completion": "controller.cli_info:completion",
     "notify": "controller.cli_notify:notify",
+    "nodes": "controller.cli_nodes:nodes", "cordon": "controller.cli_nodes:cordon",
+    "uncordon": "controller.cli_nodes:uncordon", "drain": "controller.cli_nodes:drain",
 })
 
 

@@ -445,6 +445,11 @@ class Engine:
     def version(self) -> dict[str, Any]:
         return self._call("version", lambda api: api.version())
 
+    def capacity(self) -> tuple[float, int]:
+        """(CPUs, memory in bytes) of the engine's host, from ``GET /info`` (a node's capacity)."""
+        data = self._call("info", lambda api: api.info())
+        return float(data.get("NCPU") or 0), int(data.get("MemTotal") or 0)
+
     def info(self) -> EngineInfo:
         """The engine's name (docker / podman), version and the negotiated API version."""
         v = self.version()

@@ -38,6 +38,11 @@ class EngineUnavailable(TransientError):
     pass
 
 
+class NotOwner(TransientError):
+    """This agent's local deadline passed without a renewal of its node lease: it must not
+    act on the engine until it holds the lease again (``controller.nodelease``)."""
+
+
 class EngineTimeout(TransientError):
     """One engine call did not answer within its timeout: the engine is degraded (it may
     still answer other calls). ``call`` is the engine call (``containers.remove``),

@@ -21,7 +21,8 @@ from controller.actions import Action, Build, Create, Recreate, Remove, Rename, 
 from controller import render_host
 from controller.engine import BuildRequest, Engine
 from controller.health import HealthChecks
-from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, PortInUse,
+from controller.errors import (EngineTimeout, ExternalMissing, HookFailed, ImageMissing, NameConflict, NotFound, NotOwner,
+                               PortInUse,
                                ReconcileError, StaleTask, TerminalError)
 from controller.outcomes import OUTPUT_LIMIT, Outcome, truncate
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
@@ -78,8 +79,12 @@ Out = list[Outcome]  # what one run has done so far, in order
 
 class Executor:
     def __init__(self, engine: Engine, instance: str, *, actor: str, clock: Callable[[], float],
-                 admit_restart: Callable[[str], bool] | None = None, health: HealthChecks | None = None):
+                 admit_restart: Callable[[str], bool] | None = None, health: HealthChecks | None = None,
+                 gate: Callable[[], None] | None = None):
         self.engine = engine
+        # many hosts: raises NotOwner once the agent may no longer act (checked before each
+        # action and before each create and start); None on a single host
+        self.gate = gate or (lambda: None)
         self.health = health  # the controller's own health probes (their output; restarts reset them)
         self.instance = instance
         self.actor = actor
@@ -95,12 +100,13 @@ class Executor:
         out: Out = []
         for action in actions:
             try:
+                self.gate()
                 self._one(svc, action, out)
             except ReconcileError as exc:
                 failure = _failure(action, exc, self.clock())
                 logger.warning(failure.problem)
                 out.append(failure)
-                if isinstance(exc, (EngineTimeout, *_STOPPING)):
+                if isinstance(exc, (EngineTimeout, NotOwner, *_STOPPING)):
                     break
         return out
 
@@ -243,6 +249,7 @@ class Executor:
             cfg = replace(cfg, name=name)
         self._ensure_volumes(svc, cfg)
         self._ensure_networks(svc, cfg)
+        self.gate()
         try:
             cid = self.engine.create(cfg)
         except NameConflict:
@@ -252,6 +259,7 @@ class Executor:
             raise ImageMissing(f"image {svc.spec.image!r} is not present on this host and is never pulled; "
                                f"build or load it first ({exc})") from exc
         self._connect_rest(cid, cfg)
+        self.gate()
         self.engine.start(cid)
         return cid
 

@@ -15,5 +15,6 @@ CONFIG_FILES = PREFIX + "config-files"  # JSON {path: digest} of those files (na
 NETWORK_FROM = PREFIX + "network-from"  # networkMode service:X: the id of X's container it shares
 VOLUMES_FROM = PREFIX + "volumes-from"  # volumesFrom service:X: JSON {X: container id}
 BUILD_HASH = PREFIX + "build-hash"      # on images reconcile built: digest of the build context
+NODE = "reconcile.node"                 # many hosts: the node whose agent created it (docs/MULTI-HOST.md)
 
 ALL = (MANAGED, INSTANCE, SERVICE, KIND, REPLICA, SPEC_HASH, GENERATION)

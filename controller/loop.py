@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 from controller import labels as L
+from controller.agent import Agent
 from controller.engine import Engine
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.filewatch import FileWatcher, index
@@ -72,18 +73,23 @@ _ACTION_ROWS = {"Created": "Create", "Started": "Start", "Restarted": "Restart",
 
 
 class Controller:
-    def __init__(self, store: Store, engine: Engine, opts: LoopOptions, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, engine: Engine, opts: LoopOptions, clock: Callable[[], float] = time.time,
+                 agent: Agent | None = None):
         self.store = store
         self.engine = engine
         self.opts = opts
         self.clock = clock
-        self.holder = holder_id("controller")
+        self.agent = agent  # many hosts: this controller is the agent of one node (controller.agent)
+        self.holder = agent.holder if agent is not None else holder_id("controller")
         self.lease = Lease(self.store, self.holder, self.opts.lease_ttl, self.clock)
+        self.refused_by = ""  # agent mode: the live holder of this node's lease, when it refused us
+        self._node_lock = threading.Lock()
         self.queue = WorkQueue(clock, FailureLimiter(opts.failure_backoff))
         self.metrics = Metrics()
         self.limiter = RestartLimiter(opts.restarts_per_minute)
         config = ReconcilerConfig(actor="controller", clock=clock, workers=opts.workers,
-                                  admit_restart=self._admit_restart, on_events=self._count_events)
+                                  admit_restart=self._admit_restart, on_events=self._count_events,
+                                  node=agent.hooks() if agent is not None else None)
         self.reconciler = Reconciler(store, engine, config, self.queue)
         self.stopping = threading.Event()
         self.leader = threading.Event()
@@ -224,7 +230,7 @@ class Controller:
             batch = self.queue.get(timeout=0.5)
             if batch is None:
                 continue
-            if not self.leader.is_set() or self.engine_down_since is not None:
+            if not self._acting() or self.engine_down_since is not None:
                 for key in batch.keys:  # dropped: leadership or the engine's return resyncs all
                     self.queue.done(key)
                 continue
@@ -264,7 +270,65 @@ class Controller:
             self.queue.add_all()
 
     # -- scheduled jobs --------------------------------------------------------
+    def _acting(self) -> bool:
+        """May this process act on the engine now (the lease; on a node, its local deadline)?"""
+        if self.agent is not None and self.leader.is_set() and not self.agent.may_act():
+            logger.warning(f"node {self.agent.node}: local lease deadline passed without a renewal; "
+                           "not acting until the lease is held again")
+            self.leader.clear()
+            self.metrics.leader.set(0)
+        return self.leader.is_set()
+
+    def _node_lease_job(self) -> None:
+        """Agent mode: acquire or renew the node lease. On (re)acquiring it, first remove
+        what was moved away from this node, then act."""
+        assert self.agent is not None
+        with self._node_lock:
+            self._node_tick(self.agent)
+
+    def _node_tick(self, agent: Agent) -> None:
+        try:
+            tick = agent.tick()
+        except Exception as exc:  # noqa: BLE001 - the store may be unreachable: the deadline decides
+            logger.error(f"node {agent.node}: cannot renew the node lease ({exc}); "
+                         "containers keep running, acting stops at the local deadline")
+            self._acting()
+            return
+        if tick.kind in ("acquired", "regained"):
+            self.refused_by = ""
+            self.leader.clear()  # nothing acts until the moved-away replicas are gone
+            try:
+                removed = agent.remove_moved_away(self.reconciler.instance)
+            except Exception as exc:  # noqa: BLE001 - retried at the next tick, before acting
+                logger.error(f"node {agent.node}: cannot remove the replicas moved away ({exc}); not acting yet")
+                agent.ownership.deadline = 0.0  # the next tick counts as a regain again
+                return
+            logger.info(f"node {agent.node}: holds the node lease as {self.holder} (token {tick.token})"
+                        + (f"; removed {len(removed)} moved away" if removed else ""))
+            self.leader.set()
+            self.metrics.leader.set(1)
+            self._record("ControllerStarted", f"{self.holder} holds node {agent.node} (token {tick.token})",
+                         "adopting labelled containers")
+            self.queue.add_all()
+        elif tick.kind in ("lost", "refused"):
+            self.refused_by = tick.holder
+            if self.leader.is_set():
+                logger.warning(f"node {agent.node}: lost the node lease; another agent acts now")
+                self.leader.clear()
+                self.metrics.leader.set(0)
+
+    def _schedule_job(self) -> None:
+        if self.agent is None or not self._acting():
+            return
+        try:
+            self.agent.schedule()
+        except Exception as exc:  # noqa: BLE001 - the next pass tries again
+            logger.warning(f"scheduler pass failed: {exc}")
+
     def _lease_job(self) -> None:
+        if self.agent is not None:
+            self._node_lease_job()
+            return
         try:
             claim = self.lease.claim()
             held = claim.held
@@ -287,7 +351,8 @@ class Controller:
             self.metrics.leader.set(0)
 
     def _notify_job(self) -> None:
-        if self.leader.is_set():  # only the lease holder sends: two controllers never both do
+        # only the lease holder sends (on many hosts: the scheduler): two controllers never both do
+        if self.leader.is_set() and (self.agent is None or self.agent.scheduling):
             self.sender.tick()
 
     def _resync_job(self) -> None:
@@ -354,23 +419,27 @@ class Controller:
                 "leader": leader, "holder": self.holder, "lastPassAt": self.last_pass_at}
 
     # -- run -------------------------------------------------------------------
-    def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
+    def _serve(self) -> None:
         if self.opts.metrics_addr:
             self._page = StatusPage(self.store, PageOptions(token=self.opts.ui_token), self.clock)
             self._server = serve(self.opts.metrics_addr, self.metrics, self.health, self._page)
             logger.info(f"serving the status page, /metrics and /healthz on http://{self.opts.metrics_addr}/"
                         + (" (bearer token required)" if self.opts.ui_token else ""))
+
+    def _first_ping(self) -> None:
         try:
             self.engine.ping()
             self.metrics.engine_up.set(1)
             self._log_engine()
         except ReconcileError as exc:
             self.engine_down(exc)
+
+    def _add_jobs(self) -> None:
         s = self.scheduler
-        s.add_job(self._lease_job, "interval", seconds=max(1.0, self.opts.lease_ttl / 3), id="lease",
-                  max_instances=1, coalesce=True)
+        renew = self.agent.opts.renew_every if self.agent is not None else max(1.0, self.opts.lease_ttl / 3)
+        s.add_job(self._lease_job, "interval", seconds=renew, id="lease", max_instances=1, coalesce=True)
+        if self.agent is not None:
+            s.add_job(self._schedule_job, "interval", seconds=1.0, id="schedule", max_instances=1, coalesce=True)
         s.add_job(self._resync_job, "interval", seconds=self.opts.resync_interval, id="resync",
                   max_instances=1, coalesce=True)
         s.add_job(self._store_poll_job, "interval", seconds=self.opts.store_poll, id="store-poll",
@@ -379,33 +448,59 @@ class Controller:
         s.add_job(self._prune_job, "interval", seconds=3600, id="prune-history", max_instances=1, coalesce=True)
         s.add_job(self._notify_job, "interval", seconds=self.opts.notify_interval, id="notify", max_instances=1,
                   coalesce=True)
+
+    def _refused(self) -> bool:
+        """Agent mode: another live agent holds this node (the second one exits 1)."""
+        if self.agent is None or not self.refused_by:
+            return False
+        logger.error(f"node {self.agent.node} is held by {self.refused_by}, whose lease is live; "
+                     "not starting a second agent for it")
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        self.reconciler.close()
+        return True
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self._serve()
+        self._first_ping()
+        self._add_jobs()
         threads = [threading.Thread(target=self._dispatch, name="dispatch", daemon=True),
                    threading.Thread(target=self._watch_events, name="events", daemon=True)]
         for t in threads:
             t.start()
-        s.start()
+        self.scheduler.start()
         self._lease_job()
-        if not self.leader.is_set():
+        if self._refused():
+            return 1
+        if not self.leader.is_set() and self.agent is None:
             lease = self.store.lease(now=self.clock())
             logger.info(f"waiting for the controller lease held by {lease[0] if lease else 'another controller'}")
         threading.Thread(target=self._prune_job, name="prune", daemon=True).start()
         while not self.stopping.wait(1.0):
-            if not self.leader.is_set():
+            if not self.leader.is_set() and self.agent is None:  # an agent's lease job has its own interval
                 self._lease_job()
         logger.info("stopping: finishing in-flight actions; containers keep running")
-        s.shutdown(wait=False)
+        self.scheduler.shutdown(wait=False)
         threads[0].join(timeout=5)
+        self._stop()
+        return 0
+
+    def _stop(self) -> None:
         if self.files is not None:
             self.files.stop()
         self.reconciler.close()
         if self.leader.is_set():
             self._record("ControllerStopped", f"{self.holder} stopped (signal)", "containers left running")
-            self.store.release_lease(self.holder)
+            if self.agent is None:
+                self.store.release_lease(self.holder)
+        if self.agent is not None:
+            self.agent.release()
         if self._page is not None:
             self._page.close()
         if self._server is not None:
             self._server.shutdown()
-        return 0
 
 
 def _not_converged(result: PassResult) -> int:

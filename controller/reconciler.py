@@ -66,6 +66,19 @@ class ReconcilerConfig:
     workers: int = 4
     admit_restart: Callable[[str], bool] | None = None
     on_events: Callable[[list[Event]], None] | None = None
+    node: NodeHooks | None = None  # many hosts (controller.agent); None on a single host
+
+
+@dataclass(frozen=True)
+class NodeHooks:
+    """What an agent changes in a pass (docs/MULTI-HOST.md): ``narrow`` gives each desired
+    service the replicas assigned to this node; ``writes_status`` says whether this node
+    writes a service's status row (the others keep theirs in memory); ``gate`` raises
+    ``NotOwner`` before an engine action once the node may not act."""
+
+    narrow: Callable[[dict[str, DesiredService]], dict[str, DesiredService]]
+    writes_status: Callable[[str], bool]
+    gate: Callable[[], None]
 
 
 class Reconciler:
@@ -80,8 +93,11 @@ class Reconciler:
         self.queue = queue if queue is not None else WorkQueue(config.clock)
         # health checks the engine does not run are run here (a change queues the service)
         self.health = HealthChecks(engine, config.clock, on_change=self.queue.add)
+        self.node = config.node
         self.executor = Executor(engine, self.instance, actor=config.actor, clock=config.clock,
-                                 admit_restart=config.admit_restart, health=self.health)
+                                 admit_restart=config.admit_restart, health=self.health,
+                                 gate=config.node.gate if config.node else None)
+        self._local: dict[str, Status] = {}  # statuses another node writes (NodeHooks.writes_status)
         self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
         self._prepared: dict[tuple[str, str, bool], DesiredService] = {}
         self._lock = threading.Lock()
@@ -118,7 +134,7 @@ class Reconciler:
                                 r.build_hash, r.error)
             out[name] = svc
         self._prepared = prepared  # only what is still desired: no growth over months
-        return out
+        return self.node.narrow(out) if self.node is not None else out
 
     def _sync_files(self, desired: dict[str, DesiredService], now: float) -> dict[str, DesiredService]:
         """Write the files the desired services mount (``spec.files``) and remove those no
@@ -268,10 +284,20 @@ class Reconciler:
     def _statuses(self) -> dict[str, Status]:
         """The stored statuses, overlaid with those the store could not take yet (so the
         backoff and restart counts stay right while the disk is full)."""
-        return self.recorder.overlay(self.store.statuses())
+        merged = self.recorder.overlay(self.store.statuses())
+        if self.node is not None:
+            merged.update((n, st) for n, st in self._local.items() if not self.node.writes_status(n))
+        return merged
 
     def _record(self, events: list[Event], statuses: list[Status] | tuple[()] = (),
                 drop: list[str] | tuple[()] = ()) -> None:
+        if self.node is not None:  # a service spread over nodes: one of them writes its status row
+            writes = self.node.writes_status
+            self._local.update((st.name, st) for st in statuses if not writes(st.name))
+            for n in drop:
+                self._local.pop(n, None)
+            statuses = [st for st in statuses if writes(st.name)]
+            drop = [n for n in drop if writes(n)]
         self.recorder.record(events, statuses, drop)
 
     def _adopt(self, observed: list[Observed]) -> None:

@@ -39,10 +39,21 @@ class DesiredService:
     ref_error: str = ""
     peers: dict[str, render_net.Peer] = field(default_factory=dict)  # observed containers of referenced services
     files_root: str = ""  # where the controller writes spec.files (controller.files)
+    # many hosts (controller.agent): the node this agent runs, and which replicas (1-based)
+    # of the service are assigned to it; None = all of them (single host)
+    node: str = ""
+    replica_set: frozenset[int] | None = None
 
     @property
     def replicas(self) -> int:
         return int(self.spec.replicas)
+
+    @property
+    def wanted(self) -> tuple[int, ...]:
+        """The replica indices this controller runs: all 1..replicas, or those assigned to
+        its node (indices stay stable, so container names do not change when others move)."""
+        every = range(1, self.replicas + 1)
+        return tuple(every) if self.replica_set is None else tuple(r for r in every if r in self.replica_set)
 
 
 def prepare(name: str, kind: str, generation: int, spec_data: dict[str, Any], suspended: bool = False,
@@ -225,6 +236,8 @@ def _labels(svc: DesiredService, instance: str, replica: int, net_labels: dict[s
         L.REPLICA: str(replica), L.SPEC_HASH: svc.container_hash, L.GENERATION: str(svc.generation),
     })
     labels.update(net_labels)
+    if svc.node:
+        labels[L.NODE] = svc.node
     if svc.config_hash:
         labels[L.CONFIG_HASH] = svc.config_hash
         # secret env values are in the hash but never named on a label, not even digested

@@ -28,7 +28,7 @@ class StoreError(Exception):
         return str(orig or exc)
 
 
-class Fenced(Exception):  # noqa: N818 - the name says what happened to the writer
+class Fenced(Exception):
     """An agent's write was refused: its node lease is no longer held with its fencing
     token (another agent took the node over, or the lease was released). Not a store
     fault: the write must not be kept and retried under the old token."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, delete, extract, func, literal, or_, select, update
@@ -32,79 +31,12 @@ from sqlalchemy.orm import Session
 
 from store.errors import Fenced
 from store.models import AssignmentRow, EventRow, LeaseRow, NodeLeaseRow, NodeRow
-from store.records import Event
+from store.records import Event, Fence, Node, NodeLease, Placed, PlacementWrite, Snapshot
 
 if TYPE_CHECKING:
     from store.repository import Store
 
 SCHEDULER_LEASE = "scheduler"
-
-
-@dataclass(frozen=True)
-class Fence:
-    """Who an agent is on its node: the holder string and the token it acquired."""
-
-    node: str
-    holder: str
-    token: int
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    labels: dict[str, str] = field(default_factory=dict)
-    engine_version: str = ""
-    cpus: float = 0.0
-    memory: int = 0
-    cordoned: bool = False
-    draining: bool = False
-    lost: bool = False
-    registered_at: float = 0.0
-    heartbeat_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class NodeLease:
-    node: str
-    holder: str
-    token: int
-    acquired_at: float
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A stored assignment: replica (1-based) of service runs on node."""
-
-    service: str
-    replica: int
-    node: str
-    reason: str = ""
-    since: float = 0.0
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the scheduler reads, in one transaction, with the database's time."""
-
-    now: float
-    nodes: tuple[Node, ...]
-    leases: dict[str, NodeLease]
-    assignments: tuple[Placed, ...]
-
-
-@dataclass(frozen=True)
-class PlacementWrite:
-    """One scheduler pass's changes: assignments to store (upserted), to drop, nodes
-    whose ``lost`` flag changes, and the audit rows."""
-
-    upsert: tuple[Placed, ...] = ()
-    drop: tuple[tuple[str, int], ...] = ()
-    lost: tuple[tuple[str, bool], ...] = ()
-    events: tuple[Event, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.upsert or self.drop or self.lost or self.events)
 
 
 def now_expr(s: Session, now: float | None) -> ColumnElement[Any]:
@@ -114,6 +46,10 @@ def now_expr(s: Session, now: float | None) -> ColumnElement[Any]:
     if s.get_bind().dialect.name == "sqlite":
         return (func.julianday("now") - 2440587.5) * 86400.0
     return extract("epoch", func.clock_timestamp())
+
+
+def _db_time(s: Session, now: float | None) -> float:
+    return now if now is not None else float(s.scalar(select(now_expr(s, None))) or 0.0)
 
 
 def check_fence(s: Session, fence: Fence) -> None:
@@ -150,7 +86,7 @@ class Nodes:
         """Store (or refresh) a node's labels, engine and capacity; True when it is new
         (audited ``NodeRegistered``). Its operator flags are kept."""
         with self.store.writing() as s, s.begin():
-            ts = float(s.scalar(select(now_expr(s, now))))
+            ts = _db_time(s, now)
             row = s.get(NodeRow, node.name)
             new = row is None
             if row is None:
@@ -261,7 +197,7 @@ class Nodes:
     def db_now(self) -> float:
         """The database's clock (epoch seconds)."""
         with self.store.reading() as s:
-            return float(s.scalar(select(now_expr(s, None))))
+            return _db_time(s, None)
 
     # -- assignments -------------------------------------------------------
     def assignments(self, *, service: str | None = None, node: str | None = None) -> list[Placed]:
@@ -276,7 +212,7 @@ class Nodes:
 
     def snapshot(self, *, now: float | None = None) -> Snapshot:
         with self.store.reading() as s:
-            ts = float(s.scalar(select(now_expr(s, now))))
+            ts = _db_time(s, now)
             nodes = tuple(_node(r) for r in s.scalars(select(NodeRow).order_by(NodeRow.name)))
             leases = {r.node: _lease(r) for r in s.scalars(select(NodeLeaseRow))}
             placed = tuple(Placed(r.service, r.replica, r.node, r.reason, r.since) for r in s.scalars(
@@ -287,6 +223,7 @@ class Nodes:
         """Store assignments directly (``apply --node`` pinning a stack; tests)."""
         with self.store.writing() as s, s.begin():
             self._upsert(s, placed)
+            self.store._bump(s)
             self._audit(s, events)
 
     # -- the scheduler -----------------------------------------------------
@@ -302,7 +239,7 @@ class Nodes:
                 return True
         try:
             with self.store.writing() as s, s.begin():
-                ts = float(s.scalar(select(now_expr(s, now))))
+                ts = _db_time(s, now)
                 s.add(LeaseRow(name=SCHEDULER_LEASE, holder=holder, acquired_at=ts, renewed_at=ts,
                                expires_at=ts + ttl))
             return True
@@ -325,6 +262,8 @@ class Nodes:
             for svc, replica in change.drop:
                 s.execute(delete(AssignmentRow).where(AssignmentRow.service == svc, AssignmentRow.replica == replica))
             self._upsert(s, change.upsert)
+            if change.upsert or change.drop:
+                self.store._bump(s)  # the agents resync on the desired-state counter
             for name, lost in change.lost:
                 s.execute(update(NodeRow).where(NodeRow.name == name).values(lost=lost)
                           .execution_options(synchronize_session=False))
@@ -343,7 +282,7 @@ class Nodes:
 
     def _audit(self, s: Session, events: Sequence[Event]) -> None:
         s.add_all(_event_row(e) for e in events)
-        self.store._notices(s, events)  # noqa: SLF001 - the store's own outbox rule, same package
+        self.store._notices(s, events)  # the store's own outbox rule (same package)
 
 
 def _capacity(node: Node) -> str:

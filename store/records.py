@@ -152,3 +152,71 @@ class NotifierState:
     last_error: str = ""
     last_error_at: float = 0.0
     damping: dict[str, Any] = field(default_factory=dict)
+
+
+# -- many hosts (store.nodes) ----------------------------------------------------
+@dataclass(frozen=True)
+class Fence:
+    """Who an agent is on its node: the holder string and the token it acquired."""
+
+    node: str
+    holder: str
+    token: int
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    engine_version: str = ""
+    cpus: float = 0.0
+    memory: int = 0
+    cordoned: bool = False
+    draining: bool = False
+    lost: bool = False
+    registered_at: float = 0.0
+    heartbeat_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeLease:
+    node: str
+    holder: str
+    token: int
+    acquired_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A stored assignment: replica (1-based) of service runs on node."""
+
+    service: str
+    replica: int
+    node: str
+    reason: str = ""
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the scheduler reads, in one transaction, with the database's time."""
+
+    now: float
+    nodes: tuple[Node, ...]
+    leases: dict[str, NodeLease]
+    assignments: tuple[Placed, ...]
+
+
+@dataclass(frozen=True)
+class PlacementWrite:
+    """One scheduler pass's changes: assignments to store (upserted), to drop, nodes
+    whose ``lost`` flag changes, and the audit rows."""
+
+    upsert: tuple[Placed, ...] = ()
+    drop: tuple[tuple[str, int], ...] = ()
+    lost: tuple[tuple[str, bool], ...] = ()
+    events: tuple[Event, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.upsert or self.drop or self.lost or self.events)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from store import db
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
 from store.errors import StoreError
-from store.nodes import Fence, Nodes, check_fence
+from store.nodes import Nodes, check_fence
 from store.notify import add_notices
-from store.records import AppliedChange, Desired, Event, Notice, ResourceInput, Revision, Status
+from store.records import AppliedChange, Desired, Event, Fence, Notice, ResourceInput, Revision, Status
 
 __all__ = ["NoticeRule", "Store", "StoreError"]
 

@@ -34,7 +34,7 @@ def plan_service(inp: PlanInput) -> ServicePlan:
         return held
     svc = inp.svc
     by_replica = _by_replica(inp.containers)
-    wanted = range(1, svc.replicas + 1)
+    wanted = svc.wanted
     removals = _scale_down(svc, by_replica)
     current = [c for r in wanted for c in by_replica.get(r, []) if c.spec_hash == svc.container_hash]
     held = gates.rollout(inp, status, current, removals)
@@ -54,9 +54,12 @@ def _by_replica(containers: Sequence[Observed]) -> dict[int, list[Observed]]:
 
 
 def _scale_down(svc: DesiredService, by_replica: Mapping[int, list[Observed]]) -> list[Remove]:
-    """The containers of replicas beyond the desired count (or numbered below 1)."""
-    return [Remove(svc.name, r, c.id, c.name, f"scaled down to {svc.replicas} replicas")
-            for r in sorted(by_replica) if not 1 <= r <= svc.replicas for c in by_replica[r]]
+    """The containers of replicas beyond the desired count (or numbered below 1), and, on
+    a node, of replicas assigned to another node."""
+    wanted = set(svc.wanted)
+    return [Remove(svc.name, r, c.id, c.name, f"scaled down to {svc.replicas} replicas" if not 1 <= r <= svc.replicas
+                   else f"replica {r} is assigned to another node")
+            for r in sorted(by_replica) if r not in wanted for c in by_replica[r]]
 
 
 def _pick(containers: list[Observed], inp: PlanInput) -> tuple[Observed, tuple[Observed, ...]]:
@@ -76,7 +79,7 @@ def _budget(ctx: Context, by_replica: Mapping[int, list[Observed]]) -> int:
     if svc.replicas <= 1:
         return 1
     outdated = {r for r, d in ctx.drifts.items() if d}
-    in_transition = sum(1 for r in range(1, svc.replicas + 1) if r not in outdated and not any(
+    in_transition = sum(1 for r in svc.wanted if r not in outdated and not any(
         c.spec_hash == svc.container_hash and ready(c, svc) for c in by_replica.get(r, [])))
     return max(0, svc.spec.update.parallelism - in_transition)
 
@@ -112,14 +115,14 @@ class _Fold:
 def _fold(ctx: Context, removals: list[Remove], budget: int) -> ServicePlan:
     svc = ctx.svc
     acc = _Fold([*removals])
-    for replica in range(1, svc.replicas + 1):
+    for replica in svc.wanted:
         v = verdict(ctx, replica, budget)
         acc.add(v)
         if v.uses_budget:
             budget -= 1
         if v.fresh_failure:  # the replicas after it see the reset failure count too
             ctx = replace(ctx, status=backoff.reset(ctx.status))
-    state = worst(acc.states) if svc.replicas else State.RUNNING
+    state = worst(acc.states) if svc.wanted else State.RUNNING
     health = _worst_health(acc.healths) if svc.spec.probes else ""
     converged = acc.settled and not acc.actions and (not svc.spec.probes or health == "healthy")
     if ctx.unmet:

@@ -12,7 +12,7 @@ import pytest
 
 from store import Event, Status, Store
 from store.errors import Fenced
-from store.nodes import Node, Placed, PlacementWrite
+from store.records import Node, Placed, PlacementWrite
 
 T0 = 1_000_000.0
 
