@@ -523,6 +523,7 @@ class ApplyFlags:
     timeout: float = 300.0
     as_json: bool = False
     quiet: bool = False
+    node: str | None = None
 
 
 @cli.command()
@@ -535,6 +536,8 @@ class ApplyFlags:
 @click.option("--timeout", type=DURATION, default="5m", show_default=True, help="How long to wait for convergence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="With --wait: no progress lines.")
+@click.option("--node", default=None, help="Many hosts: run the resources that have no placement of their own "
+              "on node NAME (default: the only node, or RECONCILE_DEFAULT_NODE).")
 @input_options
 @click.pass_obj
 @handled
@@ -561,7 +564,7 @@ def apply_and_report(obj: Ctx, files: list[str], opts: Any, flags: ApplyFlags) -
 
         progress = Progress(quiet=flags.quiet)
     report = ops.apply(obj, files, opts=opts, how=ops.ApplyOptions(
-        prune=flags.prune, dry_run=flags.dry_run, volumes=flags.volumes,
+        prune=flags.prune, dry_run=flags.dry_run, volumes=flags.volumes, node=flags.node,
         run=ops.RunOptions(wait=flags.wait, timeout=flags.timeout, on_progress=progress)))
     for line in getattr(opts, "notices", None) or []:  # once per stack: who is not restarted, ...
         err.print(f"note: {line}", markup=False)

@@ -106,13 +106,21 @@ def describe_resource(obj: Any, name: str, output: str) -> None:
     row = next(r for r in ops.status_rows(obj.reader) if r["name"] == name)
     events = obj.reader.history(name, limit=20)
     probe = _probe(obj, name, rec.spec, row)
+    from controller.overview import placement_of
+
+    placement = placement_of(obj.reader).get(name, {"assignments": [], "pending": None})
     if output in ("json", "yaml"):
         fmt.dump({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {**rec.metadata, "name": name},
-                  "spec": spec, "generation": rec.generation, "status": row, "lastProbe": probe,
-                  "events": [e.to_json() for e in events]}, output)
+                  "spec": spec, "generation": rec.generation, "status": row, "placement": placement,
+                  "lastProbe": probe, "events": [e.to_json() for e in events]}, output)
         return
     now = time.time()
     fields = _fields(name, rec, row, now)
+    if placement["assignments"] or placement["pending"]:
+        fields.append(("Placement", "; ".join(f"replica {a['replica']} on {a['node']}"
+                                              for a in placement["assignments"]) or "-"))
+        if placement["pending"]:
+            fields.append(("Pending", placement["pending"]))
     width = max(len(k) for k, _ in fields) + 2
     for k, v in fields:
         click.echo(f"{k + ':':<{width}}{v}")

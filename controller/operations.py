@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.lease import Lease, holder_id, holder_is_dead
@@ -252,6 +252,7 @@ class ApplyOptions:
     dry_run: bool = False
     volumes: bool = False
     run: RunOptions = RunOptions()
+    node: str | None = None  # many hosts: where the resources without placement run (apply --node)
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,8 @@ def _apply_notifiers(store: Store, inputs: list[ResourceInput], source: str, how
 def apply_workloads(at: Handles, files: list[str], inputs: list[ResourceInput], source: str,
                     how: ApplyOptions) -> ApplyReport:
     """The services and jobs of an apply: store them and converge (or plan, with dry_run)."""
+    if how.node:
+        inputs = on_node(inputs, how.node)
     if not how.dry_run:
         quick = _unchanged(at, inputs, files, source, how)
         if quick is not None:
@@ -351,6 +354,12 @@ def apply_workloads(at: Handles, files: list[str], inputs: list[ResourceInput], 
         remove_volumes(store, engine, pruned, report, clock,
                        gone_specs=[c.old_spec for c in changes if c.change == "pruned" and c.old_spec])
     return report
+
+
+def on_node(inputs: list[ResourceInput], node: str) -> list[ResourceInput]:
+    """``apply --node NAME``: the resources without a ``placement`` of their own run on NAME
+    (``metadata.node``, read by ``controller.scheduler.request``; not part of the spec hash)."""
+    return [replace(r, metadata={**r.metadata, "node": node}) if not r.spec.get("placement") else r for r in inputs]
 
 
 def _unchanged(at: Handles, inputs: list[ResourceInput], files: list[str], source: str,
@@ -443,8 +452,17 @@ def _log_changes(changes: list[AppliedChange]) -> None:
 
 def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[str] | None,
              how: RunOptions = RunOptions()) -> None:
-    """Act inline if no daemon holds the lease; otherwise leave it to the daemon."""
+    """Act inline if no daemon holds the lease; otherwise leave it to the daemon. With
+    nodes registered (many hosts), the node agents converge: nothing acts inline."""
     from loguru import logger
+
+    if store.nodes.count():
+        logger.info("nodes are registered: their agents converge the change")
+        report.delegated_to = "the node agents"
+        if how.wait:
+            wait_outcome(store, report, WaitFor(names, how.clock() + how.timeout, clock=how.clock,
+                                                on_progress=how.on_progress))
+        return
 
     lease = Lease(store, holder_id("cli"), INLINE_LEASE_TTL, how.clock)
     deadline = how.clock() + how.timeout
@@ -642,8 +660,9 @@ def _blocked(plan: Plan) -> set[str]:
 
 
 def refresh(store: Store, engine: Engine, names: set[str] | None) -> None:
-    """Record current status without acting (when no controller runs)."""
-    if store.lease(now=time.time()) is not None:
+    """Record current status without acting (when no controller runs; never with nodes
+    registered: each node's agent records what its engine runs)."""
+    if store.lease(now=time.time()) is not None or store.nodes.count():
         return
     rec = reconciler(store, engine, actor="cli")
     try:

@@ -10,6 +10,7 @@ image, ports and labels of a spec are copied, never its env or files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -24,6 +25,21 @@ class RowSource(Protocol):
     def last_events(self, names: Iterable[str]) -> Mapping[str, Event]: ...
 
 
+def placement_of(store: Any) -> dict[str, dict[str, Any]]:
+    """Per service, where its replicas are placed and why one is not (many hosts):
+    ``{"assignments": [{"replica", "node", "reason"}], "pending": REASON or None}``.
+    Empty for a source without assignments (a single host, the status page's one-row view)."""
+    rows = store.placements() if hasattr(store, "placements") else []
+    out: dict[str, dict[str, Any]] = {}
+    for service, replica, node, reason in rows:
+        entry = out.setdefault(service, {"assignments": [], "pending": None})
+        if node:
+            entry["assignments"].append({"replica": replica, "node": node, "reason": reason})
+        elif entry["pending"] is None:
+            entry["pending"] = f"replica {replica} cannot be placed: {reason}"
+    return out
+
+
 def status_rows(store: RowSource) -> list[dict[str, Any]]:
     """One row per stored resource, sorted by name."""
     from store.records import Status
@@ -31,10 +47,18 @@ def status_rows(store: RowSource) -> list[dict[str, Any]]:
     desired = store.desired()
     statuses = store.statuses()
     last = store.last_events(desired)
+    placed = placement_of(store)
     rows = []
     for name, rec in sorted(desired.items()):
         st = statuses.get(name) or Status(name=name)
         ev = last.get(name)
+        where = placed.get(name) or {"assignments": [], "pending": None}
+        if where["pending"] and not rec.suspended:  # many hosts: a replica that cannot be placed
+            if where["assignments"]:  # some run: their state, and why the rest does not
+                st = replace(st, message="; ".join(m for m in (where["pending"], st.message) if m))
+            else:
+                st = Status(name=name, state="Pending", reason="Unplaceable", message=where["pending"],
+                            observed_generation=st.observed_generation)
         rows.append({
             "name": name, "kind": rec.kind, "generation": rec.generation,
             "observedGeneration": st.observed_generation,

@@ -46,6 +46,7 @@ class Reader(Protocol):
     def history(self, service: str | None = None, *, since: float | None = None,
                 types: list[str] | None = None, limit: int | None = None) -> list[Event]: ...
     def last_events(self, names: Iterable[str]) -> dict[str, Event]: ...
+    def placements(self) -> list[tuple[str, int, str, str]]: ...
     def close(self) -> None: ...
 
 
@@ -153,6 +154,11 @@ class SqliteReader:
                 out[r["service"]] = _event(r)
         return out
 
+
+    def placements(self) -> list[tuple[str, int, str, str]]:
+        """(service, replica, node, reason) of every assignment (node '' = cannot be placed)."""
+        return [(str(r["service"]), int(r["replica"]), str(r["node"]), str(r["reason"])) for r in self._all(
+            "SELECT service, replica, node, reason FROM assignments ORDER BY service, replica")]
 
     # -- what a no-op apply reads (controller.unchanged) ----------------------
     def instance_id(self) -> str | None:

@@ -484,6 +484,10 @@ class Store:
                 removed = len(ids)
         return removed
 
+    def placements(self) -> list[tuple[str, int, str, str]]:
+        """(service, replica, node, reason) of every assignment (as ``SqliteReader``)."""
+        return [(p.service, p.replica, p.node, p.reason) for p in self.nodes.assignments()]
+
     # -- lease -------------------------------------------------------------
     def acquire_lease(self, holder: str, *, ttl: float, now: float) -> bool:
         """Take or renew the controller lease. True if ``holder`` holds it afterwards."""
