@@ -71,6 +71,7 @@ class Agent:
         self.holder = holder_id("agent")
         self.ownership = NodeOwnership(store.nodes, opts.node, self.holder, opts.ttl, mono)
         self._primary: set[str] = set()
+        self._desired: set[str] = set()
         self.scheduling = False
 
     # -- registration and the lease ---------------------------------------------
@@ -100,7 +101,12 @@ class Agent:
 
     # -- the reconciler's hooks --------------------------------------------------
     def hooks(self) -> NodeHooks:
-        return NodeHooks(narrow=self.narrow, writes_status=lambda name: name in self._primary, gate=self.gate)
+        return NodeHooks(narrow=self.narrow, writes_status=self.writes_status, gate=self.gate)
+
+    def writes_status(self, name: str) -> bool:
+        """This node writes the status row of the services whose lowest assigned replica
+        runs here, and drops that of a deleted service (whichever node removes it)."""
+        return name in self._primary or name not in self._desired
 
     def gate(self) -> None:
         if not self.ownership.may_act():
@@ -119,6 +125,7 @@ class Agent:
             if p.service not in lowest or p.replica < lowest[p.service][0]:
                 lowest[p.service] = (p.replica, p.node)
         self._primary = {s for s, (_r, n) in lowest.items() if n == self.node}
+        self._desired = set(desired)
         return {name: replace(svc, node=self.node, replica_set=frozenset(mine.get(name, ())))
                 for name, svc in desired.items()}
 

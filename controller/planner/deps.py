@@ -21,10 +21,11 @@ def ready(c: Observed, svc: DesiredService) -> bool:
 
 
 def dep_info(svc: DesiredService, containers: Sequence[Observed], status: Status | None) -> DepInfo:
-    current = [c for c in containers if c.spec_hash == svc.container_hash and 1 <= c.replica <= svc.replicas]
+    wanted = set(svc.wanted)  # on a node: the replicas assigned to it (docs/MULTI-HOST.md)
+    current = [c for c in containers if c.spec_hash == svc.container_hash and c.replica in wanted]
     st = status or Status(name=svc.name)
     started = any(c.running for c in current)
-    healthy = len({c.replica for c in current if ready(c, svc)}) >= svc.replicas
+    healthy = len({c.replica for c in current if ready(c, svc)}) >= len(wanted)
     completed = svc.kind == "Job" and any(c.state == "exited" and c.exit_code == 0 for c in current)
     return DepInfo(True, started, healthy, completed, st.state == State.FAILED, st.state == State.CRASHLOOP,
                    st.last_started_at, st.restart_requested_at > st.last_started_at)
