@@ -40,6 +40,20 @@ def placement_of(store: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _with_placement(st: Status, where: Mapping[str, Any] | None) -> Status:
+    """Many hosts: a service with no replica placed is Pending (reason Unplaceable, the
+    placement's sentence as message); one with some placed keeps its state, the reason
+    the rest is not placed leading its message."""
+    from store.records import Status
+
+    if not where or not where["pending"]:
+        return st
+    if where["assignments"]:
+        return replace(st, message="; ".join(m for m in (where["pending"], st.message) if m))
+    return Status(name=st.name, state="Pending", reason="Unplaceable", message=where["pending"],
+                  observed_generation=st.observed_generation)
+
+
 def status_rows(store: RowSource) -> list[dict[str, Any]]:
     """One row per stored resource, sorted by name."""
     from store.records import Status
@@ -52,13 +66,8 @@ def status_rows(store: RowSource) -> list[dict[str, Any]]:
     for name, rec in sorted(desired.items()):
         st = statuses.get(name) or Status(name=name)
         ev = last.get(name)
-        where = placed.get(name) or {"assignments": [], "pending": None}
-        if where["pending"] and not rec.suspended:  # many hosts: a replica that cannot be placed
-            if where["assignments"]:  # some run: their state, and why the rest does not
-                st = replace(st, message="; ".join(m for m in (where["pending"], st.message) if m))
-            else:
-                st = Status(name=name, state="Pending", reason="Unplaceable", message=where["pending"],
-                            observed_generation=st.observed_generation)
+        if not rec.suspended:
+            st = _with_placement(st, placed.get(name))
         rows.append({
             "name": name, "kind": rec.kind, "generation": rec.generation,
             "observedGeneration": st.observed_generation,

@@ -40,9 +40,10 @@ def test_nodes_cordon_drain_and_placement_through_the_cli(tmp_path: Path) -> Non
         fence = st.nodes.acquire("n1", "agent:h:1", ttl=60)
         assert fence is not None
         spec = ServiceSpec.model_validate({"image": "demo/web:1", "replicas": 2})
-        st.apply([ResourceInput("web", "Service", API_VERSION, spec.model_dump(mode="json", exclude_defaults=True),
-                                {"name": "web"}, spec_hash(spec))], source="t", actor="test", now=1.0)
-        st.nodes.assign([Placed("web", 1, "n1", "least reserved"), Placed("web", 2, "", "no node has zone=c")])
+        st.apply([ResourceInput(n, "Service", API_VERSION, spec.model_dump(mode="json", exclude_defaults=True),
+                                {"name": n}, spec_hash(spec)) for n in ("web", "api")], source="t", actor="test", now=1.0)
+        st.nodes.assign([Placed("web", 1, "n1", "least reserved"), Placed("web", 2, "", "no node has zone=c"),
+                         Placed("api", 1, "", "no node has zone=c"), Placed("api", 2, "", "no node has zone=c")])
     finally:
         st.close()
     rows = {r["name"]: r for r in as_json(db, "nodes")}
@@ -64,7 +65,9 @@ def test_nodes_cordon_drain_and_placement_through_the_cli(tmp_path: Path) -> Non
     placement = as_json(db, "describe", "web")["placement"]
     assert placement == {"assignments": [{"replica": 1, "node": "n1", "reason": "least reserved"}],
                          "pending": "replica 2 cannot be placed: no node has zone=c"}
-    [row] = as_json(db, "status")
-    assert "cannot be placed" in row["message"]
+    rows = {r["name"]: r for r in as_json(db, "status")}
+    assert rows["web"]["state"] == "Pending" and "cannot be placed" in rows["web"]["message"]  # never ran
+    assert (rows["api"]["state"], rows["api"]["reason"]) == ("Pending", "Unplaceable")
+    assert rows["api"]["message"] == "replica 1 cannot be placed: no node has zone=c"
     history = as_json(db, "history", "--type", "NodeRegistered")
     assert len(history) == 2
