@@ -33,7 +33,7 @@ from controller.reconciler import NodeHooks
 from controller.render import DesiredService
 from controller.scheduler import decide, default_node, request
 from store import Event, Store
-from store.records import Node
+from store.records import Fence, Node
 
 DEFAULT_TTL = 15.0
 
@@ -70,6 +70,9 @@ class Agent:
         self.node = opts.node
         self.holder = holder_id("agent")
         self.ownership = NodeOwnership(store.nodes, opts.node, self.holder, opts.ttl, mono)
+        # every status/audit write of this process is fenced, from the start: before the
+        # first acquisition (token -1 never matches) and after a loss (the old token) too
+        store.fence = Fence(opts.node, self.holder, -1)
         self._primary: set[str] = set()
         self._desired: set[str] = set()
         self.scheduling = False
@@ -87,7 +90,8 @@ class Agent:
 
     def tick(self) -> Tick:
         t = self.ownership.tick()
-        self.store.fence = self.ownership.fence
+        if self.ownership.fence is not None:  # a loss keeps the old token: refused from now on
+            self.store.fence = self.ownership.fence
         return t
 
     def may_act(self) -> bool:
@@ -96,8 +100,7 @@ class Agent:
     def release(self) -> None:
         if self.scheduling:
             self.store.nodes.release_scheduler(self.holder)
-        self.ownership.release()
-        self.store.fence = None
+        self.ownership.release()  # the fence stays: nothing more is written under it
 
     # -- the reconciler's hooks --------------------------------------------------
     def hooks(self) -> NodeHooks:

@@ -1,0 +1,79 @@
+"""controller.agent's store side on a real SQLite file, without an engine: the node lease
+tick sets the store's fence, the scheduler pass places a stack on the default node, the
+reconciler hook narrows services to this node's replicas and picks who writes a status
+row, and a taken-over agent's writes are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from controller.agent import Agent, AgentOptions, node_ttl
+from controller.engine import Engine
+from controller.errors import NotOwner
+from controller.render import prepare
+from crd_like import API_VERSION, ServiceSpec, spec_hash
+from store import Event, ResourceInput, Store
+from store.errors import Fenced
+from store.records import Node
+
+
+def res(name: str, **spec: Any) -> ResourceInput:
+    model = ServiceSpec.model_validate({"image": "demo/web:1", **spec})
+    return ResourceInput(name, "Service", API_VERSION, model.model_dump(mode="json", exclude_defaults=True),
+                         {"name": name}, spec_hash(model))
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    st = Store.open(str(tmp_path / "s.db"))
+    yield st
+    st.close()
+
+
+def agent(store: Store, node: str, clock: list[float]) -> Agent:
+    store.nodes.register(Node(node))
+    return Agent(store, cast(Engine, None), AgentOptions(node, ttl=30.0), mono=lambda: clock[0])
+
+
+def test_ttl_from_the_environment() -> None:
+    assert node_ttl({}) == 15.0 and node_ttl({"RECONCILE_NODE_TTL": "3"}) == 3.0
+    assert node_ttl({"RECONCILE_NODE_TTL": "x"}) == 15.0 and node_ttl({"RECONCILE_NODE_TTL": "-1"}) == 15.0
+
+
+def test_schedule_narrow_status_author_and_fencing(store: Store, tmp_path: Path) -> None:
+    clock = [0.0]
+    a = agent(store, "n1", clock)
+    assert a.schedule() == 0  # not holding its node: no scheduling
+    with pytest.raises(Fenced):  # nothing is written before the node lease is held
+        store.record([Event(ts=0.5, service="web", type="Started", reason="early")])
+    assert a.tick().kind == "acquired" and store.fence is not None and store.fence.token == 1 and a.may_act()
+    store.apply([res("web", replicas=2)], source="t", actor="test", now=1.0)
+    assert a.schedule() == 2  # two Placed rows: the only node is the default node
+    assert [(p.service, p.replica, p.node) for p in store.nodes.assignments()] == [("web", 1, "n1"), ("web", 2, "n1")]
+    assert a.schedule() == 0  # nothing changed, nothing written
+    desired = {"web": prepare("web", "Service", 1, store.desired()["web"].spec),
+               "other": prepare("other", "Service", 1, {"image": "demo/web:1"})}
+    narrowed = a.narrow(desired)
+    assert narrowed["web"].wanted == (1, 2) and narrowed["web"].node == "n1"
+    assert narrowed["other"].wanted == ()  # placed nowhere yet: nothing runs here
+    assert a.writes_status("web") and not a.writes_status("other") and a.writes_status("deleted-one")
+    clock[0] = 100.0  # past the local deadline without a renewal
+    with pytest.raises(NotOwner):
+        a.gate()
+    b_store = Store.open(str(tmp_path / "s.db"))
+    try:
+        lease = store.nodes.lease("n1")
+        assert lease is not None
+        taken = b_store.nodes.acquire("n1", "agent:other:2", ttl=30, now=lease.expires_at + 1)
+        assert taken is not None and taken.token == 2
+        with pytest.raises(Fenced):
+            store.record([Event(ts=2.0, service="web", type="Started", reason="late")])
+        assert a.tick().kind == "lost" and not a.may_act()
+        with pytest.raises(Fenced):  # still refused after the loss
+            store.record([Event(ts=3.0, service="web", type="Started", reason="later")])
+    finally:
+        b_store.close()
