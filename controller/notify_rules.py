@@ -30,6 +30,8 @@ SUMMARIES: Final[dict[str, str]] = {
     "EngineRestored": "engine restored",
     "RestartStorm": "restart storm: restarts deferred",
     "LeaseTakenOver": "a controller took over the lease",
+    "NodeLost": "a node was lost (its agent's lease expired)",
+    "NodeReady": "a lost node is back",
     "Test": "test message",
 }
 EVENT_TYPES: Final = tuple(SUMMARIES)
@@ -45,6 +47,7 @@ _DIRECT: Final[dict[str, str]] = {
     "BackOff": "CrashLoopBackOff", "BackOffEnded": "BackOffEnded", "GaveUp": "GaveUp", "Failed": "Failed",
     "JobFailed": "JobFailed", "RolledBack": "RolledBack", "EngineUnavailable": "EngineUnavailable",
     "EngineRestored": "EngineRestored", "StormDetected": "RestartStorm", "LeaseTakenOver": "LeaseTakenOver",
+    "NodeLost": "NodeLost", "NodeReady": "NodeReady",
 }
 DETAIL_LIMIT: Final = 1000  # characters of an audit row's message a notice keeps (a probe's output tail)
 

@@ -22,6 +22,8 @@ from store.records import Event, Notice
     ("EngineRestored", "engine answered again after 3.0s", "EngineRestored"),
     ("StormDetected", "more than 30 restarts within a minute", "RestartStorm"),
     ("LeaseTakenOver", "c2 took over the lease of c1", "LeaseTakenOver"),
+    ("NodeLost", "node n1 lost: its lease expired (last holder agent:h:1)", "NodeLost"),
+    ("NodeReady", "node n1 is back: its agent holds the lease again", "NodeReady"),
     ("HealthChanged", "healthy -> unhealthy", "Unhealthy"),
     ("HealthChanged", "none -> unhealthy", "Unhealthy"),
     ("HealthChanged", "unhealthy -> healthy", "Recovered"),
