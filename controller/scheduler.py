@@ -110,6 +110,8 @@ def _changes(result: PlacementResult, stored: Mapping[tuple[str, int], Placed], 
         seen.add(key)
         old = stored.get(key)
         if old is not None and old.node == a.node:
+            if old.reason != a.reason:  # e.g. now "waiting for lost node n1": shown by describe, not audited
+                upsert.append(Placed(a.service, a.replica, a.node, a.reason, old.since))
             continue
         upsert.append(Placed(a.service, a.replica, a.node, a.reason, now))
         if old is None or not old.node:

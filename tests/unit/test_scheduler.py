@@ -61,9 +61,10 @@ def test_a_lost_node_is_audited_once_and_only_reschedulable_replicas_move() -> N
     assert d.states == {"n1": "lost", "n2": "ready"}
     assert types(d.write) == ["NodeLost", "Rescheduled"]
     assert d.write.lost == (("n1", True),)
-    assert [(p.service, p.node) for p in d.write.upsert] == [("web", "n2")]
+    assert [(p.service, p.node, p.since) for p in d.write.upsert] == [("db", "n1", 0.0), ("web", "n2", NOW)]
+    assert "waiting for lost node n1" in d.write.upsert[0].reason  # db waits (no audit row: it did not move)
     after = apply(s, d.write)
-    assert not decide(reqs, after).write  # NodeLost is not repeated; db waits for n1
+    assert not decide(reqs, after).write  # NodeLost is not repeated
     back = Snapshot(NOW, after.nodes, {"n1": live("n1"), "n2": live("n2")}, after.assignments)
     d2 = decide(reqs, back)
     assert types(d2.write) == ["NodeReady"] and d2.write.lost == (("n1", False),)
