@@ -96,3 +96,38 @@ def test_a_returning_agent_removes_what_moved_away_before_anything_else(rc: Harn
     assert log.index("was moved to another node") < log.index(NODE_LEASE_HELD)  # removed first, then acting
     time.sleep(2)
     assert running(rc, web) == {1: "n1"}  # not created again here
+
+
+def test_apply_to_another_node_then_that_node_is_lost_and_back(rc: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """n2's "agent" is this test (it holds n2's lease with a short TTL and no engine); the
+    real agent n1 is the scheduler: a stack applied with --node n2 is placed there and not
+    run on n1; n2's expiry is audited NodeLost once (by the database's clock), its return
+    NodeReady; the service waits for n2 meanwhile (describe says so)."""
+    monkeypatch.setenv("RECONCILE_NODE_TTL", "4")
+    start_agent(rc)
+    from store import Store
+    from store.records import Node
+
+    st = Store.open(rc.db)
+    try:
+        st.nodes.register(Node("n2", {"zone": "b"}, "test", 0.0, 0))
+        fence = st.nodes.acquire("n2", "agent:elsewhere:7", ttl=3)
+        assert fence is not None
+        api = rc.name("api")
+        rc.run("apply", "-f", rc.write([rc.service("api")]), "--node", "n2")
+        wait_for(lambda: rc.events(api, "Placed"), 30, what="api placed")
+        assert rc.events(api, "Placed")[0]["reason"].startswith("replica 1 on node n2")
+        time.sleep(2)
+        assert running(rc, api) == {}  # n1 runs nothing of it
+        wait_for(lambda: rc.events(None, "NodeLost"), 3 + 5, what="NodeLost for n2 within its TTL + 5 s")
+        [lost] = rc.events(None, "NodeLost")
+        assert "node n2 lost" in lost["reason"] and "agent:elsewhere:7" in lost["reason"]
+        assert nodes(rc)["n2"]["state"] == "notready" and nodes(rc)["n1"]["state"] == "ready"
+        wait_for(lambda: "waiting for lost node n2" in json.dumps(json.loads(
+            rc.run("describe", api, "-o", "json").stdout)["placement"]), 20, what="describe: waiting for n2")
+        assert st.nodes.acquire("n2", "agent:elsewhere:8", ttl=60) is not None
+        wait_for(lambda: rc.events(None, "NodeReady"), 20, what="NodeReady for n2")
+        time.sleep(2)
+        assert len(rc.events(None, "NodeLost")) == 1 and len(rc.events(None, "NodeReady")) == 1
+    finally:
+        st.close()
