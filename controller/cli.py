@@ -905,6 +905,10 @@ def run(obj: Ctx, flags: RunFlags) -> None:
     opts = flags.loop_options()  # before the store and the engine: a bad address opens nothing
     agent_opts = _agent_options(flags)
     if agent_opts is None:
+        if obj.store.nodes.count():  # a host-wide controller would act on every node's replicas here
+            err.print("nodes are registered in this store (see `reconcile nodes`): run this host as one of "
+                      "them, `reconcile run --node NAME` (docs/MULTI-HOST.md)", markup=False)
+            sys.exit(EXIT_INVALID)
         sys.exit(Controller(obj.store, obj.engine, opts).run())
     from controller.agent import Agent
 

@@ -71,3 +71,7 @@ def test_nodes_cordon_drain_and_placement_through_the_cli(tmp_path: Path) -> Non
     assert rows["api"]["message"] == "replica 1 cannot be placed: no node has zone=c"
     history = as_json(db, "history", "--type", "NodeRegistered")
     assert len(history) == 2
+    plain = cli(db, "run")  # a host-wide controller beside node agents: refused before it opens the engine
+    assert plain.returncode == 2 and "run --node NAME" in plain.stderr
+    assert cli(db, "run", "--node", "bad name").returncode == 2
+    assert "expected KEY=VALUE" in cli(db, "run", "--node", "n9", "--node-label", "novalue").stderr
