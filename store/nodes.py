@@ -237,6 +237,8 @@ class Nodes:
                 .execution_options(synchronize_session=False))
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 return True
+            if s.scalar(select(LeaseRow.name).where(LeaseRow.name == SCHEDULER_LEASE)) is not None:
+                return False  # held by another (the usual answer: no failed INSERT every second)
         try:
             with self.store.writing() as s, s.begin():
                 ts = _db_time(s, now)
