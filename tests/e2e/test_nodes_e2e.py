@@ -48,6 +48,7 @@ def test_one_agent_converges_its_node_and_a_second_one_for_it_refuses(rc: Harnes
     web = rc.name("web")
     rc.run("apply", "-f", rc.write([rc.service("web", replicas=2)]))
     wait_for(lambda: running(rc, web) == {1: "n1", 2: "n1"}, 90, what="both replicas running on n1")
+    wait_for(lambda: rc.rows()[web]["state"] == "Running", 30, what="web's status row: Running (written by n1)")
     placed = rc.history(web, "Placed")
     assert sorted(e["reason"].split(":")[0] for e in placed) == ["replica 1 on node n1", "replica 2 on node n1"]
     second = rc.run("run", "--node", "n1", expect=1, timeout=120)
