@@ -1106,21 +1106,27 @@ def db_check(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 @handled
 def export(obj: Ctx, as_json: bool, reveal_secrets: bool) -> None:
-    """Print the whole desired state as YAML that re-applies to identical spec hashes
-    (with --reveal-secrets when specs hold secret values; without it they print as a
+    """Print the whole desired state (services, jobs, notifiers) as YAML that re-applies to
+    identical spec hashes (with --reveal-secrets when specs hold secret values; without it they print as a
     placeholder and a warning names them)."""
     import yaml
 
     from crd_like.secrets import redact_spec
 
+    from crd_like.models import API_VERSION as NOTIFIER_API
+    from store.notify import NotifyStore
+
     docs = []
     desired = sorted(obj.store.desired().items())
+    notifiers = [(n.name, n.spec) for n in NotifyStore(obj.store).notifiers()]
     if not reveal_secrets:
-        _placeholder_warning([(name, rec.spec) for name, rec in desired], "export")
+        _placeholder_warning([(name, rec.spec) for name, rec in desired] + notifiers, "export")
     for name, rec in desired:
         meta = {k: v for k, v in rec.metadata.items() if k != "name"}
         docs.append({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {"name": name, **meta},
                      "spec": rec.spec if reveal_secrets else redact_spec(rec.spec)})
+    docs += [{"apiVersion": NOTIFIER_API, "kind": "Notifier", "metadata": {"name": name},
+              "spec": spec if reveal_secrets else redact_spec(spec)} for name, spec in notifiers]
     if as_json:
         _dump(docs)
     else:
