@@ -38,7 +38,8 @@ The algorithm, in two phases:
    parts per million (a resource of unknown capacity counts 0). CPUs are counted in integer
    millicpus and memory in bytes, so capacity checks are exact.
    Once one replica of a service finds no node, the rest cannot either (room only shrinks
-   during a pass): they are all ``Unplaced`` with the same reason.
+   during a pass): they are all ``Unplaced`` with the same reason. Reasons for what could not
+   be placed are written at the end, from the final free capacity (what the user sees now).
 
 Guarantees: the result depends only on the *contents* of the inputs (their order does not
 matter); no node gets more reservations than its capacity from new placements; a replica is
@@ -228,9 +229,22 @@ def place(requests: Sequence[Request], nodes: Sequence[NodeView], current: Seque
         services[req.service] = _Service(req, milli(req.cpus), max(0, req.memory), {}, {}, group, {}, {},
                                          elig, frozenset(elig))
     _keep(services, cl, current)
+    failed = [(svc, _place_service(svc, cl)) for svc in sorted(services.values(), key=lambda s: (-s.mem, -s.cpu,
+                                                                                                   s.req.service))]
+    # Reasons are written once everything is placed, from the final free capacity: the same
+    # on every pass over the same result (a fixed point), and what the user sees now.
     unplaced: list[Unplaced] = []
-    for svc in sorted(services.values(), key=lambda s: (-s.mem, -s.cpu, s.req.service)):
-        unplaced.extend(_place_service(svc, cl))
+    for svc, replicas in failed:
+        if not replicas:
+            continue
+        why = _why_not(svc.req, cl, svc.cpu, svc.mem)
+        for replica, stays in replicas:
+            if stays is None:
+                unplaced.append(Unplaced(svc.req.service, replica, why))
+                continue
+            what = "stays on draining node" if cl.state[stays] == "draining" else "waiting for lost node"
+            svc.done[replica] = Assignment(svc.req.service, replica, cl.names[stays],
+                                           f"{what} {cl.names[stays]}: no other node can take it: {why}")
     assignments = [a for s in services.values() for _, a in sorted(s.done.items())]
     unplaced.sort(key=lambda u: (u.service, u.replica))
     return PlacementResult(tuple(assignments), tuple(unplaced))
@@ -289,32 +303,29 @@ def _keep(services: dict[str, _Service], cl: _Cluster, current: Sequence[Assignm
         cl.rerank(i)
 
 
-def _place_service(svc: _Service, cl: _Cluster) -> list[Unplaced]:
+def _place_service(svc: _Service, cl: _Cluster) -> list[tuple[int, int | None]]:
+    """Place the service's replicas that have no node yet. Returns those no node can take,
+    each with the draining/lost node it stays on (its room taken there; None = unplaced)."""
     req = svc.req
     todo = [k for k in range(1, req.replicas + 1) if k not in svc.done]
     if not todo:
         return []
     elig = [i for i in svc.eligible if cl.ready[i]]
-    failed: str | None = None
-    out: list[Unplaced] = []
+    failed: list[tuple[int, int | None]] = []
     for replica in todo:
-        best = -1 if failed is not None else _best(svc, cl, elig)
+        best = -1 if failed else _best(svc, cl, elig)  # room only shrinks: after one failure, all fail
         moving = svc.moving.get(replica)
         if best >= 0:
             reason = _placed_reason(svc, cl, best, len(elig))
             if moving is not None:
                 reason = f"moved from {cl.names[moving[0]]} ({moving[1]}): {reason}"
             _record(svc, cl, replica, best, reason)
-            continue
-        if failed is None:
-            failed = _why_not(req, cl, svc.cpu, svc.mem)
-        if moving is not None and moving[1] in ("draining", "lost"):
-            i = moving[0]
-            what = "stays on draining node" if moving[1] == "draining" else "waiting for lost node"
-            _record(svc, cl, replica, i, f"{what} {cl.names[i]}: no other node can take it: {failed}")
+        elif moving is not None and moving[1] in ("draining", "lost"):
+            _record(svc, cl, replica, moving[0], "")  # the reason follows once the pass is done
+            failed.append((replica, moving[0]))
         else:
-            out.append(Unplaced(req.service, replica, failed))
-    return out
+            failed.append((replica, None))
+    return failed
 
 
 def _best(svc: _Service, cl: _Cluster, elig: list[int]) -> int:
