@@ -268,7 +268,7 @@ def _random_case(rng: random.Random) -> tuple[list[Request], list[NodeView]]:
     nodes = []
     for i in range(rng.randint(1, 7)):
         labels = {k: rng.choice(["1", "2"]) for k in ("zone", "disk") if rng.random() < 0.7}
-        states: list[NodeState] = ["ready"] * 4 + ["cordoned"]
+        states: list[NodeState] = ["ready", "ready", "ready", "ready", "cordoned"]
         nodes.append(NodeView(f"n{i}", labels, rng.choice([0, 1, 2, 4]), rng.choice([0, GiB, 4 * GiB]),
                               rng.choice(states)))
     reqs = []
