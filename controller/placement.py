@@ -260,40 +260,22 @@ def _record(svc: _Service, cl: _Cluster, replica: int, i: int, reason: str) -> N
 
 
 def _keep(services: dict[str, _Service], cl: _Cluster, current: Sequence[Assignment]) -> None:
-    """Phase 1 (see the module docstring). The hot path of a steady pass, hence inlined."""
-    index, state_of, names = cl.index, cl.state, cl.names
-    cap_c, cap_m, used_c, used_m, count = cl.cpu_cap, cl.mem_cap, cl.cpu_used, cl.mem_used, cl.count
+    """Phase 1 (see the module docstring): the hot path of a steady pass."""
+    names = cl.names
     for a in sorted(current, key=attrgetter("service", "replica", "node")):
         svc = services.get(a.service)
         replica = a.replica
         if svc is None or not 1 <= replica <= svc.req.replicas or replica in svc.done or replica in svc.moving:
             continue  # a removed service, scaled down, or a duplicate (the first by node name counts)
-        i = index.get(a.node)
+        i = cl.index.get(a.node)
         if i is None:
             continue  # a node no longer registered: placed afresh
-        if i not in svc.eligible_set:
-            svc.moving[replica] = (i, "no longer matches its placement")
+        kept = _kept(svc, cl, i, a)
+        if kept is None:
             continue
-        state = state_of[i]
-        kept: str | Assignment = a
-        if state == "lost":
-            if svc.req.reschedule:
-                svc.moving[replica] = (i, "lost")
-                continue
-            kept = f"waiting for lost node {a.node} (reschedule: false)"
-        elif state == "draining":
-            svc.moving[replica] = (i, "draining")
-            continue
-        else:
-            cpu, mem = svc.cpu, svc.mem
-            if (cap_c[i] and used_c[i] + cpu > cap_c[i]) or (cap_m[i] and used_m[i] + mem > cap_m[i]):
-                svc.moving[replica] = (i, "over capacity")
-                continue
-            if state == "cordoned":
-                kept = f"kept on cordoned node {a.node} (gets no new replicas)"
-        used_c[i] += svc.cpu
-        used_m[i] += svc.mem
-        count[i] += 1
+        cl.cpu_used[i] += svc.cpu
+        cl.mem_used[i] += svc.mem
+        cl.count[i] += 1
         svc.on_node[i] = svc.on_node.get(i, 0) + 1
         if svc.group is not None:
             g = svc.group[i]
@@ -301,6 +283,27 @@ def _keep(services: dict[str, _Service], cl: _Cluster, current: Sequence[Assignm
         svc.done[replica] = kept if isinstance(kept, Assignment) else Assignment(a.service, replica, names[i], kept)
     for i in range(len(names)):
         cl.rerank(i)
+
+
+def _kept(svc: _Service, cl: _Cluster, i: int, a: Assignment) -> str | Assignment | None:
+    """Whether current assignment ``a`` (on node ``i``) stays: the assignment itself, a new reason
+    for it, or None when it is set aside to move (``svc.moving``)."""
+    if i not in svc.eligible_set:
+        svc.moving[a.replica] = (i, "no longer matches its placement")
+        return None
+    state = cl.state[i]
+    if state == "lost":
+        if svc.req.reschedule:
+            svc.moving[a.replica] = (i, "lost")
+            return None
+        return f"waiting for lost node {a.node} (reschedule: false)"
+    if state == "draining":
+        svc.moving[a.replica] = (i, "draining")
+        return None
+    if not cl.fits(i, svc.cpu, svc.mem):
+        svc.moving[a.replica] = (i, "over capacity")
+        return None
+    return f"kept on cordoned node {a.node} (gets no new replicas)" if state == "cordoned" else a
 
 
 def _place_service(svc: _Service, cl: _Cluster) -> list[tuple[int, int | None]]:
@@ -363,25 +366,22 @@ def _why_not(req: Request, cl: _Cluster, cpu: int, mem: int) -> str:
     """The sentence for a replica no node can take: which constraint, which nodes, how much is free."""
     if not cl.names:
         return "no node is registered: start an agent with `reconcile run --node NAME`"
-    sel = dict(req.node_selector)
     if req.node is not None and req.node not in cl.index:
         return f"placement.node {req.node!r} is not a registered node (nodes: {_names_text(cl.names)})"
     matching = cl.eligible(req)
     if not matching:
-        if req.node is not None:
-            labels = cl.labels[cl.index[req.node]]
-            return (f"node {req.node} does not have the labels {_labels_text(sel)} that placement.nodeSelector "
-                    f"asks for (its labels: {_labels_text(labels)})")
-        shown = [f"{n}: {_labels_text(cl.labels[i])}" for i, n in enumerate(cl.names)]
-        more = f"; and {len(shown) - _LIST_AT_MOST} more" if len(shown) > _LIST_AT_MOST else ""
-        return (f"no node has the labels {_labels_text(sel)} (placement.nodeSelector); the nodes' labels: "
-                + "; ".join(shown[:_LIST_AT_MOST]) + more)
+        return _no_match(req, cl)
     ready = [i for i in matching if cl.ready[i]]
-    what = f"placement.node {req.node}" if req.node is not None else (
-        f"the nodes with {_labels_text(sel)}" if sel else "every node")
+    sel = req.node_selector
     if not ready:
+        what = f"placement.node {req.node}" if req.node is not None else (
+            f"the nodes with {_labels_text(sel)}" if sel else "every node")
         states = [f"{cl.names[i]} is {cl.state[i]}" for i in matching]
         return f"no ready node to place on: {what}: {_names_text(states)}; uncordon a node or add one"
+    return _no_room(ready, cl, cpu, mem, bool(req.node or sel))
+
+
+def _no_room(ready: list[int], cl: _Cluster, cpu: int, mem: int, constrained: bool) -> str:
     need, free = [], []
     if cpu:
         need.append(format_cpus(cpu))
@@ -389,10 +389,21 @@ def _why_not(req: Request, cl: _Cluster, cpu: int, mem: int) -> str:
     if mem:
         need.append(format_bytes(mem) + " memory")
         free.append(_most_free(ready, cl.names, cl.mem_cap, cl.mem_used, format_bytes, "memory"))
-    scope = f"{len(ready)} ready node{'s' if len(ready) != 1 else ''} matching" if (req.node or sel) else \
-        f"{len(ready)} ready node{'s' if len(ready) != 1 else ''}"
+    scope = f"{len(ready)} ready node{'s' if len(ready) != 1 else ''}" + (" matching" if constrained else "")
     return (f"not enough free capacity: a replica reserves {' and '.join(need)} (resources.reservations); "
             f"the most free on the {scope}: {', '.join(free)}")
+
+
+def _no_match(req: Request, cl: _Cluster) -> str:
+    sel = req.node_selector
+    if req.node is not None:
+        labels = cl.labels[cl.index[req.node]]
+        return (f"node {req.node} does not have the labels {_labels_text(sel)} that placement.nodeSelector "
+                f"asks for (its labels: {_labels_text(labels)})")
+    shown = [f"{n}: {_labels_text(cl.labels[i])}" for i, n in enumerate(cl.names)]
+    more = f"; and {len(shown) - _LIST_AT_MOST} more" if len(shown) > _LIST_AT_MOST else ""
+    return (f"no node has the labels {_labels_text(sel)} (placement.nodeSelector); the nodes' labels: "
+            + "; ".join(shown[:_LIST_AT_MOST]) + more)
 
 
 def _most_free(ready: list[int], names: list[str], cap: list[int], used: list[int],
