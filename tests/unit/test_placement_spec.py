@@ -130,3 +130,14 @@ def test_request_from_a_spec(spec: dict[str, Any], expected: Request) -> None:
 def test_request_from_a_job() -> None:
     job = JobSpec.model_validate({"image": "x", "placement": {"reschedule": True}})
     assert request("migrate", job) == Request("migrate", 1, None, {}, None, 0.0, 0, True)
+
+
+def test_the_json_schema_describes_placement() -> None:
+    from crd_like.schema import json_schema
+
+    service = next(v for v in json_schema()["oneOf"] if v["title"] == "Service")
+    defs = service["$defs"]
+    props = defs["Placement"]["properties"]
+    assert set(props) == {"node", "nodeSelector", "spread", "reschedule"}
+    assert props["node"]["pattern"].startswith("^[A-Za-z0-9]")  # applies to strings only: null passes
+    assert defs["Placement"]["additionalProperties"] is False
