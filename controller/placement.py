@@ -161,6 +161,8 @@ class _Cluster:
         self._n = len(ordered) + 1
         self.rank = list(range(len(ordered)))
         self._eligible: dict[tuple[str | None, tuple[tuple[str, str], ...]], list[int]] = {}
+        self._groups: dict[str, list[int]] = {}
+        self._ready: dict[int, list[int]] = {}  # id(an _eligible list, kept alive there) -> its ready nodes
 
     def eligible(self, req: Request) -> list[int]:
         """Nodes (any state) that satisfy ``node`` and ``nodeSelector``, in name order; cached."""
@@ -175,6 +177,26 @@ class _Cluster:
                 candidates = list(range(len(self.names)))
             found = [i for i in candidates if all(self.labels[i].get(k) == v for k, v in sel)]
             self._eligible[key] = found
+        return found
+
+    def ready_among(self, nodes: list[int]) -> list[int]:
+        """The ready ones of ``nodes`` (an ``eligible`` list), cached by its identity."""
+        found = self._ready.get(id(nodes))
+        if found is None:
+            found = self._ready[id(nodes)] = [i for i in nodes if self.ready[i]]
+        return found
+
+    def groups(self, key: str) -> list[int]:
+        """Node index -> group index for ``spread: key``: the nodes with one value of label
+        ``key`` form a group, those without it one more; ``node``: every node its own."""
+        found = self._groups.get(key)
+        if found is None:
+            if key == "node":
+                found = list(range(len(self.names)))
+            else:
+                ids: dict[str | None, int] = {}
+                found = [ids.setdefault(lab.get(key), len(ids)) for lab in self.labels]
+            self._groups[key] = found
         return found
 
     def fits(self, i: int, cpu: int, mem: int) -> bool:
@@ -204,9 +226,9 @@ class _Service:
     req: Request
     cpu: int
     mem: int
-    on_node: dict[int, int]
-    in_group: dict[str | int | None, int]
-    group: list[str | int | None] | None  # node index -> group, when spreading
+    on_node: list[int]  # node index -> replicas of this service there
+    in_group: list[int]  # group index -> replicas of this service in it (when spreading)
+    group: list[int] | None  # node index -> group index, when spreading
     done: dict[int, Assignment]
     moving: dict[int, tuple[int, str]]  # replica -> (node it leaves, why)
     eligible: list[int]  # nodes (any state) satisfying node and nodeSelector, name order
@@ -219,15 +241,11 @@ def place(requests: Sequence[Request], nodes: Sequence[NodeView], current: Seque
     for req in sorted(requests, key=lambda r: r.service):
         if req.service in services:
             raise ValueError(f"duplicate service {req.service!r} in placement input")
-        group: list[str | int | None] | None = None
-        if req.spread == "node":
-            group = list(range(len(cl.names)))
-        elif req.spread is not None:
-            key = req.spread
-            group = [lab.get(key) for lab in cl.labels]
+        group = cl.groups(req.spread) if req.spread is not None else None
         elig = cl.eligible(req)
-        services[req.service] = _Service(req, milli(req.cpus), max(0, req.memory), {}, {}, group, {}, {},
-                                         elig, frozenset(elig))
+        services[req.service] = _Service(req, milli(req.cpus), max(0, req.memory), [0] * len(cl.names),
+                                         [0] * (max(group) + 1 if group else 0), group, {}, {}, elig,
+                                         frozenset(elig))
     _keep(services, cl, current)
     failed = [(svc, _place_service(svc, cl)) for svc in sorted(services.values(), key=lambda s: (-s.mem, -s.cpu,
                                                                                                    s.req.service))]
@@ -252,10 +270,9 @@ def place(requests: Sequence[Request], nodes: Sequence[NodeView], current: Seque
 
 def _record(svc: _Service, cl: _Cluster, replica: int, i: int, reason: str) -> None:
     cl.take(i, svc.cpu, svc.mem)
-    svc.on_node[i] = svc.on_node.get(i, 0) + 1
+    svc.on_node[i] += 1
     if svc.group is not None:
-        g = svc.group[i]
-        svc.in_group[g] = svc.in_group.get(g, 0) + 1
+        svc.in_group[svc.group[i]] += 1
     svc.done[replica] = Assignment(svc.req.service, replica, cl.names[i], reason)
 
 
@@ -276,10 +293,9 @@ def _keep(services: dict[str, _Service], cl: _Cluster, current: Sequence[Assignm
         cl.cpu_used[i] += svc.cpu
         cl.mem_used[i] += svc.mem
         cl.count[i] += 1
-        svc.on_node[i] = svc.on_node.get(i, 0) + 1
+        svc.on_node[i] += 1
         if svc.group is not None:
-            g = svc.group[i]
-            svc.in_group[g] = svc.in_group.get(g, 0) + 1
+            svc.in_group[svc.group[i]] += 1
         svc.done[replica] = kept if isinstance(kept, Assignment) else Assignment(a.service, replica, names[i], kept)
     for i in range(len(names)):
         cl.rerank(i)
@@ -313,13 +329,17 @@ def _place_service(svc: _Service, cl: _Cluster) -> list[tuple[int, int | None]]:
     todo = [k for k in range(1, req.replicas + 1) if k not in svc.done]
     if not todo:
         return []
-    elig = [i for i in svc.eligible if cl.ready[i]]
+    elig = cl.ready_among(svc.eligible)
     failed: list[tuple[int, int | None]] = []
+    # one service's reasons differ only by the spread label's value (the node's group)
+    said: dict[int, str] = {}
+    by_label = svc.group is not None and req.spread != "node"
     for replica in todo:
         best = -1 if failed else _best(svc, cl, elig)  # room only shrinks: after one failure, all fail
         moving = svc.moving.get(replica)
         if best >= 0:
-            reason = _placed_reason(svc, cl, best, len(elig))
+            key = svc.group[best] if by_label and svc.group is not None else -1
+            reason = said.get(key) or said.setdefault(key, _placed_reason(svc, cl, best, len(elig)))
             if moving is not None:
                 reason = f"moved from {cl.names[moving[0]]} ({moving[1]}): {reason}"
             _record(svc, cl, replica, best, reason)
@@ -332,17 +352,20 @@ def _place_service(svc: _Service, cl: _Cluster) -> list[tuple[int, int | None]]:
 
 
 def _best(svc: _Service, cl: _Cluster, elig: list[int]) -> int:
+    """The candidate with the smallest key (group count, count on the node, rank); the hot loop
+    of a fresh pass, so compared field by field without building tuples."""
     cpu, mem = svc.cpu, svc.mem
     on_node, group, in_group, rank = svc.on_node, svc.group, svc.in_group, cl.rank
     cap_c, cap_m, used_c, used_m = cl.cpu_cap, cl.mem_cap, cl.cpu_used, cl.mem_used
     check = bool(cpu or mem)
-    best, best_key = -1, (0, 0, 0)
+    best, bg, bo, br = -1, 0, 0, 0
     for i in elig:
         if check and ((cap_c[i] and used_c[i] + cpu > cap_c[i]) or (cap_m[i] and used_m[i] + mem > cap_m[i])):
             continue
-        key = (in_group.get(group[i], 0) if group is not None else 0, on_node.get(i, 0), rank[i])
-        if best < 0 or key < best_key:
-            best, best_key = i, key
+        g = in_group[group[i]] if group is not None else 0
+        o = on_node[i]
+        if best < 0 or g < bg or (g == bg and (o < bo or (o == bo and rank[i] < br))):
+            best, bg, bo, br = i, g, o, rank[i]
     return best
 
 
