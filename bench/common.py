@@ -653,7 +653,8 @@ def print_machine(m: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB RAM, {m['os']}, kernel {m['kernel']}",
         f"engine:  Docker {m['engine']} (API {m['engine_api']}), storage {m['storage_driver']}, cgroup {m['cgroup']}; "
-        f"{m['running_on_engine']} running / {m['containers_on_engine']} containers on the engine at start",
+        f"{m['running_on_engine']} running / {m['containers_on_engine']} containers on the engine at start"
+        if m["engine"] != "not used" else "engine:  not used (only pure functions are timed)",
         f"python:  {m['python']}; docker-compose {m['docker_compose']}; reconcile {m['reconcile_commit']}; "
         f"load average {m['loadavg']}",
     ]
