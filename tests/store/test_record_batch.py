@@ -14,8 +14,8 @@ from store import ResourceInput, Status, Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    st = Store.open(str(tmp_path / "s.db"))
+def store(store_url: str) -> Iterator[Store]:
+    st = Store.open(store_url)
     yield st
     st.close()
 
