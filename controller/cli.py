@@ -1036,7 +1036,8 @@ def db_upgrade(obj: Ctx) -> None:
 
     store = Store.open(obj.db, migrate=False)
     before, after = store.schema_upgrade()
-    out.print(f"store {store.shown_url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}", markup=False)
+    shown = f"store {store.shown_url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}"
+    out.print(shown, markup=False)
 
 
 @db.command("current")

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Row, case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,9 @@ from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, Sta
 from store.errors import StoreError
 from store.notify import add_notices
 from store.records import AppliedChange, Desired, Event, Notice, ResourceInput, Revision, Status
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 __all__ = ["NoticeRule", "Store", "StoreError"]
 
@@ -510,12 +513,12 @@ class Store:
         nothing; its INSERT fails on the primary key)."""
         lease = LeaseRow.__table__.c
         with self.writing() as s, s.begin():
-            taken = s.execute(
+            taken = cast("CursorResult[Any]", s.execute(
                 update(LeaseRow)
                 .where(lease.name == LEASE_NAME, (lease.holder == holder) | (lease.expires_at < now))
                 .values(acquired_at=case((lease.holder == holder, lease.acquired_at), else_=now),
                         holder=holder, renewed_at=now, expires_at=now + ttl)
-                .execution_options(synchronize_session=False))
+                .execution_options(synchronize_session=False)))
             if taken.rowcount == 1:
                 return True
             if s.get(LeaseRow, LEASE_NAME) is not None:
@@ -532,10 +535,10 @@ class Store:
         conditional UPDATE, so of two contenders only one takes it."""
         lease = LeaseRow.__table__.c
         with self.writing() as s, s.begin():
-            taken = s.execute(
+            taken = cast("CursorResult[Any]", s.execute(
                 update(LeaseRow).where(lease.name == LEASE_NAME, lease.holder == dead_holder)
                 .values(holder=holder, acquired_at=now, renewed_at=now, expires_at=now + ttl)
-                .execution_options(synchronize_session=False))
+                .execution_options(synchronize_session=False)))
             return bool(taken.rowcount == 1)
 
     def release_lease(self, holder: str) -> None:

@@ -83,7 +83,7 @@ def test_migrations_from_empty_and_create_fresh_give_the_same_schema() -> None:
     assert got["alembic_version rows"] == [(HEAD,)]
     assert {"events", "statuses", "leases", "notify_outbox", "notifiers"} <= set(want)
     # the ids the outbox cursors point at come from a sequence (never reused)
-    assert "nextval" in str(dict((c[0], c[3]) for c in want["notify_outbox"]["columns"])["id"])
+    assert "nextval" in str({c[0]: c[3] for c in want["notify_outbox"]["columns"]}["id"])
 
 
 def test_an_old_store_upgrades_through_every_migration_keeping_its_rows(url: str) -> None:

@@ -5,7 +5,6 @@ the same name twice, and restart requests kept (only request_restart writes thos
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
