@@ -51,9 +51,15 @@ def _libpq(url: str) -> str:
 @contextmanager
 def fresh_schema(prefix: str = "t") -> Iterator[str]:
     """A new, empty schema on the test server; yields a store URL whose search_path is it."""
+    with fresh_schema_on(server_url(), prefix) as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema_on(base: str, prefix: str = "t") -> Iterator[str]:
+    """A new, empty schema on the server at ``base`` (dropped after, if it still answers)."""
     import psycopg
 
-    base = server_url()
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_libpq(base), autocommit=True) as con:
         con.execute(f'CREATE SCHEMA "{name}"')
