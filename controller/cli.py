@@ -1061,7 +1061,10 @@ def db_current(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 @handled
 def db_backup(obj: Ctx, path: str) -> None:
-    """A consistent copy of the store at PATH, safe while a controller runs."""
+    """A consistent copy of the store at PATH, safe while a controller runs.
+
+    SQLite: the online backup API. PostgreSQL: pg_dump --format=custom (the password goes
+    by PGPASSWORD, never on a command line)."""
     obj.store.backup(path)
     out.print(f"backed up {obj.store.shown_url} to {path}", markup=False)
 
@@ -1072,7 +1075,9 @@ def db_backup(obj: Ctx, path: str) -> None:
 @click.pass_obj
 @handled
 def db_restore(obj: Ctx, path: str, force: bool) -> None:
-    """Put the backup at PATH back as the store (refused while a controller runs)."""
+    """Put the backup at PATH back as the store (refused while a controller runs).
+
+    PostgreSQL: pg_restore --clean --single-transaction of a `db backup` archive."""
     lease = obj.store.lease(now=time.time())
     if lease is not None and not force:
         err.print(f"refusing: controller {lease[0]} holds the lease; stop it first", markup=False)
