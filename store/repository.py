@@ -105,12 +105,24 @@ class Store:
     # -- schema (what `reconcile db` and `version` need, without reaching inside) ---------
     def schema_upgrade(self) -> tuple[str | None, str | None]:
         """Upgrade to the newest migration: (revision before, revision after)."""
-        return db.upgrade(self._write)
+        try:
+            return db.upgrade(self._write)
+        except Exception as exc:
+            if StoreError.wraps(exc):
+                raise StoreError(f"cannot upgrade store {self.shown_url}: {StoreError.describe(exc)}") from exc
+            raise
 
     def schema_revision(self, *, quick: bool = False) -> str | None:
         """The store's schema revision (None: never migrated). ``quick`` reads the version
         table directly, without loading Alembic (for fast read-only verbs)."""
-        return db._quick_current(self._read) if quick else db.current_revision(self._read)
+        if quick:
+            return db._quick_current(self._read)
+        try:
+            return db.current_revision(self._read)
+        except Exception as exc:
+            if StoreError.wraps(exc):
+                raise StoreError(f"cannot read store {self.shown_url}: {StoreError.describe(exc)}") from exc
+            raise
 
     @staticmethod
     def schema_head() -> str | None:
@@ -576,10 +588,12 @@ class Store:
             raise StoreError(f"no backup at {path}")
         dst_path = db.sqlite_path(self.url)
         if dst_path is None:
-            self.close()
-            pgtools.restore(self.url, path)
-            self._read, self._write = db.make_engines(self.url)
-            self._instance_id = None
+            self.close()  # no connection of ours holds a lock pg_restore's DROPs wait for
+            try:
+                pgtools.restore(self.url, path)
+            finally:  # restored or not (one transaction: then unchanged), the store stays usable
+                self._read, self._write = db.make_engines(self.url)
+                self._instance_id = None
             db.upgrade(self._write)
             return
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

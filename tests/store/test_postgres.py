@@ -216,12 +216,14 @@ def test_a_failed_pg_tool_says_why_without_the_password(tmp_path: Path) -> None:
     with pg.fresh_database() as url:
         st = Store.open(url)
         try:
+            st.apply([res("web")], source="f", actor="t", now=1.0)
             bad = tmp_path / "not-a-dump"
             bad.write_text("garbage")
             with pytest.raises(StoreError) as err:
                 st.restore_from(str(bad))
             assert "pg_restore" in str(err.value) and "reconcile:***@" in str(err.value)
             assert "reconcile:reconcile@" not in str(err.value)
+            assert set(st.desired()) == {"web"}, "a failed restore changes nothing; the store still answers"
         finally:
             st.close()
 
