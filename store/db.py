@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from store.location import HEAD, default_url, redact, to_url
@@ -96,6 +96,17 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
 DESIRED_LOCK_KEY = 0x7265636F6E63696C
 
 
+SCHEMA_LOCK_KEY = DESIRED_LOCK_KEY + 1
+
+
+def _lock_schema(conn: Connection) -> None:
+    """On PostgreSQL, schema changes (``create_fresh``, an Alembic upgrade) take turns: two
+    processes opening a new or old store at once would otherwise both create or alter the
+    tables (SQLite's write lock does this there). Held until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 def lock_desired(s: Session) -> None:
     """Serialize writers of the desired state (apply, delete, suspend, restart requests,
     rollback, notifiers), as SQLite's one write lock does: on PostgreSQL a
@@ -147,6 +158,7 @@ def create_fresh(engine: Engine) -> bool:
     from store.models import Base
 
     with engine.begin() as conn:
+        _lock_schema(conn)
         if inspect(conn).get_table_names():
             return False
         Base.metadata.create_all(conn)
@@ -169,6 +181,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     if before != head:
         cfg = alembic_config()
         with engine.begin() as conn:
+            _lock_schema(conn)  # a concurrent upgrader's work is then seen, not redone
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     return before, head

@@ -173,6 +173,27 @@ def test_concurrent_applies_each_bump_the_desired_counter(url: str) -> None:
             s.close()
 
 
+@pytest.mark.parametrize("start", ["empty", "at 0001"])
+def test_many_processes_opening_one_store_at_once_create_or_upgrade_it_once(url: str, start: str) -> None:
+    if start == "at 0001":
+        alembic_upgrade(url, "0001")
+    opened: list[Store] = []
+    lock = threading.Lock()
+
+    def open_it(_i: int) -> bool:
+        st = Store.open(url)
+        with lock:
+            opened.append(st)
+        return True
+
+    try:
+        assert _race(4, open_it) == [True] * 4
+        assert all(st.schema_revision() == HEAD for st in opened)
+    finally:
+        for st in opened:
+            st.close()
+
+
 def test_instance_id_is_one_when_many_open_a_new_store_at_once(url: str) -> None:
     stores = [Store.open(url) for _ in range(4)]
     try:
