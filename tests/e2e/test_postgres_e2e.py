@@ -5,7 +5,7 @@ heals again once the server is back.
 
 The first test uses the test server (tests/pg.py: RECONCILE_TEST_PG_URL or one started on
 55432); the second stops and starts a cluster of its own (port RECONCILE_TEST_PG_PORT2,
-default 55433), so no other test's server goes away."""
+default 55442), so no other test's server goes away, and stops it at the end."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ("--resync-interval", "1s")
-OWN_PORT = os.environ.get("RECONCILE_TEST_PG_PORT2", "55433")
+OWN_PORT = os.environ.get("RECONCILE_TEST_PG_PORT2", "55442")
 
 
 @pytest.fixture
@@ -93,3 +93,4 @@ def test_a_controller_whose_postgres_goes_away_keeps_its_containers_and_retries(
             assert rc.inspect(web)["Id"] == first["Id"], "restarted in place, not recreated"
         finally:
             rc.cleanup()
+    _own_server("--stop")  # the test's own cluster does not outlive it
