@@ -70,12 +70,14 @@ exec 9>"$(dirname "$DATA")/.ensure-postgres.lock"
 flock -w "$TIMEOUT" 9 || die "another $PROG holds $(dirname "$DATA")/.ensure-postgres.lock"
 
 postmaster_alive() {
-    # the pid in postmaster.pid is a running postgres (not a pid reused after a restart)
+    # the pid in postmaster.pid is the postmaster of THIS data directory (not a pid reused
+    # after a restart, by anything, or by another cluster's postgres)
     local pid
     [ -f "$DATA/postmaster.pid" ] || return 1
     pid="$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null || true)"
     case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-    [ -r "/proc/$pid/comm" ] && grep -qx 'postgres\|postmaster' "/proc/$pid/comm"
+    [ -r "/proc/$pid/cmdline" ] && grep -qx 'postgres\|postmaster' "/proc/$pid/comm" 2>/dev/null \
+        && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-D $DATA "
 }
 
 if [ "$STOP" = 1 ]; then
