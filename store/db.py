@@ -65,7 +65,13 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
         kwargs_pg: dict[str, Any] = {}
         if make_url(url).get_backend_name() == "postgresql" and make_url(url).get_driver_name() == "psycopg":
             kwargs_pg["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-        engine = create_engine(url, pool_pre_ping=True, **kwargs_pg)
+        try:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs_pg)
+        except ImportError as exc:  # the URL's driver is not installed: say which extra brings it
+            from store.errors import StoreError
+
+            hint = " (pip install 'reconcile[postgres]')" if "psycopg" in str(exc) else ""
+            raise StoreError(f"cannot open store {redact(url)}: its database driver is missing: {exc}{hint}") from exc
         return engine, engine
     _prepare_sqlite_file(path)
     kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}

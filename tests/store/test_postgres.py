@@ -273,3 +273,11 @@ def test_the_cli_on_an_unreachable_server_exits_1_with_one_clear_line(tmp_path: 
     assert "postgresql+psycopg://reconcile:***@127.0.0.1:1/reconcile" in lines[0]
     assert "Connection refused" in lines[0]
     assert "s3cr3t-pw" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
+    with pytest.raises(StoreError) as err:
+        Store.open(DOWN)
+    msg = str(err.value)
+    assert "reconcile[postgres]" in msg and "reconcile:***@127.0.0.1:1" in msg and "s3cr3t-pw" not in msg
