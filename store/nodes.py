@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, delete, extract, func, literal, or_, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import db
 from store.errors import Fenced
 from store.models import AssignmentRow, EventRow, LeaseRow, NodeLeaseRow, NodeRow
 from store.records import Event, Fence, Node, NodeLease, Placed, PlacementWrite, Snapshot
@@ -223,6 +224,7 @@ class Nodes:
         """Store assignments directly (``apply --node`` pinning a stack; tests)."""
         with self.store.writing() as s, s.begin():
             self._upsert(s, placed)
+            db.lock_desired(s)
             self.store._bump(s)
             self._audit(s, events)
 
@@ -265,6 +267,7 @@ class Nodes:
                 s.execute(delete(AssignmentRow).where(AssignmentRow.service == svc, AssignmentRow.replica == replica))
             self._upsert(s, change.upsert)
             if change.upsert or change.drop:
+                db.lock_desired(s)  # the counter's writers take turns (PostgreSQL)
                 self.store._bump(s)  # the agents resync on the desired-state counter
             for name, lost in change.lost:
                 s.execute(update(NodeRow).where(NodeRow.name == name).values(lost=lost)

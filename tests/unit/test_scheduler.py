@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from controller import placement_input
+from crd_like import ServiceSpec
 
 from controller.scheduler import decide, default_node, node_state, request
 from store.records import Node, NodeLease, Placed, PlacementWrite, Snapshot
@@ -112,3 +118,16 @@ def test_a_stack_without_placement_goes_to_its_node_or_the_default() -> None:
     assert default_node([N1, N2], "n2") == "n2"
     r = request("web", {"replicas": 3, "resources": {"reservations": {"cpus": 0.5, "memory": 1024}}}, {}, None)
     assert (r.replicas, r.cpus, r.memory, r.reschedule) == (3, 0.5, 1024, False)
+
+
+@pytest.mark.parametrize("spec", [
+    {},
+    {"replicas": 3, "placement": {"nodeSelector": {"zone": "a"}, "spread": "zone", "reschedule": True}},
+    {"placement": {"node": "n2"}, "resources": {"reservations": {"cpus": 1.5, "memory": "512m"}}},
+])
+def test_the_stored_spec_gives_the_request_the_validated_spec_gives(spec: dict[str, Any]) -> None:
+    """The scheduler reads stored (canonical JSON) specs; controller.placement_input reads
+    validated ones: the same request, so both agree on what placement was asked for."""
+    model = ServiceSpec.model_validate({"image": "demo/web:1", **spec})
+    stored = model.model_dump(mode="json", exclude_defaults=True)
+    assert request("web", stored, {}, None) == placement_input.request("web", model)
