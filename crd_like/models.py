@@ -203,7 +203,7 @@ def _env_value(v: Any) -> str | EnvFrom:
         if set(v) != {"valueFrom"} or not isinstance(src, dict) or not set(src) \
                 or set(src) - {"file", "env", "secret"} or len(src) != 1 \
                 or not all(isinstance(x, str) and (x or k == "secret") for k, x in src.items()):
-            shown = sorted(src) if isinstance(src, dict) else sorted(v)
+            shown = sorted(map(str, src if isinstance(src, dict) else v))  # keys of any type (YAML: true, 1)
             raise ValueError(f"invalid env value (a mapping with keys {shown}): {expected}")
         return EnvFrom.model_validate(v)
     if v is None or isinstance(v, list):
