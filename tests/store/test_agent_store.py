@@ -6,7 +6,6 @@ row, and a taken-over agent's writes are refused."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -28,8 +27,8 @@ def res(name: str, **spec: Any) -> ResourceInput:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    st = Store.open(str(tmp_path / "s.db"))
+def store(store_url: str) -> Iterator[Store]:
+    st = Store.open(store_url)
     yield st
     st.close()
 
@@ -44,7 +43,7 @@ def test_ttl_from_the_environment() -> None:
     assert node_ttl({"RECONCILE_NODE_TTL": "x"}) == 15.0 and node_ttl({"RECONCILE_NODE_TTL": "-1"}) == 15.0
 
 
-def test_schedule_narrow_status_author_and_fencing(store: Store, tmp_path: Path) -> None:
+def test_schedule_narrow_status_author_and_fencing(store: Store) -> None:
     clock = [0.0]
     a = agent(store, "n1", clock)
     assert a.schedule() == 0  # not holding its node: no scheduling
@@ -64,7 +63,7 @@ def test_schedule_narrow_status_author_and_fencing(store: Store, tmp_path: Path)
     clock[0] = 100.0  # past the local deadline without a renewal
     with pytest.raises(NotOwner):
         a.gate()
-    b_store = Store.open(str(tmp_path / "s.db"))
+    b_store = Store.open(store.url)
     try:
         lease = store.nodes.lease("n1")
         assert lease is not None

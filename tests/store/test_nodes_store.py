@@ -4,10 +4,8 @@ scheduler lease and its fenced placement writes, the database's own clock."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +16,10 @@ from store.records import Node, Placed, PlacementWrite
 T0 = 1_000_000.0
 
 
-# PostgreSQL too when RECONCILE_TEST_PG_URL names one (scripts/ensure-postgres.sh prints it);
-# its node tables are emptied before each test
-PG_URL = os.environ.get("RECONCILE_TEST_PG_URL", "")
-
-
-@pytest.fixture(params=["sqlite", *(["postgresql"] if PG_URL else [])])
-def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
-    st = Store.open(str(tmp_path / "s.db") if request.param == "sqlite" else PG_URL)
-    if request.param == "postgresql":
-        from sqlalchemy import delete
-
-        from store.models import AssignmentRow, EventRow, LeaseRow, NodeLeaseRow, NodeRow, ResourceRow
-
-        with st.writing() as s, s.begin():
-            for model in (AssignmentRow, NodeLeaseRow, NodeRow, LeaseRow, EventRow, ResourceRow):
-                s.execute(delete(model))
+@pytest.fixture()
+def store(store_url: str) -> Iterator[Store]:
+    """On SQLite and on PostgreSQL (tests/store/conftest.py)."""
+    st = Store.open(store_url)
     yield st
     st.close()
 
@@ -77,7 +63,7 @@ def test_an_unregistered_node_cannot_be_leased(store: Store) -> None:
     assert store.nodes.acquire("ghost", "agent:a:1", ttl=10, now=T0) is None
 
 
-def test_agent_writes_are_fenced_after_a_takeover(store: Store, tmp_path: Path) -> None:
+def test_agent_writes_are_fenced_after_a_takeover(store: Store) -> None:
     n1(store)
     a = store.nodes.acquire("n1", "agent:a:1", ttl=10, now=T0)
     assert a is not None
