@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # multihost.sh - several Docker hosts on one machine: issue 15's multi-host test bed, and a
-# way to try `reconcile run --node` by hand (docs/MULTI-HOST.md).
+# way to try `reconcile run --node` by hand (docs/ENGINES.md, "Several hosts on one machine").
 #
 # Usage: scripts/multihost.sh up | down [--purge] | status | clean
 #        scripts/multihost.sh engine-stop NODE | engine-start NODE
