@@ -136,6 +136,9 @@ ensure_bridge() {
     if ! ip -n "$NET_NS" link show "$BRIDGE" >/dev/null 2>&1; then
         ip -n "$NET_NS" link add "$BRIDGE" type bridge || die "cannot create bridge $BRIDGE in $NET_NS"
     fi
+    # a fixed address: a bridge takes its lowest port's otherwise, so a veth made anew would
+    # change it under the nodes' ARP caches (PostgreSQL unreachable for a while)
+    ip -n "$NET_NS" link set "$BRIDGE" address 02:00:0a:e7:00:01
     ip -n "$NET_NS" addr replace "$BRIDGE_ADDR/24" dev "$BRIDGE"
     ip -n "$NET_NS" link set "$BRIDGE" up
 }
@@ -145,8 +148,10 @@ ensure_node_link() {
     local k="$1" ns
     ns="$(node_ns "$k")"
     ensure_ns "$ns"
-    if ! ip -n "$ns" link show "rcmh${k}n" >/dev/null 2>&1; then
-        ip -n "$NET_NS" link del "rcmh$k" 2>/dev/null || true   # half a pair (its peer's namespace went)
+    if ! ip -n "$ns" link show "rcmh${k}n" >/dev/null 2>&1 || ! ip -n "$NET_NS" link show "rcmh$k" >/dev/null 2>&1; then
+        # half a pair (one side's namespace was deleted and made anew): a new pair
+        ip -n "$NET_NS" link del "rcmh$k" 2>/dev/null || true
+        ip -n "$ns" link del "rcmh${k}n" 2>/dev/null || true
         ip -n "$NET_NS" link add "rcmh$k" type veth peer name "rcmh${k}n" netns "$ns" \
             || die "cannot create the veth pair rcmh$k/rcmh${k}n"
     fi
@@ -313,7 +318,13 @@ pg_reachable_from() {  # pg_reachable_from NS
 
 pg_up() {
     [[ -f "$PG_SCRIPT" ]] || die "$PG_SCRIPT is missing (issue 15's PostgreSQL support); set RECONCILE_MH_ENSURE_PG"
-    local url
+    local url pid
+    pid="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && pid_alive "$pid" && [[ "$(pid_comm "$pid")" == postgres ]] && ! pid_in_ns "$pid" "$NET_NS"; then
+        # it lives in a namespace that was deleted and made anew: the bridge no longer leads to it
+        log "PostgreSQL (pid $pid) runs outside $NET_NS: restarting it"
+        bash "$PG_SCRIPT" 8>&- --port "$PG_PORT" --data "$PG_DATA" --stop || die "cannot stop PostgreSQL (pid $pid)"
+    fi
     # 8>&-: the server must not inherit (and hold) this script's lock
     url="$(bash "$PG_SCRIPT" 8>&- --netns "$NET_NS" --listen "$BRIDGE_ADDR" --port "$PG_PORT" --data "$PG_DATA" | tail -n 1)" \
         || die "$PG_SCRIPT could not start PostgreSQL"

@@ -236,13 +236,21 @@ class Cluster:
 
     def wait_ready(self, names: Sequence[str], timeout: float = AGENT_START_TIMEOUT) -> dict[str, dict[str, Any]]:
         """Until ``reconcile nodes`` shows every named node ready (their agents alive)."""
-        def ready() -> dict[str, dict[str, Any]] | None:
+        def agents_alive() -> None:
             for name in names:
                 agent = self.nodes[name].agent
                 if agent is not None and agent.poll() is not None:
                     pytest.fail(f"the agent of {name} exited {agent.returncode}:\n{self.agent_log(name)}",
                                 pytrace=False)
-            listed = self.nodes_json()
+
+        def ready() -> dict[str, dict[str, Any]] | None:
+            agents_alive()
+            try:
+                listed = self.nodes_json()
+            except AssertionError:
+                time.sleep(1)
+                agents_alive()  # an agent that died says more than the failed `nodes`
+                raise
             return listed if all(listed.get(n, {}).get("ready") is True for n in names) else None
 
         return dict(wait_for(ready, timeout, f"nodes {', '.join(names)} to be ready", interval=1.0))
