@@ -273,11 +273,14 @@ def test_node_lost_and_back_never_runs_a_replica_twice(cluster: Cluster) -> None
             assert where in ("n2", "n3"), moved
             started = parse_docker_time(cluster.nodes[where].client.api.inspect_container(rows[0]["Id"])["Created"])
             assert started >= heartbeat + TTL - 1, f"{mover} recreated on {where} before n1's lease expired"
-            # the pinned one waits for n1, and says so
+            # the pinned one stays assigned to n1 and is reported as waiting for it
             assert not cluster.running(pinned), f"{pinned} runs elsewhere: {cluster.running(pinned)}"
-            pending = cluster.describe(pinned).get("placement", {}).get("pending")
+            placement = cluster.describe(pinned).get("placement") or {}
+            assert [(a["replica"], a["node"]) for a in placement.get("assignments") or []] == [(1, "n1")], placement
             row = cluster.status()[pinned]
-            assert (pending and "n1" in pending) or "n1" in f"{row.get('reason')} {row.get('message')}", (pending, row)
+            said = " ".join([str(placement.get("pending") or ""), *(str(a.get("reason")) for a in placement["assignments"]),
+                             str(row.get("reason")), str(row.get("message"))])
+            assert "n1" in said and "wait" in said.lower(), f"{pinned} is not reported as waiting for n1: {said!r}"
 
             t_back = time.time()
             cluster.script("engine-start", "n1")
