@@ -542,6 +542,34 @@ class Bench:
         return problems
 
 
+class Offline:
+    """What a benchmark of pure functions gets instead of ``Bench`` (``run.ENGINELESS``): the
+    mode, a log and the run's bookkeeping, and no engine, temp directory or processes."""
+
+    def __init__(self, *, quick: bool) -> None:
+        self.quick = quick
+        self.run_id = uuid.uuid4().hex[:6]
+        self.label = f"{BENCH_LABEL}={self.run_id}"
+        self.tmp = "(none)"
+        self.shared: dict[str, Any] = {}
+
+    def log(self, msg: str) -> None:
+        print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    def reps(self, quick: int, full: int) -> int:
+        return quick if self.quick else full
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        yield
+
+    def reset_after_failure(self) -> None:
+        pass
+
+    def cleanup(self) -> list[str]:
+        return []
+
+
 def _connect(wait: float = 120.0) -> docker.DockerClient:
     """The engine may be restarting (scripts/ensure-docker.sh, fault tests): wait for it."""
     deadline = time.monotonic() + wait
@@ -565,7 +593,8 @@ def _kill_group(p: subprocess.Popen[Any]) -> None:
 
 # -- the machine ------------------------------------------------------------------------
 
-def machine(client: docker.DockerClient) -> dict[str, Any]:
+def machine(client: docker.DockerClient | None) -> dict[str, Any]:
+    """The host, the engine (``client``; None when a run needs no engine) and the checkout."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -581,8 +610,8 @@ def machine(client: docker.DockerClient) -> dict[str, Any]:
                 mem_gb = int(line.split()[1]) / 1024 / 1024
     except OSError:
         pass
-    info = client.info()
-    ver = client.version()
+    info: dict[str, Any] = client.info() if client is not None else {}
+    ver: dict[str, Any] = client.version() if client is not None else {"Version": "not used"}
     compose = shutil.which("docker-compose")
     compose_ver = ""
     if compose:
@@ -624,7 +653,8 @@ def print_machine(m: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB RAM, {m['os']}, kernel {m['kernel']}",
         f"engine:  Docker {m['engine']} (API {m['engine_api']}), storage {m['storage_driver']}, cgroup {m['cgroup']}; "
-        f"{m['running_on_engine']} running / {m['containers_on_engine']} containers on the engine at start",
+        f"{m['running_on_engine']} running / {m['containers_on_engine']} containers on the engine at start"
+        if m["engine"] != "not used" else "engine:  not used (only pure functions are timed)",
         f"python:  {m['python']}; docker-compose {m['docker_compose']}; reconcile {m['reconcile_commit']}; "
         f"load average {m['loadavg']}",
     ]

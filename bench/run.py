@@ -3,6 +3,7 @@
     python bench/run.py                 # everything, full mode
     python bench/run.py --quick         # everything, a few minutes
     python bench/run.py --only crash    # one (or a comma list: crash,audit)
+    python bench/run.py --only placement  # pure functions only: no engine, images or compose
 
 Every figure is a median (p95 where asked) over repeated runs, next to a peer measured
 in the same run; the ratio is always reconcile / peer. Everything created carries the
@@ -30,10 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    Bench, BenchError, Figure, dump_json, ensure_compose, ensure_images, machine, print_machine, table,
+    Bench, BenchError, Figure, Offline, dump_json, ensure_compose, ensure_images, machine, print_machine, table,
 )
 
-BENCHES = ["crash", "unhealthy", "cold", "steady", "footprint", "audit", "cli", "filewatch", "page"]
+BENCHES = ["crash", "unhealthy", "cold", "steady", "footprint", "audit", "cli", "filewatch", "page", "placement"]
+# pure functions timed in this process: no engine, images or docker-compose needed
+ENGINELESS = {"placement"}
 # footprint shares the 200-service stack (both sides); cli has docker-compose ps as a peer
 NEEDS_COMPOSE = {"cold", "steady", "footprint", "cli"}
 
@@ -86,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     budget = args.budget_minutes or (30.0 if args.quick else 90.0)
 
-    b = Bench(quick=args.quick, keep_tmp=args.keep_tmp)
+    b: Bench | Offline = Offline(quick=args.quick) if set(only) <= ENGINELESS else \
+        Bench(quick=args.quick, keep_tmp=args.keep_tmp)
     try:
-        ensure_images(b.api, b.log)
+        if isinstance(b, Bench):
+            ensure_images(b.api, b.log)
         if NEEDS_COMPOSE & set(only):
             ensure_compose(b.log)
     except BenchError as exc:
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     signal.signal(signal.SIGALRM, _budget)
     signal.alarm(max(1, int(budget * 60)))
-    m = machine(b.client)
+    m = machine(b.client if isinstance(b, Bench) else None)
     print(print_machine(m), flush=True)
     print(f"run {b.run_id} ({'quick' if args.quick else 'full'} mode): {', '.join(only)}; "
           f"label {b.label}; temp {b.tmp}", flush=True)

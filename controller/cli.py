@@ -1036,7 +1036,8 @@ def db_upgrade(obj: Ctx) -> None:
 
     store = Store.open(obj.db, migrate=False)
     before, after = store.schema_upgrade()
-    out.print(f"store {store.url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}", markup=False)
+    shown = f"store {store.shown_url}: {before or 'empty'} -> {after}" if before != after else f"already at {after}"
+    out.print(shown, markup=False)
 
 
 @db.command("current")
@@ -1050,9 +1051,9 @@ def db_current(obj: Ctx, as_json: bool) -> None:
     store = Store.open(obj.db, migrate=False)
     cur, head = store.schema_revision(), store.schema_head()
     if as_json:
-        _dump({"url": store.url, "current": cur, "head": head})
+        _dump({"url": store.shown_url, "current": cur, "head": head})
     else:
-        out.print(f"{store.url}: current {cur or 'none'}, head {head}", markup=False)
+        out.print(f"{store.shown_url}: current {cur or 'none'}, head {head}", markup=False)
 
 
 @db.command("backup")
@@ -1060,9 +1061,12 @@ def db_current(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 @handled
 def db_backup(obj: Ctx, path: str) -> None:
-    """A consistent copy of the store at PATH, safe while a controller runs."""
+    """A consistent copy of the store at PATH, safe while a controller runs.
+
+    SQLite: the online backup API. PostgreSQL: pg_dump --format=custom (the password goes
+    by PGPASSWORD, never on a command line)."""
     obj.store.backup(path)
-    out.print(f"backed up {obj.store.url} to {path}", markup=False)
+    out.print(f"backed up {obj.store.shown_url} to {path}", markup=False)
 
 
 @db.command("restore")
@@ -1071,7 +1075,9 @@ def db_backup(obj: Ctx, path: str) -> None:
 @click.pass_obj
 @handled
 def db_restore(obj: Ctx, path: str, force: bool) -> None:
-    """Put the backup at PATH back as the store (refused while a controller runs)."""
+    """Put the backup at PATH back as the store (refused while a controller runs).
+
+    PostgreSQL: pg_restore --clean --single-transaction of a `db backup` archive."""
     lease = obj.store.lease(now=time.time())
     if lease is not None and not force:
         err.print(f"refusing: controller {lease[0]} holds the lease; stop it first", markup=False)
@@ -1081,7 +1087,7 @@ def db_restore(obj: Ctx, path: str, force: bool) -> None:
     if problems:
         err.print(f"restored store fails the integrity check: {problems[:3]}", markup=False)
         sys.exit(EXIT_FAILED)
-    out.print(f"restored {obj.store.url} from {path}", markup=False)
+    out.print(f"restored {obj.store.shown_url} from {path}", markup=False)
 
 
 @db.command("check")
@@ -1106,21 +1112,27 @@ def db_check(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 @handled
 def export(obj: Ctx, as_json: bool, reveal_secrets: bool) -> None:
-    """Print the whole desired state as YAML that re-applies to identical spec hashes
-    (with --reveal-secrets when specs hold secret values; without it they print as a
+    """Print the whole desired state (services, jobs, notifiers) as YAML that re-applies to
+    identical spec hashes (with --reveal-secrets when specs hold secret values; without it they print as a
     placeholder and a warning names them)."""
     import yaml
 
     from crd_like.secrets import redact_spec
 
+    from crd_like.models import API_VERSION as NOTIFIER_API
+    from store.notify import NotifyStore
+
     docs = []
     desired = sorted(obj.store.desired().items())
+    notifiers = [(n.name, n.spec) for n in NotifyStore(obj.store).notifiers()]
     if not reveal_secrets:
-        _placeholder_warning([(name, rec.spec) for name, rec in desired], "export")
+        _placeholder_warning([(name, rec.spec) for name, rec in desired] + notifiers, "export")
     for name, rec in desired:
         meta = {k: v for k, v in rec.metadata.items() if k != "name"}
         docs.append({"apiVersion": rec.api_version, "kind": rec.kind, "metadata": {"name": name, **meta},
                      "spec": rec.spec if reveal_secrets else redact_spec(rec.spec)})
+    docs += [{"apiVersion": NOTIFIER_API, "kind": "Notifier", "metadata": {"name": name},
+              "spec": spec if reveal_secrets else redact_spec(spec)} for name, spec in notifiers]
     if as_json:
         _dump(docs)
     else:

@@ -44,13 +44,13 @@ def _store_info(obj: Ctx) -> dict[str, Any]:
     url = store_db.to_url(obj.db) if obj.db else store_db.default_url()
     path = store_db.sqlite_path(url)
     if path is not None and not os.path.exists(path):
-        return {"url": url, "schemaRevision": None, "head": store_db.HEAD, "atHead": False, "exists": False}
+        return {"url": store_db.redact(url), "schemaRevision": None, "head": store_db.HEAD, "atHead": False, "exists": False}
     store = Store.open(obj.db, migrate=False)
     try:
         cur = store.schema_revision(quick=True)
     finally:
         store.close()
-    return {"url": store.url, "schemaRevision": cur, "head": store_db.HEAD, "atHead": cur == store_db.HEAD}
+    return {"url": store.shown_url, "schemaRevision": cur, "head": store_db.HEAD, "atHead": cur == store_db.HEAD}
 
 
 def print_version(obj: Ctx, output: str) -> int:

@@ -17,6 +17,9 @@
 - When the engine goes away the controller keeps running, records
   ``EngineUnavailable``, retries with backoff and, on return, records
   ``EngineRestored`` and resyncs everything.
+- When the store cannot be read (a PostgreSQL server gone) a pass stops before planning,
+  so containers are left exactly as they are; the controller logs one line per episode
+  and retries with a bounded backoff (1 s doubling to 30 s), then goes on where it was.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from controller.reconciler import PassResult, Reconciler, ReconcilerConfig
 from controller.storm import RestartLimiter
 from controller.workqueue import Batch, FailureLimiter, LimiterBounds, WorkQueue
 from store import Event, Store
+from store.errors import StoreError
 
 WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
 
@@ -89,6 +93,9 @@ class Controller:
         self.leader = threading.Event()
         self.engine_down_since: float | None = None
         self._degraded = False  # an EngineDegraded row was written for the current episode
+        self.store_down_since: float | None = None  # passes cannot read the store since then
+        self._store_failures = 0
+        self._store_warned_at = 0.0
         self._engine_lock = threading.Lock()
         self.last_pass_at = 0.0
         self._desired_rev = -1
@@ -104,7 +111,7 @@ class Controller:
             self.store.record([Event(ts=self.clock(), service=service, type=etype, reason=reason,
                                      message=message, actor="controller")])
         except Exception as exc:  # noqa: BLE001 - the store may be full or read-only
-            logger.error(f"cannot record {etype} in the store ({exc}); containers are left running")
+            logger.error(f"cannot record {etype} in the store ({StoreError.describe(exc)}); containers are left running")
 
     def _count_events(self, events: list[Event]) -> None:
         # Counted from the audit rows the executor wrote, not from the plan: a planned action
@@ -241,15 +248,40 @@ class Controller:
             self._pass_timed_out(batch, exc)
             return
         except Exception as exc:  # noqa: BLE001 - the loop must not die
+            if isinstance(exc, StoreError) or StoreError.wraps(exc):
+                self._store_unavailable(batch, exc)
+                return
             logger.exception(f"reconcile pass failed: {exc}")
             self.stopping.wait(1.0)
             return
+        if self.store_down_since is not None:
+            logger.info(f"the store answers again after {self.clock() - self.store_down_since:.0f}s; reconciling")
+            self.store_down_since, self._store_failures = None, 0
         self._degraded = False
         self.last_pass_at = self.clock()
         self.metrics.passes.inc()
         self.metrics.pass_seconds.observe(time.perf_counter() - started)
         if batch.full:
             self.metrics.not_converged.set(_not_converged(result))
+
+    def _store_unavailable(self, batch: Batch, exc: Exception) -> None:
+        """The pass could not read the store (a PostgreSQL server gone, a locked or broken
+        file): it stopped before planning, so nothing was done to any container. One line
+        per episode (and once a minute), then the batch again after a bounded backoff."""
+        now = self.clock()
+        self._store_failures += 1
+        delay = store_retry_delay(self._store_failures)
+        if self.store_down_since is None or now - self._store_warned_at >= 60.0:
+            self._store_warned_at = now
+            logger.error(f"cannot read the store {self.store.shown_url} ({StoreError.describe(exc)}); "
+                         f"containers are left as they are; retrying in {delay:g}s")
+        if self.store_down_since is None:
+            self.store_down_since = now
+        for n in batch.keys:
+            self.queue.add_after(n, delay)
+        if batch.full:
+            self.stopping.wait(delay)
+            self.queue.add_all()
 
     def _pass_timed_out(self, batch: Batch, exc: EngineTimeout) -> None:
         """The pass's own look (a list) hung: audited once per episode, retried soon."""
@@ -273,7 +305,8 @@ class Controller:
                 self._record("LeaseTakenOver", f"{self.holder} took over the lease of {claim.took_over_from}",
                              "that process is gone")
         except Exception as exc:  # noqa: BLE001
-            logger.error(f"cannot renew the lease in the store ({exc}); keeping the containers running")
+            logger.error(f"cannot renew the lease in the store ({StoreError.describe(exc)}); "
+                         "keeping the containers running")
             return
         if held and not self.leader.is_set():
             logger.info(f"acquired the controller lease as {self.holder}")
@@ -386,7 +419,10 @@ class Controller:
         s.start()
         self._lease_job()
         if not self.leader.is_set():
-            lease = self.store.lease(now=self.clock())
+            try:
+                lease = self.store.lease(now=self.clock())
+            except Exception:  # noqa: BLE001 - the store may be unreachable: _lease_job said so
+                lease = None
             logger.info(f"waiting for the controller lease held by {lease[0] if lease else 'another controller'}")
         threading.Thread(target=self._prune_job, name="prune", daemon=True).start()
         while not self.stopping.wait(1.0):
@@ -406,6 +442,15 @@ class Controller:
         if self._server is not None:
             self._server.shutdown()
         return 0
+
+
+STORE_RETRY_MAX = 30.0  # seconds: the longest wait between two passes while the store is unreachable
+
+
+def store_retry_delay(failures: int) -> float:
+    """Pure: the wait after the ``failures``-th consecutive pass that could not read the
+    store: 1 s, 2 s, 4 s ... at most ``STORE_RETRY_MAX``."""
+    return float(min(STORE_RETRY_MAX, 2.0 ** (max(failures, 1) - 1)))
 
 
 def _not_converged(result: PassResult) -> int:

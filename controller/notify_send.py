@@ -30,6 +30,7 @@ from controller import notify_damping as damping
 from controller import notify_rules as rules
 from controller import notify_sinks as sinks
 from crd_like.secrets import redact_text
+from store.errors import StoreError
 from store.notify import NotifyStore
 from store.records import Event, Notice, NotifierState
 from store.repository import Store
@@ -38,6 +39,7 @@ MAX_STEPS = 200  # steps (messages or damped notices) per notifier per tick
 BUDGET = 20.0  # seconds of delivering per tick, over all notifiers
 PAGE = 500  # outbox rows read at once
 PRUNE_EVERY = 600.0  # seconds between two prunes of the delivered outbox rows
+STORE_WARN_EVERY = 60.0  # seconds between two warnings that the store cannot be read
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Sender:
         self.host = host or host_name()
         self.deliver = deliver
         self._prune_at = 0.0
+        self._store_warned_at = -STORE_WARN_EVERY
 
     def tick(self) -> None:
         """Deliver what is due for every notifier (bounded); never raises."""
@@ -73,8 +76,10 @@ class Sender:
             if not notifiers:
                 return
             labels = {n: d.metadata.get("labels") or {} for n, d in self.store.desired().items()}
-        except Exception as exc:  # noqa: BLE001 - the store may be busy or full: next tick
-            logger.warning(f"notifications: cannot read the store ({exc}); trying again")
+        except Exception as exc:  # noqa: BLE001 - the store may be busy, full or unreachable: next tick
+            if start - self._store_warned_at >= STORE_WARN_EVERY:  # one line a minute, not one a tick
+                self._store_warned_at = start
+                logger.warning(f"notifications: cannot read the store ({StoreError.describe(exc)}); trying again")
             return
         for n in notifiers:
             if self.clock() - start > BUDGET:

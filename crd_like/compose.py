@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crd_like import compose_files, compose_hooks, compose_host, compose_net, units
+from crd_like import compose_files, compose_hooks, compose_host, compose_net, compose_placement, units
 from crd_like.compose_files import FileSource
 from crd_like.errors import InvalidSpec, Issue
 from crd_like.interpolate import InterpolationError, interpolate_tree, parse_env_file, substitute
@@ -486,7 +486,6 @@ _BUILD_RENAMED = {"dockerfile_inline": "dockerfileInline", "no_cache": "noCache"
 _DEPLOY_IGNORED = {
     "labels": "ignored: they label the swarm service, which does not exist on one host (not the containers: use "
               "`labels:` for those)",
-    "placement": "ignored: there is one host to place containers on",
 }
 # build keys accepted with a warning, and why (``pull`` only when true)
 _BUILD_IGNORED = {
@@ -1024,6 +1023,8 @@ class _Service:
                 self._deploy_mode(node, sub_node)
             elif sub in _DEPLOY_IGNORED:
                 self.ctx.warn(sub_node, f"deploy.{sub}", _DEPLOY_IGNORED[sub])
+            elif sub == "placement":
+                compose_placement.placement(self, sub_node)
             elif sub == "resources" and isinstance(sub_node.value, dict):
                 self._resources(sub_node)
             elif sub == "update_config" and isinstance(sub_node.value, dict):

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 # Fields of a spec that the controller acts on but the container does not carry.
 POLICY_FIELDS = frozenset({"restartPolicy", "onUnhealthy", "dependsOn", "replicas", "update", "backoffLimit",
-                           "onConfigChange", "build", "lifecycle"})
+                           "onConfigChange", "build", "lifecycle", "placement"})
 
 
 def canonical(spec: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from crd_like.spec_files import FileFields
 from crd_like.spec_host import BuildFields, HostFields, other_url, remote_context
 from crd_like.spec_lifecycle import LifecycleFields
 from crd_like.spec_net import NetworkFields
+from crd_like.spec_placement import PlacementFields
 
 API_VERSION: Final = "reconcile/v1alpha1"
 
@@ -317,7 +318,7 @@ PortStr = Annotated[str, BeforeValidator(_port)]
 VolumeStr = Annotated[str, BeforeValidator(_volume)]
 
 
-class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, Frozen):
+class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, PlacementFields, Frozen):
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
     env: dict[str, EnvValue] = Field(

@@ -10,6 +10,12 @@ default ``/var/lib/reconcile/reconcile.db`` for root and
 ``~/.local/state/reconcile/reconcile.db`` otherwise. SQLite runs in WAL mode with a
 busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers
 queue on the lock instead of failing with "database is locked" on upgrade.
+
+PostgreSQL (``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB``, the ``postgres`` extra)
+runs the same models and migrations; one engine serves reads and writes, at READ
+COMMITTED, so writes that must not race (the lease, the desired-state counter) are
+single conditional UPDATEs or take row locks (``SELECT ... FOR UPDATE``). A URL is shown
+only through ``redact`` (the password as ``***``).
 """
 
 from __future__ import annotations
@@ -18,18 +24,21 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, inspect, text
+from sqlalchemy import (Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event,
+                        inspect, text)
 from sqlalchemy.engine import make_url
 
-from store.location import HEAD, default_url, to_url
+from store.location import HEAD, default_url, redact, to_url
 
-__all__ = ["HEAD", "default_url", "to_url", "sqlite_path", "make_engines", "upgrade", "head_revision",
-           "current_revision", "create_fresh"]
+__all__ = ["HEAD", "default_url", "redact", "to_url", "sqlite_path", "make_engines", "upgrade", "head_revision",
+           "current_revision", "create_fresh", "lock_desired"]
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session
 
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: how long a connection attempt may take before it is an error
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -53,7 +62,16 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     """(read engine, write engine). On SQLite the write engine begins IMMEDIATE."""
     path = sqlite_path(url)
     if path is None:
-        engine = create_engine(url, pool_pre_ping=True)
+        kwargs_pg: dict[str, Any] = {}
+        if make_url(url).get_backend_name() == "postgresql" and make_url(url).get_driver_name() == "psycopg":
+            kwargs_pg["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        try:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs_pg)
+        except ImportError as exc:  # the URL's driver is not installed: say which extra brings it
+            from store.errors import StoreError
+
+            hint = " (pip install 'reconcile[postgres]')" if "psycopg" in str(exc) else ""
+            raise StoreError(f"cannot open store {redact(url)}: its database driver is missing: {exc}{hint}") from exc
         return engine, engine
     _prepare_sqlite_file(path)
     kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
@@ -78,6 +96,31 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
         return engine
 
     return build("BEGIN"), build("BEGIN IMMEDIATE")
+
+
+# The key of the transaction-scoped advisory lock that writers of the desired state take
+# on PostgreSQL (any 64-bit number no other user of the database picks: "reconcile").
+DESIRED_LOCK_KEY = 0x7265636F6E63696C
+
+
+SCHEMA_LOCK_KEY = DESIRED_LOCK_KEY + 1
+
+
+def _lock_schema(conn: Connection) -> None:
+    """On PostgreSQL, schema changes (``create_fresh``, an Alembic upgrade) take turns: two
+    processes opening a new or old store at once would otherwise both create or alter the
+    tables (SQLite's write lock does this there). Held until the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
+def lock_desired(s: Session) -> None:
+    """Serialize writers of the desired state (apply, delete, suspend, restart requests,
+    rollback, notifiers), as SQLite's one write lock does: on PostgreSQL a
+    transaction-scoped advisory lock, so two applies creating the same new name take turns
+    instead of one failing on the primary key. Nothing to do on SQLite."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DESIRED_LOCK_KEY})
 
 
 def alembic_config() -> Config:
@@ -122,6 +165,7 @@ def create_fresh(engine: Engine) -> bool:
     from store.models import Base
 
     with engine.begin() as conn:
+        _lock_schema(conn)
         if inspect(conn).get_table_names():
             return False
         Base.metadata.create_all(conn)
@@ -144,6 +188,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     if before != head:
         cfg = alembic_config()
         with engine.begin() as conn:
+            _lock_schema(conn)  # a concurrent upgrader's work is then seen, not redone
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     return before, head

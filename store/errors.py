@@ -24,5 +24,6 @@ class StoreError(Exception):
 
     @staticmethod
     def describe(exc: BaseException) -> str:
+        """The database's own words, on one line (libpq's messages have several)."""
         orig = getattr(exc, "orig", None)
-        return str(orig or exc)
+        return " ".join(line.strip() for line in str(orig or exc).splitlines() if line.strip())

@@ -32,6 +32,21 @@ def to_url(location: str) -> str:
     return "sqlite:///" + os.path.abspath(os.path.expanduser(location))
 
 
+def redact(url: str) -> str:
+    """The URL as it may be shown: a password in it becomes ``***``
+    (``postgresql+psycopg://reconcile:***@127.0.0.1:5432/reconcile``). Plain string work, so
+    an error path never needs SQLAlchemy to say which store it could not open."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}{slash}{tail}"
+
+
 def plain_sqlite_file(url: str) -> str | None:
     """The file of a plain ``sqlite:///ABSOLUTE/PATH`` URL (what ``to_url`` makes of a path),
     else None: anything else (a query string, another driver, a relative or in-memory

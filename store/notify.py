@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from store.db import lock_desired
 from store.models import EventRow, NotifierRow, OutboxRow
 from store.records import AppliedChange, Event, Notice, NotifierState, ResourceInput
 
@@ -70,6 +71,7 @@ class NotifyStore:
         sent what happens from now on, not the past."""
         changes: list[AppliedChange] = []
         with self.store.writing() as s, s.begin():
+            lock_desired(s)
             end = int(s.scalar(select(func.max(OutboxRow.id))) or 0)
             for res in inputs:
                 row = s.get(NotifierRow, res.name)

@@ -1,7 +1,12 @@
 """The store's repository API: desired records, revisions, statuses, audit events, lease.
 
 Every public method is one transaction. Writes use the IMMEDIATE write engine on
-SQLite, so concurrent writers wait on the lock (busy timeout) instead of failing.
+SQLite, so concurrent writers wait on the lock (busy timeout) instead of failing. On
+PostgreSQL (READ COMMITTED) writers do not queue on one lock: the lease is taken with
+single conditional UPDATEs (``UPDATE ... WHERE holder = ? OR expires_at < ?``, re-checked
+by PostgreSQL after any concurrent writer commits) and an INSERT that loses a race is an
+IntegrityError answered as "not taken"; the rows a write reads to change (the
+desired-state counter, the applied resources) are read ``FOR UPDATE``.
 Time always comes in as a parameter (``now``); nothing here reads the clock.
 """
 
@@ -12,16 +17,20 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy import Row, case, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import db
+from store import db, pgtools
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
 from store.errors import StoreError
 from store.notify import add_notices
 from store.records import AppliedChange, Desired, Event, Notice, ResourceInput, Revision, Status
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 __all__ = ["NoticeRule", "Store", "StoreError"]
 
@@ -57,13 +66,16 @@ def _event(row: EventRow | Row[Any]) -> Event:
 _Named = TypeVar("_Named", ResourceRow, StatusRow)
 
 
-def _named(s: Session, model: type[_Named], names: set[str]) -> dict[str, _Named]:
+def _named(s: Session, model: type[_Named], names: set[str], *, lock: bool = False) -> dict[str, _Named]:
     """The rows of these names: one SELECT per 500 names, not one per row (a pass records
-    every service's status; an apply stores every resource)."""
+    every service's status; an apply stores every resource). ``lock``: ``FOR UPDATE``
+    (PostgreSQL; SQLite's write transaction holds the whole database already), so two
+    concurrent writers of one row take turns instead of both bumping from the same value."""
     ordered = sorted(names)
     rows: dict[str, _Named] = {}
     for i in range(0, len(ordered), 500):
-        rows.update((row.name, row) for row in s.scalars(select(model).where(model.name.in_(ordered[i : i + 500]))))
+        q = select(model).where(model.name.in_(ordered[i : i + 500])).order_by(model.name)
+        rows.update((row.name, row) for row in s.scalars(q.with_for_update() if lock else q))
     return rows
 
 
@@ -82,18 +94,35 @@ class Store:
             try:
                 db.upgrade(store._write)
             except Exception as exc:  # any failure to migrate: translated for the CLI
-                raise StoreError(f"cannot open store {store.url}: {exc}") from exc
+                raise StoreError(f"cannot open store {store.shown_url}: {StoreError.describe(exc)}") from exc
         return store
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password (if any) as ``***``: what messages and outputs show."""
+        return db.redact(self.url)
 
     # -- schema (what `reconcile db` and `version` need, without reaching inside) ---------
     def schema_upgrade(self) -> tuple[str | None, str | None]:
         """Upgrade to the newest migration: (revision before, revision after)."""
-        return db.upgrade(self._write)
+        try:
+            return db.upgrade(self._write)
+        except Exception as exc:
+            if StoreError.wraps(exc):
+                raise StoreError(f"cannot upgrade store {self.shown_url}: {StoreError.describe(exc)}") from exc
+            raise
 
     def schema_revision(self, *, quick: bool = False) -> str | None:
         """The store's schema revision (None: never migrated). ``quick`` reads the version
         table directly, without loading Alembic (for fast read-only verbs)."""
-        return db._quick_current(self._read) if quick else db.current_revision(self._read)
+        if quick:
+            return db._quick_current(self._read)
+        try:
+            return db.current_revision(self._read)
+        except Exception as exc:
+            if StoreError.wraps(exc):
+                raise StoreError(f"cannot read store {self.shown_url}: {StoreError.describe(exc)}") from exc
+            raise
 
     @staticmethod
     def schema_head() -> str | None:
@@ -119,11 +148,17 @@ class Store:
             with self.reading() as s:
                 row = s.get(Meta, "instance_id")
             if row is None:
-                with self.writing() as s, s.begin():
-                    row = s.get(Meta, "instance_id")
+                try:
+                    with self.writing() as s, s.begin():
+                        row = s.get(Meta, "instance_id")
+                        if row is None:
+                            row = Meta(key="instance_id", value=uuid.uuid4().hex[:12])
+                            s.add(row)
+                except IntegrityError:  # another process wrote it first (PostgreSQL): theirs it is
+                    with self.reading() as s:
+                        row = s.get(Meta, "instance_id")
                     if row is None:
-                        row = Meta(key="instance_id", value=uuid.uuid4().hex[:12])
-                        s.add(row)
+                        raise
             self._instance_id = row.value
         return self._instance_id
 
@@ -131,7 +166,7 @@ class Store:
     @staticmethod
     def _bump(s: Session) -> None:
         """Every write to the desired state bumps a counter the loop polls cheaply."""
-        row = s.get(Meta, "desired_rev")
+        row = s.get(Meta, "desired_rev", with_for_update=True)
         if row is None:
             s.add(Meta(key="desired_rev", value="1"))
         else:
@@ -153,6 +188,7 @@ class Store:
             self.instance_id  # noqa: B018 - fix the id before a long write
         changes: list[AppliedChange] = []
         with self.writing() as s, s.begin():
+            db.lock_desired(s)
             names = {r.name for r in resources}
             existing = self._rows_named(s, names)
             changes.extend(self._apply_one(s, res, existing, source, now) for res in resources)
@@ -167,7 +203,7 @@ class Store:
 
     @staticmethod
     def _rows_named(s: Session, names: set[str]) -> dict[str, ResourceRow]:
-        return _named(s, ResourceRow, names)
+        return _named(s, ResourceRow, names, lock=True)
 
     @staticmethod
     def _apply_one(s: Session, res: ResourceInput, existing: dict[str, ResourceRow], source: str,
@@ -235,6 +271,7 @@ class Store:
 
     def delete(self, name: str, *, actor: str, now: float, reason: str = "deleted by user") -> Desired | None:
         with self.writing() as s, s.begin():
+            db.lock_desired(s)
             row = s.get(ResourceRow, name)
             if row is None:
                 return None
@@ -247,6 +284,7 @@ class Store:
 
     def set_suspended(self, name: str, suspended: bool, *, actor: str, now: float, reason: str) -> bool:
         with self.writing() as s, s.begin():
+            db.lock_desired(s)
             row = s.get(ResourceRow, name)
             if row is None:
                 return False
@@ -259,6 +297,7 @@ class Store:
     def request_restart(self, name: str, *, reason: str, actor: str, now: float) -> bool:
         """Ask the controller to restart NAME's containers (those started before ``now``)."""
         with self.writing() as s, s.begin():
+            db.lock_desired(s)
             row = s.get(ResourceRow, name)
             if row is None:
                 return False
@@ -276,6 +315,7 @@ class Store:
         """Store an earlier revision's spec as a new generation (the default target is the
         revision before the current one). Returns the new generation, or None."""
         with self.writing() as s, s.begin():
+            db.lock_desired(s)
             row = s.get(ResourceRow, name)
             if row is None:
                 return None
@@ -477,27 +517,41 @@ class Store:
 
     # -- lease -------------------------------------------------------------
     def acquire_lease(self, holder: str, *, ttl: float, now: float) -> bool:
-        """Take or renew the controller lease. True if ``holder`` holds it afterwards."""
+        """Take or renew the controller lease. True if ``holder`` holds it afterwards.
+
+        One conditional UPDATE (renew ours, or take an expired one), else one INSERT (no
+        row yet): never a read followed by a write, so two contenders on PostgreSQL cannot
+        both win (the loser's UPDATE re-checks the row after the winner commits and matches
+        nothing; its INSERT fails on the primary key)."""
+        lease = LeaseRow.__table__.c
         with self.writing() as s, s.begin():
-            row = s.get(LeaseRow, LEASE_NAME)
-            if row is None:
+            taken = cast("CursorResult[Any]", s.execute(
+                update(LeaseRow)
+                .where(lease.name == LEASE_NAME, (lease.holder == holder) | (lease.expires_at < now))
+                .values(acquired_at=case((lease.holder == holder, lease.acquired_at), else_=now),
+                        holder=holder, renewed_at=now, expires_at=now + ttl)
+                .execution_options(synchronize_session=False)))
+            if taken.rowcount == 1:
+                return True
+            if s.get(LeaseRow, LEASE_NAME) is not None:
+                return False
+        try:
+            with self.writing() as s, s.begin():
                 s.add(LeaseRow(name=LEASE_NAME, holder=holder, acquired_at=now, renewed_at=now, expires_at=now + ttl))
-                return True
-            if row.holder == holder or row.expires_at < now:
-                if row.holder != holder:
-                    row.acquired_at = now
-                row.holder, row.renewed_at, row.expires_at = holder, now, now + ttl
-                return True
+        except IntegrityError:  # another contender inserted it first
             return False
+        return True
 
     def take_over_lease(self, holder: str, *, dead_holder: str, ttl: float, now: float) -> bool:
-        """Take the lease from ``dead_holder`` (known to be dead) before it expires."""
+        """Take the lease from ``dead_holder`` (known to be dead) before it expires: one
+        conditional UPDATE, so of two contenders only one takes it."""
+        lease = LeaseRow.__table__.c
         with self.writing() as s, s.begin():
-            row = s.get(LeaseRow, LEASE_NAME)
-            if row is None or row.holder != dead_holder:
-                return False
-            row.holder, row.acquired_at, row.renewed_at, row.expires_at = holder, now, now, now + ttl
-            return True
+            taken = cast("CursorResult[Any]", s.execute(
+                update(LeaseRow).where(lease.name == LEASE_NAME, lease.holder == dead_holder)
+                .values(holder=holder, acquired_at=now, renewed_at=now, expires_at=now + ttl)
+                .execution_options(synchronize_session=False)))
+            return bool(taken.rowcount == 1)
 
     def release_lease(self, holder: str) -> None:
         with self.writing() as s, s.begin():
@@ -513,7 +567,8 @@ class Store:
 
     # -- maintenance ---------------------------------------------------------
     def integrity_check(self) -> list[str]:
-        """SQLite's integrity_check plus the store's own invariants. [] when sound."""
+        """SQLite's integrity_check (PostgreSQL keeps its own consistency) plus the store's
+        own invariants. [] when sound."""
         problems: list[str] = []
         with self.reading() as s:
             if self._read.dialect.name == "sqlite":
@@ -527,12 +582,20 @@ class Store:
         return problems
 
     def restore_from(self, path: str) -> None:
-        """Replace this store's content with a backup (SQLite backup API, consistent)."""
-        dst_path = db.sqlite_path(self.url)
-        if dst_path is None:
-            raise StoreError("restore is supported for SQLite stores; use your database's tools otherwise")
+        """Replace this store's content with a backup (SQLite backup API, consistent; on
+        PostgreSQL ``pg_restore`` of a ``backup`` archive, in one transaction)."""
         if not os.path.exists(path):
             raise StoreError(f"no backup at {path}")
+        dst_path = db.sqlite_path(self.url)
+        if dst_path is None:
+            self.close()  # no connection of ours holds a lock pg_restore's DROPs wait for
+            try:
+                pgtools.restore(self.url, path)
+            finally:  # restored or not (one transaction: then unchanged), the store stays usable
+                self._read, self._write = db.make_engines(self.url)
+                self._instance_id = None
+            db.upgrade(self._write)
+            return
         src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             res = src.execute("PRAGMA integrity_check").fetchall()
@@ -551,15 +614,17 @@ class Store:
         db.upgrade(self._write)
 
     def backup(self, path: str) -> None:
-        """A consistent online copy (SQLite backup API) while others keep writing."""
+        """A consistent online copy while others keep writing: SQLite's backup API, or on
+        PostgreSQL ``pg_dump --format=custom`` (one snapshot)."""
         src_path = db.sqlite_path(self.url)
-        if src_path is None:
-            raise StoreError("backup is supported for SQLite stores; use your database's tools otherwise")
         try:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         except OSError as exc:  # a directory, a missing parent, no permission: a message, not a traceback
             raise StoreError(f"cannot write the backup to {path}: {exc.strerror}") from exc
         os.close(fd)
+        if src_path is None:
+            pgtools.dump(self.url, path)
+            return
         src = sqlite3.connect(src_path, timeout=db.BUSY_TIMEOUT_MS / 1000)
         dst = sqlite3.connect(path)
         try:

@@ -312,7 +312,7 @@ class Harness:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
-        if not os.path.exists(self.db):
+        if "://" not in self.db and not os.path.exists(self.db):  # a URL (PostgreSQL) is always swept
             return
         label = f"io.reconcile.instance={self.instance}"
         # a create a killed controller had in flight can land after a sweep: sweep again

@@ -229,3 +229,17 @@ def test_bad_notifier_is_refused_with_file_line_and_nothing_applied(rc: Harness,
     proc = rc.run("apply", "-f", f, expect=2)
     assert "bad.yaml:6: spec.events[0]" in proc.stderr and "needs `url`" not in proc.stdout
     assert rc.run("get", "notifiers", "-o", "json").stdout.strip() == "[]"
+
+
+def test_export_includes_notifiers_redacted_and_re_applies_unchanged(rc: Harness) -> None:
+    f = rc.write("apiVersion: reconcile/v1alpha1\nkind: Notifier\nmetadata: {name: ops}\nspec:\n"
+                 "  sink: webhook\n  url: https://hooks.example/T0K3N\n  secret: {file: /etc/hmac}\n"
+                 "  events: [GaveUp]\n", "ops.yaml")
+    rc.run("apply", "-f", f)
+    shown = rc.run("export")
+    assert "T0K3N" not in shown.stdout + shown.stderr
+    assert "kind: Notifier" in shown.stdout and "ops: url" in shown.stderr and "/etc/hmac" in shown.stdout
+    [doc] = [d for d in json.loads(rc.run("export", "--json", "--reveal-secrets").stdout) if d["kind"] == "Notifier"]
+    assert doc["metadata"] == {"name": "ops"} and doc["spec"]["url"] == {"secret": "https://hooks.example/T0K3N"}
+    back = rc.write(rc.run("export", "--reveal-secrets").stdout, "back.yaml")
+    assert "1 unchanged" in rc.run("apply", "-f", back).stdout

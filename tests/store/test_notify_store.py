@@ -5,12 +5,15 @@ failures back off and are audited once per streak. Deliveries go to a recording 
 
 from __future__ import annotations
 
-import sqlite3
+import hashlib
+import json
+
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect, text
 
 from controller import notify_rules
 from controller.notify_send import Sender, backlog
@@ -43,8 +46,8 @@ class Receiver:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(str(tmp_path / "r.db"))
+def store(store_url: str) -> Iterator[Store]:
+    s = Store.open(store_url)
     notify_rules.install(s)
     yield s
     s.close()
@@ -54,7 +57,7 @@ def notifier(name: str = "ops", **spec: Any) -> ResourceInput:
     body = {"sink": "webhook", "url": {"secret": "http://127.0.0.1:1/T0K3N"}, "retry": {"initial": 2.0, "max": 8.0},
             "damping": {"window": 30.0}, **spec}
     return ResourceInput(name=name, kind="Notifier", api_version=API_VERSION, spec=body, metadata={"name": name},
-                         spec_hash=str(sorted(body.items())))
+                         spec_hash=hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32])
 
 
 def gave_up(service: str, ts: float) -> Event:
@@ -62,14 +65,14 @@ def gave_up(service: str, ts: float) -> Event:
 
 
 def outbox(store: Store) -> list[tuple[str, str]]:
-    with sqlite3.connect(store.url.removeprefix("sqlite:///")) as con:
-        return con.execute("SELECT service, event FROM notify_outbox ORDER BY id").fetchall()
+    with store.reading() as s:
+        return [tuple(r) for r in s.execute(text("SELECT service, event FROM notify_outbox ORDER BY id"))]
 
 
 def test_head_is_0007_with_the_outbox(store: Store) -> None:
     assert store.schema_revision() == "0007"
-    with sqlite3.connect(store.url.removeprefix("sqlite:///")) as con:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    with store.reading() as s:
+        tables = set(inspect(s.connection()).get_table_names())
     assert {"notifiers", "notify_outbox"} <= tables
 
 

@@ -5,7 +5,6 @@ the same name twice, and restart requests kept (only request_restart writes thos
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from store import ResourceInput, Status, Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    st = Store.open(str(tmp_path / "s.db"))
+def store(store_url: str) -> Iterator[Store]:
+    st = Store.open(store_url)
     yield st
     st.close()
 

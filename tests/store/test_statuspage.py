@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,10 +68,10 @@ class Served:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(store_url: str) -> Iterator[Store]:
     # rows relative to the test's own start (the page's relative filters read the clock)
     now = time.time()
-    s = Store.open(str(tmp_path / "s.db"))
+    s = Store.open(store_url)
     s.apply([res("web", env={"DB_PASSWORD": {"valueFrom": {"secret": SECRET}}}), res("worker")], source="f",
             actor="cli", now=now - 7200)
     s.record([Event(ts=now - 3600, service="web", type="Created", reason="missing"),

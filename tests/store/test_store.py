@@ -1,4 +1,5 @@
-"""store.Store on a real SQLite file in tmp_path, migrated by Alembic to head."""
+"""store.Store on a real SQLite file in tmp_path, and on PostgreSQL (tests/store/conftest.py:
+every test that does not read the SQLite file itself runs on both)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def path(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(path: str) -> Iterator[Store]:
-    st = Store.open(path)
+def store(store_url: str) -> Iterator[Store]:
+    st = Store.open(store_url)
     yield st
     st.close()
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
+from sqlalchemy.exc import OperationalError
 
 from controller import labels as L
 from controller.errors import EngineTimeout
-from controller.loop import RECHECKS_AFTER_DEATH, Controller, LoopOptions
+from controller.loop import RECHECKS_AFTER_DEATH, Controller, LoopOptions, store_retry_delay
 from controller.observed import Observed
 from controller.workqueue import Batch
 from store import Store
@@ -98,3 +100,59 @@ def test_a_pass_whose_list_times_out_is_audited_once_and_retried_after_its_delay
         assert _drain(ctl) == Batch(frozenset({"web"}), full=False)
     rows = ctl.store.events_after(0, types=["EngineDegraded"])
     assert [r.reason for r in rows] == ["containers.list timed out after 8s"], "once per episode"
+
+
+class QuietEngine(HungEngine):
+    """An engine with nothing on it that answers at once."""
+
+    def list_owned(self, instance: str, service: str | None = None) -> list[Observed]:
+        return []
+
+    def runs_healthchecks(self) -> bool:
+        return True
+
+
+def test_store_retry_delay_doubles_to_a_bound() -> None:
+    assert [store_retry_delay(n) for n in (1, 2, 3, 4, 5, 6, 7, 50)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_a_pass_that_cannot_read_the_store_does_nothing_and_retries_with_backoff(
+        tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store.open(str(tmp_path / "state.db"))
+    listed: list[str] = []
+
+    class Engine(QuietEngine):
+        def list_owned(self, instance: str, service: str | None = None) -> list[Observed]:
+            listed.append(instance)
+            return []
+
+    c = Controller(store, Engine(), LoopOptions(watch_files=False), clock=clock)  # type: ignore[arg-type]
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="ERROR")
+    refused = OperationalError("SELECT", {}, Exception("connection refused"))
+    try:
+        monkeypatch.setattr(store, "desired", lambda: (_ for _ in ()).throw(refused))
+        for delay in (1.0, 2.0, 4.0):
+            c.queue.add("web")
+            batch = c.queue.get_nowait()
+            assert batch is not None
+            c._pass(batch)
+            assert c.queue.processing() == frozenset(), "released"
+            clock.now += delay - 0.01
+            assert _drain(c) is None
+            clock.now += 0.02
+            assert _drain(c) == Batch(frozenset({"web"}), full=False)
+        assert listed == [], "stopped before looking at (or touching) any container"
+        assert c.store_down_since is not None
+        assert len(lines) == 1 and "connection refused" in lines[0] and "retrying in 1s" in lines[0]
+        assert "Traceback" not in lines[0]
+        monkeypatch.undo()  # the store answers again
+        c.queue.add("web")
+        batch = c.queue.get_nowait()
+        assert batch is not None
+        c._pass(batch)
+        assert listed and c.store_down_since is None and c._store_failures == 0
+    finally:
+        logger.remove(sink)
+        c.reconciler.close()
+        store.close()
