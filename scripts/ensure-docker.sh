@@ -73,6 +73,9 @@ vlog() { if [[ "${VERBOSE:-0}" == 1 ]]; then log "$@"; fi; }
 die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+# pid_alive, pid_comm, procs_named, read_pidfile, sock_alive, terminate_pid, spawn_detached
+# shellcheck source=lib/procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/procs.sh"
 
 # --------------------------------------------------------------------------
 # helpers
@@ -82,78 +85,6 @@ export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
 docker_ok() {
     command -v docker >/dev/null 2>&1 || return 1
     timeout "${1:-5}" docker info >/dev/null 2>&1
-}
-
-# A pid is alive when /proc/<pid> exists and it is not a zombie. (kill -0
-# succeeds on zombies, and dockerd's own pid-file check only stats /proc/<pid>,
-# so a zombie dockerd/containerd left in the process table would block a start.)
-pid_alive() {
-    local pid="$1" state
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/$pid/stat" ]] || return 1
-    state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
-    [[ -n "$state" && "$state" != Z && "$state" != X ]]
-}
-
-pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
-
-# procs_named COMM [CMDLINE_SUBSTRING]: live root-owned pids with that command
-# name (pure /proc scan: minimal images have no pgrep/procps).
-procs_named() {
-    local comm="$1" want="${2:-}" dir pid cmdline
-    for dir in /proc/[0-9]*; do
-        pid="${dir#/proc/}"
-        [[ "$(cat "$dir/comm" 2>/dev/null)" == "$comm" ]] || continue
-        [[ "$(stat -c %u "$dir" 2>/dev/null)" == 0 ]] || continue
-        if [[ -n "$want" ]]; then
-            cmdline="$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null || true)"
-            [[ "$cmdline" == *"$want"* ]] || continue
-        fi
-        if pid_alive "$pid"; then echo "$pid"; fi
-    done
-}
-
-read_pidfile() {
-    if [[ -f "$1" ]]; then tr -dc '0-9' <"$1" 2>/dev/null || true; fi
-}
-
-# Does something accept connections on a unix socket?
-sock_alive() {
-    local sock="$1"
-    [[ -S "$sock" ]] || return 1
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - "$sock" <<'PY' >/dev/null 2>&1
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(3)
-s.connect(sys.argv[1])
-PY
-        return
-    fi
-    if command -v ctr >/dev/null 2>&1; then
-        timeout 5 ctr --address "$sock" version >/dev/null 2>&1
-        return
-    fi
-    return 0   # cannot tell: assume alive, never delete a socket we cannot probe
-}
-
-# Terminate one pid: TERM, wait up to $2 seconds, then KILL.
-terminate_pid() {
-    local pid="$1" wait_s="${2:-10}" what="${3:-process}" i
-    pid_alive "$pid" || return 0
-    log "stopping $what (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < wait_s * 4; i++)); do
-        pid_alive "$pid" || return 0
-        sleep 0.25
-    done
-    log "$what (pid $pid) ignored SIGTERM, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 20; i++)); do
-        pid_alive "$pid" || return 0
-        sleep 0.25
-    done
-    die "could not kill $what (pid $pid)"
 }
 
 # All live dockerd processes owned by root (pid file first).
@@ -314,21 +245,8 @@ launch_dockerd() {
     args+=("$@")
     mkdir -p "$(dirname "$LOG_FILE")"
     printf '\n===== %s: %s starting dockerd %s =====\n' "$(date -u +%FT%TZ)" "$PROG" "${args[*]}" >>"$LOG_FILE"
-    # setsid: own session, so the engine survives the caller's process group
-    # being killed; nohup: ignore SIGHUP. Both exec, so $! is dockerd's pid.
-    # Close every inherited fd above 2 first: dockerd must not hold our lock
-    # fd, nor a caller's pipe (a CI step would never see EOF).
-    (
-        for fd in /proc/"$BASHPID"/fd/*; do
-            fd="${fd##*/}"
-            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
-        done
-        # DOCKERD_CMD: the dockerd to run (docker26: inside its network namespace)
-        exec setsid nohup "${DOCKERD_CMD[@]}" "${args[@]}" >>"$LOG_FILE" 2>&1 </dev/null
-    ) &
-    local pid=$!
-    disown "$pid" 2>/dev/null || true
-    echo "$pid"
+    # DOCKERD_CMD: the dockerd to run (docker26: inside its network namespace)
+    spawn_detached "$LOG_FILE" "${DOCKERD_CMD[@]}" "${args[@]}"
 }
 
 # Print the interesting tail of the dockerd log written since byte offset $1
