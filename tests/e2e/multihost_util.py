@@ -33,6 +33,8 @@ import pytest
 import requests.exceptions
 import yaml
 
+from tests.e2e import conftest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "multihost.sh"
 NET_NS = "reconcile-mh-net"
@@ -67,15 +69,9 @@ def unavailable() -> str | None:
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
-    """Poll ``pred`` until truthy, bounded in time; its value, or the test fails naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """The suite's bounded poll (``tests.e2e.conftest.wait_for``), with the multi-host tests'
+    argument order and a slower default interval."""
+    return conftest.wait_for(pred, timeout, interval=interval, what=what)
 
 
 def mentions(event: dict[str, Any], word: str) -> bool:
