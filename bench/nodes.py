@@ -26,6 +26,12 @@ then 20 measured per round). Per pass: engine API calls counted at the adapter
 Also, per round and outside the passes: the agent's idle scheduler pass
 (``Agent.schedule``: the scheduling agent runs it once a second; it must write nothing) and
 its node lease renewal (``Controller._lease_job``: every ttl/3).
+
+Last, a cross-check of the whole agent: ``reconcile run --node NAME`` again, as a daemon
+talking to the engine through the counting socket proxy (``bench.sockproxy``), idle for a
+window (30 s quick, 60 s full) after a warm-up: its engine API calls by kind (one list call
+per resync, every 5 s, is the target) and its whole CPU (every job: passes, scheduler,
+lease) per resync.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bench.common import BASE_IMAGE, NODE_LEASE_HELD, SLEEP_CMD, Bench, BenchError, Figure, median, pct
+from bench.footprint import cpu_s
+from bench.sockproxy import CountingProxy
 from bench.steady import PASSES, WARMUP, PassSamples, idle_passes, single_host, statement_counter
 
 if TYPE_CHECKING:
@@ -47,6 +55,8 @@ NAME = "nodes"
 SIZE = {"quick": 50, "full": 200}
 SIDE_JOBS = 5  # scheduler passes and lease renewals timed per round
 PEER = "agent"
+RESYNC = 5.0  # the daemon's default resync interval (LoopOptions.resync_interval)
+WARM = 10.0  # seconds the cross-check's daemon runs before its window
 
 
 def _stack(b: Bench, size: int) -> tuple[str, str, list[str]]:
@@ -137,6 +147,39 @@ def _side_jobs(ctl: Controller, engine: Engine, statements: Callable[[], int],
         raise BenchError("the bench's agent lost its node lease while renewing it")
 
 
+def _daemon_window(b: Bench, db: str, node: str) -> list[Figure]:
+    """The agent as a process, through the counting proxy: engine calls and CPU, idle."""
+    window = 30.0 if b.quick else 60.0
+    proxy = CountingProxy(b.tmp / "nodes-proxy.sock").start()
+    b.cleanups.append(proxy.close)
+    p, log = b.daemon(db, "--node", node, docker_host=proxy.url, ready=NODE_LEASE_HELD, timeout=120)
+    b.log(f"agent daemon: warm-up {WARM:.0f} s, then {window:.0f} s idle through the counting proxy")
+    time.sleep(WARM)
+    proxy.reset()
+    cpu0, t0 = cpu_s(p.pid), time.monotonic()
+    time.sleep(window)
+    if p.poll() is not None:
+        raise BenchError(f"the agent daemon exited {p.returncode}:\n{log.read_text()[-3000:]}")
+    calls, elapsed, cpu = proxy.snapshot(), time.monotonic() - t0, cpu_s(p.pid) - cpu0
+    b.stop(p)
+    if "Traceback" in log.read_text():
+        raise BenchError(f"the agent daemon logged a traceback:\n{log.read_text()[-3000:]}")
+    lists = calls.get("GET /containers/json", 0)
+    resyncs = elapsed / RESYNC
+    b.log(f"idle agent daemon engine calls over {elapsed:.0f} s: {dict(calls.most_common(8))}")
+    b.shared["nodes_daemon_calls"] = {"seconds": elapsed, "calls": dict(calls)}
+    others = sum(calls.values()) - lists
+    return [
+        Figure(NAME, "agent daemon: container list calls per resync interval (socket)", lists / resyncs, "", "", None,
+               "1 list call per pass", round(lists / resyncs) == 1, lists,
+               f"{lists} list calls in {elapsed:.0f} s; {others} other calls: "
+               + (", ".join(f"{k} {v}" for k, v in calls.most_common() if k != "GET /containers/json") or "none")),
+        Figure(NAME, "agent daemon: CPU per resync interval (whole process)", cpu * 1000 / resyncs, "ms", "", None,
+               "", None, 1, f"every job in {elapsed:.0f} s (passes, scheduler once a second, lease renewals) "
+               f"/ {resyncs:.0f} intervals; {cpu / elapsed * 100:.2f} % of one core"),
+    ]
+
+
 def run(b: Bench) -> list[Figure]:
     size = SIZE["quick" if b.quick else "full"]
     db, node, _names = _stack(b, size)
@@ -164,7 +207,8 @@ def run(b: Bench) -> list[Figure]:
                       f"{median(agent_s.cpu[-PASSES:]):.1f} ms CPU, single-host pass "
                       f"{median(single_s.cpu[-PASSES:]):.1f} ms CPU")
     finally:
-        _close(ctl)
+        _close(ctl)  # releases the node lease: the cross-check's daemon takes it at once
+    daemon = _daemon_window(b, db, node)
     b.log(f"engine calls in {len(agent_s.calls)} agent passes: {dict(agent_s.per_kind)}; "
           f"single-host: {dict(single_s.per_kind)}")
     b.shared["nodes_api"] = {"agent_pass_calls": dict(agent_s.per_kind), "single_pass_calls": dict(single_s.per_kind),
@@ -193,4 +237,5 @@ def run(b: Bench) -> list[Figure]:
         Figure(NAME, "node lease renewal, wall (every ttl/3)", median(renew.wall), "ms", "", None, "", None,
                len(renew.wall), f"CPU {median(renew.cpu):.1f} ms; {max(renew.calls)} engine calls; "
                f"{median(renew.statements):.0f} store queries", p95=pct(renew.wall, 95)),
+        *daemon,
     ]
