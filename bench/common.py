@@ -48,6 +48,7 @@ SLEEP_CMD = ["sleep", "1000000"]
 REMOVE_WORKERS = 8
 REMOVE_CALL_TIMEOUT = 30.0
 LEASE_ACQUIRED = "acquired the controller lease"
+NODE_LEASE_HELD = "holds the node lease as"  # the agent of a node (reconcile run --node NAME)
 CLEANUP_BUDGET = 300.0  # seconds the final sweep may take in all
 
 
@@ -323,8 +324,10 @@ class Bench:
             env["DOCKER_HOST"] = docker_host
         return self.run([compose_bin() or "docker-compose", *args], env=env, cwd=cwd, timeout=timeout)
 
-    def daemon(self, db: str | Path, *args: str, docker_host: str | None = None, timeout: float = 60) -> tuple[subprocess.Popen[Any], Path]:
-        """``reconcile run ARGS`` in the background; returns once it holds the lease."""
+    def daemon(self, db: str | Path, *args: str, docker_host: str | None = None, timeout: float = 60,
+               ready: str = LEASE_ACQUIRED) -> tuple[subprocess.Popen[Any], Path]:
+        """``reconcile run ARGS`` in the background; returns once it holds the lease (its log
+        shows ``ready``: a node's agent, ``run --node``, logs ``NODE_LEASE_HELD``)."""
         log = self.tmp / f"daemon-{len(self.procs)}.log"
         fh = open(log, "w")  # noqa: SIM115 - owned by the child
         p = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", *args], env=self.env(db, docker_host),
@@ -332,7 +335,7 @@ class Bench:
         fh.close()
         self.procs.append(p)
         deadline = time.monotonic() + timeout
-        while LEASE_ACQUIRED not in log.read_text():
+        while ready not in log.read_text():
             if p.poll() is not None:
                 raise BenchError(f"reconcile run exited {p.returncode}:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:

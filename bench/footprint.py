@@ -38,7 +38,8 @@ def _rss_mb(pid: int) -> float:
     raise BenchError(f"no VmRSS for {pid}")
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of stat)
@@ -63,21 +64,21 @@ def run(b: Bench) -> list[Figure]:
     rss: dict[str, list[float]] = {k: [] for k in procs}
     slices: dict[str, list[float]] = {k: [] for k in procs}
     t_start = time.monotonic()
-    cpu_start = {k: _cpu_s(pid) for k, pid in procs.items()}
+    cpu_start = {k: cpu_s(pid) for k, pid in procs.items()}
     mark_t, mark_cpu = t_start, dict(cpu_start)
     while (now := time.monotonic()) - t_start < window:
         for k, pid in procs.items():
             rss[k].append(_rss_mb(pid))
         if now - mark_t >= SLICE:
             for k, pid in procs.items():
-                c = _cpu_s(pid)
+                c = cpu_s(pid)
                 slices[k].append((c - mark_cpu[k]) / (now - mark_t) * 100)
                 mark_cpu[k] = c
             mark_t = now
         time.sleep(1.0)
     elapsed = time.monotonic() - t_start
-    total = {k: (_cpu_s(pid) - cpu_start[k]) / elapsed * 100 for k, pid in procs.items()}
-    cpu_total = {k: _cpu_s(pid) - cpu_start[k] for k, pid in procs.items()}
+    total = {k: (cpu_s(pid) - cpu_start[k]) / elapsed * 100 for k, pid in procs.items()}
+    cpu_total = {k: cpu_s(pid) - cpu_start[k] for k, pid in procs.items()}
     calls = proxy.snapshot()
     per_min = sum(calls.values()) / elapsed * 60
     passes = calls.get("GET /containers/json", 0)  # a resync pass is one label-filtered list call

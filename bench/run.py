@@ -4,6 +4,7 @@
     python bench/run.py --quick         # everything, a few minutes
     python bench/run.py --only crash    # one (or a comma list: crash,audit)
     python bench/run.py --only placement  # pure functions only: no engine, images or compose
+    python bench/run.py --only nodes    # the idle pass of a node's agent (run --node) vs the single host's
 
 Every figure is a median (p95 where asked) over repeated runs, next to a peer measured
 in the same run; the ratio is always reconcile / peer. Everything created carries the
@@ -34,7 +35,7 @@ from bench.common import (  # noqa: E402
     Bench, BenchError, Figure, Offline, dump_json, ensure_compose, ensure_images, machine, print_machine, table,
 )
 
-BENCHES = ["crash", "unhealthy", "cold", "steady", "footprint", "audit", "cli", "filewatch", "page", "placement"]
+BENCHES = ["crash", "unhealthy", "cold", "steady", "nodes", "footprint", "audit", "cli", "filewatch", "page", "placement"]
 # pure functions timed in this process: no engine, images or docker-compose needed
 ENGINELESS = {"placement"}
 # footprint shares the 200-service stack (both sides); cli has docker-compose ps as a peer
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attempts", type=int, default=2, help="start a benchmark again (from nothing) when the "
                     "engine went away or timed out under it; at most this many attempts [2]")
     ap.add_argument("--budget-minutes", type=float, help="stop (and clean up) after this long [30 quick, 90 full]")
+    ap.add_argument("--run-id", help="the run's id (labels reconcile.bench=ID, names bID-...) [random]")
     args = ap.parse_args(argv)
     only = [x.strip() for o in args.only for x in o.split(",") if x.strip()] or BENCHES
     unknown = [x for x in only if x not in BENCHES]
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget_minutes or (30.0 if args.quick else 90.0)
 
     b: Bench | Offline = Offline(quick=args.quick) if set(only) <= ENGINELESS else \
-        Bench(quick=args.quick, keep_tmp=args.keep_tmp)
+        Bench(quick=args.quick, keep_tmp=args.keep_tmp, run_id=args.run_id)
     try:
         if isinstance(b, Bench):
             ensure_images(b.api, b.log)

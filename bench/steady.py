@@ -19,18 +19,89 @@ fact (the 200 services are as desired): one no-op ``up -d``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bench.common import Bench, BenchError, Figure, median, pct
 from bench.sockproxy import CountingProxy
 from bench.stack import stack200
 
+if TYPE_CHECKING:
+    from controller.engine import Engine
+    from controller.reconciler import PassResult, Reconciler
+    from store import Store
+
 NAME = "steady"
 PASSES = 20
+WARMUP = 2  # passes before the measured ones: specs validated and cached, image ids listed
 
 
-def _passes(b: Bench, db: str) -> tuple[list[int], list[int], list[float], list[float], Counter[str]]:
+@dataclass
+class PassSamples:
+    """Idle passes, one entry per pass: engine API calls at the adapter (all, and list calls),
+    CPU (``time.process_time()``, all threads) and wall time in ms, store statements."""
+
+    calls: list[int] = field(default_factory=list)
+    lists: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    statements: list[int] = field(default_factory=list)
+    per_kind: Counter[str] = field(default_factory=Counter)
+
+
+def idle_passes(engine: Engine, one_pass: Callable[[], PassResult], n: int, into: PassSamples | None = None,
+                statements: Callable[[], int] | None = None) -> PassSamples:
+    """Run ``one_pass`` ``n`` times, recording each pass's engine calls (the deltas of
+    ``engine.calls``), CPU, wall and (``statements``: a running count) store statements.
+    A pass that acted or failed is a BenchError: the figures are of a steady state."""
+    out = into if into is not None else PassSamples()
+    for _ in range(n):
+        before = Counter(engine.calls)
+        q0 = statements() if statements else 0
+        c0, w0 = time.process_time(), time.perf_counter()
+        res = one_pass()
+        c1, w1 = time.process_time(), time.perf_counter()
+        q1 = statements() if statements else 0
+        delta = Counter(engine.calls)
+        delta.subtract(before)
+        delta = +delta
+        if res.actions or res.errors:
+            raise BenchError(f"a steady-state pass acted: {res.actions[:3]} {res.errors[:3]}")
+        out.calls.append(sum(delta.values()))
+        out.lists.append(delta.get("containers.list", 0))
+        out.per_kind.update(delta)
+        out.cpu.append((c1 - c0) * 1000)
+        out.wall.append((w1 - w0) * 1000)
+        out.statements.append(q1 - q0)
+    return out
+
+
+def statement_counter(store: Store) -> Callable[[], int]:
+    """A running count of the SQL statements ``store`` sends (both of its engines; the
+    transaction statements BEGIN, COMMIT, ROLLBACK not counted), read before and after a
+    pass. The bench's only look inside the store (its engines)."""
+    from sqlalchemy import event
+
+    seen = [0]
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip()[:8].upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            seen[0] += 1
+
+    engines = {id(e): e for e in (store._read, store._write)}  # noqa: SLF001 - one engine on PostgreSQL
+    for e in engines.values():
+        event.listen(e, "before_cursor_execute", count)
+    return lambda: seen[0]
+
+
+@contextlib.contextmanager
+def single_host(db: str) -> Iterator[tuple[Store, Engine, Reconciler]]:
+    """The single-host pass: ``Reconciler(store, engine)`` on the stack's store, as the
+    daemon without ``--node`` runs it (``reconcile()``: a full pass)."""
     from controller.engine import Engine
     from controller.reconciler import Reconciler, ReconcilerConfig
     from store import Store
@@ -38,33 +109,19 @@ def _passes(b: Bench, db: str) -> tuple[list[int], list[int], list[float], list[
     store = Store.open(db, migrate=False)
     engine = Engine()
     rec = Reconciler(store, engine, ReconcilerConfig(actor="bench"))
-    calls: list[int] = []
-    lists: list[int] = []
-    cpu: list[float] = []
-    wall: list[float] = []
-    per_kind: Counter[str] = Counter()
     try:
-        for _ in range(2):  # warm-up: specs validated and cached, image ids listed
-            rec.reconcile()
-        for _ in range(PASSES):
-            before = Counter(engine.calls)
-            c0, w0 = time.process_time(), time.perf_counter()
-            res = rec.reconcile()
-            c1, w1 = time.process_time(), time.perf_counter()
-            delta = Counter(engine.calls)
-            delta.subtract(before)
-            delta = +delta
-            if res.actions or res.errors:
-                raise BenchError(f"a steady-state pass acted: {res.actions[:3]} {res.errors[:3]}")
-            calls.append(sum(delta.values()))
-            lists.append(delta.get("containers.list", 0))
-            per_kind.update(delta)
-            cpu.append((c1 - c0) * 1000)
-            wall.append((w1 - w0) * 1000)
+        yield store, engine, rec
     finally:
         rec.close()
         store.close()
-    return calls, lists, cpu, wall, per_kind
+
+
+def _passes(b: Bench | None, db: str) -> tuple[list[int], list[int], list[float], list[float], Counter[str]]:
+    with single_host(db) as (_store, engine, rec):
+        for _ in range(WARMUP):
+            rec.reconcile()
+        s = idle_passes(engine, rec.reconcile, PASSES)
+    return s.calls, s.lists, s.cpu, s.wall, s.per_kind
 
 
 def run(b: Bench) -> list[Figure]:
