@@ -615,7 +615,7 @@ def _print_done(report: ops.ApplyReport, dry_run: bool) -> None:
         for line in lines:
             out.print(f"  would {line}", markup=False)
     elif report.delegated_to:
-        out.print(f"stored; the running controller {report.delegated_to} converges it", markup=False)
+        out.print(f"stored; {converger(report.delegated_to, 'converges')} it", markup=False)
     else:
         for line in report.done:
             out.print(line, markup=False)
@@ -981,7 +981,7 @@ def restart(obj: Ctx, name: str, reason: str, with_dependents: bool) -> None:
     for line in report.done:
         out.print(line, markup=False)
     if report.delegated_to:
-        out.print(f"restart requested; the running controller {report.delegated_to} performs it", markup=False)
+        out.print(f"restart requested; {converger(report.delegated_to, 'performs')} it", markup=False)
     for e in report.errors:
         err.print(f"[red]failed:[/red] {escape(e)}")
     if report.errors or report.converged is False:
@@ -1066,6 +1066,15 @@ def convert(inputs: Inputs, reveal_secrets: bool) -> None:
                               for r in resources], "convert")
     click.echo(to_native_yaml(resources, header=f"converted by reconcile from {', '.join(inputs.files)}",
                               reveal_secrets=reveal_secrets), nl=False)
+
+
+def converger(delegated_to: str, verb: str) -> str:
+    """Who converges a change left to others, with ``verb`` (third person singular, e.g.
+    'converges') agreeing: the daemon holding the lease (named), or, with nodes registered,
+    the node agents (``operations.converge``)."""
+    if delegated_to == "the node agents":
+        return f"the node agents {verb.removesuffix('s')}"
+    return f"the running controller {delegated_to} {verb}"
 
 
 def _placeholder_warning(specs: list[tuple[str, dict[str, Any]]], verb: str) -> None:

@@ -12,7 +12,7 @@ import click
 
 from controller import cli_output as outfmt
 from controller.cli import (DURATION, EXIT_FAILED, EXIT_INVALID, ApplyFlags, Ctx, Inputs, apply_and_report, complete_names,
-                            handled, input_options, load_input)
+                            converger, handled, input_options, load_input)
 
 
 @click.command("up")
@@ -45,7 +45,7 @@ def _finish(obj: Ctx, names: list[str], volumes: bool) -> None:
     for line in report.done:
         click.echo(line)
     if report.delegated_to:
-        click.echo(f"the running controller {report.delegated_to} removes the containers")
+        click.echo(f"{converger(report.delegated_to, 'removes')} the containers")
         wait_report = ops.ApplyReport([])
         ops.wait_outcome(obj.store, wait_report, ops.WaitFor({c.name for c in report.changes}, time.time() + 60,
                                                             goal="deleted"))

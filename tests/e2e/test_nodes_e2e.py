@@ -46,7 +46,8 @@ def test_one_agent_converges_its_node_and_a_second_one_for_it_refuses(rc: Harnes
     monkeypatch.setenv("RECONCILE_NODE_TTL", "4")
     start_agent(rc)
     web = rc.name("web")
-    rc.run("apply", "-f", rc.write([rc.service("web", replicas=2)]))
+    applied = rc.run("apply", "-f", rc.write([rc.service("web", replicas=2)]))
+    assert "stored; the node agents converge it" in applied.stdout, applied.stdout
     wait_for(lambda: running(rc, web) == {1: "n1", 2: "n1"}, 90, what="both replicas running on n1")
     wait_for(lambda: rc.rows()[web]["state"] == "Running", 30, what="web's status row: Running (written by n1)")
     placed = rc.history(web, "Placed")
@@ -74,7 +75,8 @@ def test_a_returning_agent_removes_what_moved_away_before_anything_else(rc: Harn
     monkeypatch.setenv("RECONCILE_NODE_TTL", "4")
     idx = start_agent(rc)
     web = rc.name("web")
-    rc.run("apply", "-f", rc.write([rc.service("web", replicas=2)]))
+    applied = rc.run("apply", "-f", rc.write([rc.service("web", replicas=2)]))
+    assert "stored; the node agents converge it" in applied.stdout, applied.stdout
     wait_for(lambda: running(rc, web) == {1: "n1", 2: "n1"}, 90, what="both replicas running on n1")
     rc.procs[idx].send_signal(signal.SIGKILL)
     rc.procs[idx].wait(10)
