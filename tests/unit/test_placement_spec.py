@@ -13,15 +13,7 @@ from controller.placement_input import request
 from crd_like import InvalidSpec, ServiceSpec, container_hash, spec_hash
 from crd_like.formats import LoadOptions, load_any
 from crd_like.models import JobSpec
-
-BASE = """\
-apiVersion: reconcile/v1alpha1
-kind: Service
-metadata:
-  name: web
-spec:
-  image: demo/web:1
-"""  # six lines: a case's own lines start at line 7
+from tests.unit.test_validation import BASE  # six lines: a case's own lines start at line 7
 
 
 def load(text: str) -> Any:
