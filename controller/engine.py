@@ -300,6 +300,21 @@ def engine_info_from_version(v: dict[str, Any], negotiated: str) -> EngineInfo:
 PODMAN_EVENT_ACTIONS = {"remove": "destroy", "exec": "exec_start", "exec_died": "exec_die"}
 
 
+# The container actions (in Docker's words) after which a pass may find something new: a
+# container started, died, was removed or renamed, or its health changed. Not ``exec_*``: a
+# health check's probe is an exec, so a healthy container with a 1 s interval sends three
+# of them a second, and an inline converge woken by each would pass back to back for
+# nothing (the daemon's loop and an inline apply both use this set).
+WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
+
+
+def watched_action(ev: dict[str, Any]) -> str:
+    """The event's action without its detail (``health_status: healthy`` ->
+    ``health_status``) when it is one of ``WATCHED_EVENTS``, else ''."""
+    base = str(ev.get("Action") or ev.get("status") or "").split(":")[0].strip()
+    return base if base in WATCHED_EVENTS else ""
+
+
 def in_dockers_words(ev: dict[str, Any]) -> dict[str, Any]:
     """A container event with its action as Docker names it (``Action`` and ``status``):
     without this the loop, which wakes a service on ``destroy``, never heard of a container

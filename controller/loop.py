@@ -36,7 +36,7 @@ from loguru import logger
 
 from controller import labels as L
 from controller.agent import Agent
-from controller.engine import Engine
+from controller.engine import Engine, watched_action
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
 from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
@@ -48,9 +48,6 @@ from controller.storm import RestartLimiter
 from controller.workqueue import Batch, FailureLimiter, LimiterBounds, WorkQueue
 from store import Event, Store
 from store.errors import StoreError
-
-WATCHED_EVENTS = frozenset({"die", "oom", "kill", "stop", "destroy", "health_status", "start", "create", "rename"})
-
 
 @dataclass(frozen=True)
 class LoopOptions:
@@ -218,12 +215,11 @@ class Controller:
         return since
 
     def _on_event(self, ev: dict[str, Any]) -> None:
-        action = str(ev.get("Action") or ev.get("status") or "")
-        base = action.split(":")[0].strip()
+        base = watched_action(ev)
         name = ((ev.get("Actor") or {}).get("Attributes") or {}).get(L.SERVICE)
-        if not name or base not in WATCHED_EVENTS:
+        if not name or not base:
             return
-        logger.debug(f"event {action} for {name}")
+        logger.debug(f"event {ev.get('Action') or ev.get('status')} for {name}")
         self.queue.add(name)
         if base in ("die", "kill", "oom", "stop"):
             # the engine reports the death a moment before a list shows the container

@@ -56,6 +56,9 @@ def reconciler(store: Store, engine: Engine, **kwargs: Any) -> Reconciler:
 
 
 INLINE_LEASE_TTL = 30.0
+# an inline converge renews the lease at most this often (was: every pass, a write each);
+# a pass may then take up to TTL - RENEW before the claim lapses, as it could take TTL before
+INLINE_LEASE_RENEW = INLINE_LEASE_TTL / 6
 
 
 def read_sources(files: list[str]) -> list[tuple[bytes, str, str]]:
@@ -470,9 +473,10 @@ def converge(store: Store, engine: Engine, report: ApplyReport, *, names: set[st
     if other:
         logger.info(f"a controller ({other}) holds the lease; it will converge the change")
     else:
+        claimed_at = how.clock()
         claim = lease.claim()
         if claim.held:
-            _InlineConverge(store, engine, report, names, how, lease).run(deadline)
+            _InlineConverge(store, engine, report, names, how, lease, claimed_at).run(deadline)
             return
         other = claim.other or "another controller"
     report.delegated_to = other
@@ -491,6 +495,7 @@ class _InlineConverge:
     names: set[str] | None
     how: RunOptions
     lease: Lease
+    renewed: float  # when the lease was last claimed (how.clock)
     wake: EngineWakeups | None = None
 
     def run(self, deadline: float) -> None:
@@ -517,7 +522,9 @@ class _InlineConverge:
         pass_started = self.how.clock()
         if self.wake is not None:
             self.wake.clear()  # an event from here on means the next pass may find something new
-        self.lease.claim()  # renew during long applies
+        if pass_started - self.renewed >= INLINE_LEASE_RENEW:  # renew during long applies
+            self.lease.claim()
+            self.renewed = pass_started
         result = rec.reconcile(only=self.names)
         report = self.report
         report.plan = report.plan or result.plan
@@ -595,10 +602,11 @@ def inline_workers(specs: dict[str, dict[str, Any]]) -> int:
 
 class EngineWakeups:
     """Wakes an inline converge when the engine reports an event for this store's containers
-    (start, die, health_status, ...), instead of a blind sleep between passes. A thread reads
-    the engine's event stream (from ``since``, so nothing between the pass and the stream is
-    missed) and sets a flag; ``close`` ends the stream. Without a stream (the engine refused
-    it), ``wait`` is the plain bounded sleep it replaces."""
+    (start, die, health_status, ...: ``engine.WATCHED_EVENTS``), instead of a blind sleep
+    between passes. A thread reads the engine's event stream (from ``since``, so nothing
+    between the pass and the stream is missed) and sets a flag; ``close`` ends the stream.
+    Without a stream (the engine refused it), ``wait`` is the plain bounded sleep it
+    replaces."""
 
     def __init__(self, engine: Engine, instance: str, *, since: float):
         self._flag = threading.Event()
@@ -610,6 +618,8 @@ class EngineWakeups:
         self._thread.start()
 
     def _read(self, engine: Engine, instance: str, since: int) -> None:
+        from controller.engine import watched_action
+
         try:
             stream, end = engine.open_events(instance, since=since)
         except Exception:  # noqa: BLE001 - no stream: the bounded sleep alone
@@ -620,8 +630,9 @@ class EngineWakeups:
         if closed:
             end()
             return
-        for _event in stream:
-            self._flag.set()
+        for event in stream:
+            if watched_action(event):  # not a health probe's exec: it changes nothing
+                self._flag.set()
             if self._closed:
                 return
 

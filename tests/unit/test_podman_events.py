@@ -77,3 +77,46 @@ def test_a_container_removed_on_podman_wakes_its_service(ctl: Controller, raw: d
     ctl._on_event(in_dockers_words(raw))
     batch = ctl.queue.get_nowait()
     assert (batch is not None and batch.keys == {"web"}) is queued
+
+
+@pytest.mark.parametrize(("event", "wakes"), [
+    (_ev("die"), "die"),
+    (_ev("health_status: healthy"), "health_status"),  # the detail is not part of the action
+    (_ev("start", status=False), "start"),
+    (in_dockers_words(_ev("remove")), "destroy"),  # Podman's word, translated first
+    (_ev("exec_create: true"), ""),  # a health check's probe: three execs per probe
+    (_ev("exec_start: true"), ""),
+    (_ev("exec_die"), ""),
+    (in_dockers_words(_ev("exec_died")), ""),
+    (_ev("attach"), ""),
+    ({"Actor": {}}, ""),  # no action at all
+])
+def test_only_the_watched_actions_wake_a_pass(event: dict[str, Any], wakes: str) -> None:
+    from controller.engine import watched_action
+
+    assert watched_action(event) == wakes
+
+
+class _StreamEngine:
+    """An engine whose event stream is a fixed list (the inline converge's wakeups read it)."""
+
+    def __init__(self, events: list[dict[str, Any]]):
+        self.events = events
+
+    def open_events(self, instance: str, since: float | None = None) -> tuple[Iterator[dict[str, Any]], Any]:
+        return iter(self.events), lambda: None
+
+
+@pytest.mark.parametrize(("events", "woken"), [
+    ([_ev("exec_create: true"), _ev("exec_start: true"), _ev("exec_die")], False),  # probes only
+    ([_ev("exec_die"), _ev("health_status: unhealthy")], True),
+    ([in_dockers_words(_ev("remove"))], True),
+])
+def test_an_inline_converge_wakes_on_watched_events_only(events: list[dict[str, Any]], woken: bool) -> None:
+    from controller.operations import EngineWakeups
+
+    wake = EngineWakeups(_StreamEngine(events), "inst", since=0)  # type: ignore[arg-type]
+    wake._thread.join(timeout=5)  # the list is read to its end
+    assert not wake._thread.is_alive()
+    assert wake.wait(0) is woken
+    wake.close()
