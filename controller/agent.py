@@ -37,7 +37,7 @@ from controller import labels as L
 from controller.engine import Engine
 from controller.errors import NotOwner, ReconcileError
 from controller.lease import holder_id
-from controller.nodelease import NodeOwnership, Tick, renew_every
+from controller.nodelease import NodeOwnership, Tick, margin, renew_every
 from controller.reconciler import NodeHooks
 from controller.render import DesiredService
 from controller.scheduler import decide, default_node, request
@@ -113,7 +113,7 @@ class Agent:
         logger.info(f"node {self.node}: fence: when the node lease is not renewed, the containers of services "
                     f"with placement.reschedule are stopped from {fence.earliest(ttl):g}s after the last renewal, "
                     f"with a grace of at most {fence.max_grace(ttl)}s, ending before the agent's deadline, "
-                    f"{fence.margin(ttl):g}s before the lease can expire (RECONCILE_NODE_TTL {ttl:g}s)")
+                    f"{margin(ttl):g}s before the lease can expire (RECONCILE_NODE_TTL {ttl:g}s)")
         return self.store.nodes.register(Node(self.node, dict(self.opts.labels), version, cpus, memory),
                                          actor=f"agent:{self.node}")
 
@@ -273,7 +273,7 @@ class Agent:
         observed = {c.id: c for c in self.engine.list_owned(instance)}
         events = [fence.fenced_event(f, self.node, self._generations.get(f.stop.service, 0)) for f in fenced.values()]
         started: list[str] = []
-        for cid, f in sorted(fenced.items(), key=lambda kv: kv[1].at):
+        for cid, _f in sorted(fenced.items(), key=lambda kv: kv[1].at):
             c = observed.get(cid)
             if c is None or c.running or (c.service, c.replica) not in assigned or c.service not in desired:
                 continue  # removed (moved away or deleted) or already running

@@ -335,7 +335,8 @@ class Controller:
                 removed = agent.remove_moved_away(self.reconciler.instance)
                 restarted = agent.settle_fenced(self.reconciler.instance)  # what the fence stopped
             except Exception as exc:  # noqa: BLE001 - retried at the next tick, before acting
-                logger.error(f"node {agent.node}: cannot remove the replicas moved away ({exc}); not acting yet")
+                logger.error(f"node {agent.node}: cannot remove the replicas moved away or settle what the fence "
+                             f"stopped ({exc}); not acting yet")
                 agent.ownership.deadline = 0.0  # the next tick counts as a regain again
                 return
             logger.info(f"node {agent.node}: holds the node lease as {self.holder} (token {tick.token})"
