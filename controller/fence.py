@@ -27,7 +27,7 @@ removes those that were moved away and starts the others again.
 from __future__ import annotations
 
 import math
-import time
+from datetime import UTC, datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -161,4 +161,4 @@ def fenced_event(f: Fenced, node: str, generation: int = 0) -> Event:
 
 
 def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
