@@ -95,6 +95,7 @@ class Agent:
         self._fenced: dict[str, fence.Fenced] = {}
         self._renewed_wall = clock()
         self.fencing = False
+        self._next_look = 0.0  # monotonic: a fence that stopped everything looks once a second
         self._stopper: ThreadPoolExecutor | None = None
 
     # -- registration and the lease ---------------------------------------------
@@ -221,13 +222,15 @@ class Agent:
         if own.fence is None or not self._movable:
             return []
         now = own.mono()
-        if now < fence.first_due(own.deadline, self.opts.ttl):
+        if now < fence.first_due(own.deadline, self.opts.ttl) or (self.fencing and now < self._next_look):
             return []
         cands = fence.candidates(self.engine.list_owned(instance), self.node, self._movable)
         with self._fence_lock:
             issued = frozenset(self._issued)
         stops = fence.decide(cands, deadline=own.deadline, ttl=self.opts.ttl, now=own.mono(), issued=issued)
         if not stops:
+            if self.fencing and all(c.container_id in issued for c in cands):
+                self._next_look = now + 1.0  # all stopped or being stopped: nothing new can start
             return []
         if not self.fencing:
             self.fencing = True  # nothing acts from now on, until a renewal
