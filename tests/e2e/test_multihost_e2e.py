@@ -349,6 +349,8 @@ def test_a_partitioned_agent_fences_its_movable_copy_before_its_lease_expires(cl
             stopped = parse_docker_time(state["FinishedAt"])
             assert heartbeat < stopped < expiry, \
                 f"n2's {movable} stopped {stopped - expiry:+.2f}s from the lease's expiry (renewed {heartbeat:.2f})"
+            print(f"fence: n2's {movable} stopped {stopped - heartbeat:.2f}s after its last renewal, "
+                  f"{expiry - stopped:.2f}s before the lease's expiry (TTL {TTL}s)")
             for cid, st in _state(cluster, "n2", stays):
                 if st == "running":
                     n2.api.kill(cid)
