@@ -38,6 +38,7 @@ from controller import labels as L
 from controller.agent import Agent
 from controller.engine import Engine, watched_action
 from controller.errors import EngineTimeout, EngineUnavailable, ReconcileError
+from controller.fence import TICK as FENCE_TICK
 from controller.filewatch import FileWatcher, index
 from controller.metrics import Metrics, serve
 from controller.statuspage import PageOptions, StatusPage
@@ -301,7 +302,8 @@ class Controller:
     def _acting(self) -> bool:
         """May this process act on the engine now (the lease; on a node, its local deadline)?"""
         if self.agent is not None and self.leader.is_set() and not self.agent.may_act():
-            logger.warning(f"node {self.agent.node}: local lease deadline passed without a renewal; "
+            why = "the fence began" if self.agent.fencing else "local lease deadline passed"
+            logger.warning(f"node {self.agent.node}: {why} without a renewal; "
                            "not acting until the lease is held again")
             self.leader.clear()
             self.metrics.leader.set(0)
@@ -327,12 +329,15 @@ class Controller:
             self.leader.clear()  # nothing acts until the moved-away replicas are gone
             try:
                 removed = agent.remove_moved_away(self.reconciler.instance)
+                restarted = agent.settle_fenced(self.reconciler.instance)  # what the fence stopped
             except Exception as exc:  # noqa: BLE001 - retried at the next tick, before acting
-                logger.error(f"node {agent.node}: cannot remove the replicas moved away ({exc}); not acting yet")
+                logger.error(f"node {agent.node}: cannot remove the replicas moved away or settle what the fence "
+                             f"stopped ({exc}); not acting yet")
                 agent.ownership.deadline = 0.0  # the next tick counts as a regain again
                 return
             logger.info(f"node {agent.node}: holds the node lease as {self.holder} (token {tick.token})"
-                        + (f"; removed {len(removed)} moved away" if removed else ""))
+                        + (f"; removed {len(removed)} moved away" if removed else "")
+                        + (f"; started {len(restarted)} the fence had stopped" if restarted else ""))
             self.leader.set()
             self.metrics.leader.set(1)
             self._record("ControllerStarted", f"{self.holder} holds node {agent.node} (token {tick.token})",
@@ -344,6 +349,17 @@ class Controller:
                 logger.warning(f"node {agent.node}: lost the node lease; another agent acts now")
                 self.leader.clear()
                 self.metrics.leader.set(0)
+
+    def _fence_job(self) -> None:
+        """Agent mode: stop the movable containers before an unrenewed lease can expire
+        (controller.fence; the engine only: the store may be out of reach)."""
+        assert self.agent is not None
+        try:
+            self.agent.fence_check(self.reconciler.instance)
+        except Exception as exc:  # noqa: BLE001 - the next look tries again
+            logger.error(f"node {self.agent.node}: fence: cannot list the engine's containers ({exc})")
+        if self.agent.fencing:
+            self._acting()
 
     def _schedule_job(self) -> None:
         if self.agent is None or not self._acting():
@@ -469,6 +485,7 @@ class Controller:
         s.add_job(self._lease_job, "interval", seconds=renew, id="lease", max_instances=1, coalesce=True)
         if self.agent is not None:
             s.add_job(self._schedule_job, "interval", seconds=1.0, id="schedule", max_instances=1, coalesce=True)
+            s.add_job(self._fence_job, "interval", seconds=FENCE_TICK, id="fence", max_instances=1, coalesce=True)
         s.add_job(self._resync_job, "interval", seconds=self.opts.resync_interval, id="resync",
                   max_instances=1, coalesce=True)
         s.add_job(self._store_poll_job, "interval", seconds=self.opts.store_poll, id="store-poll",

@@ -32,6 +32,7 @@ SUMMARIES: Final[dict[str, str]] = {
     "LeaseTakenOver": "a controller took over the lease",
     "NodeLost": "a node was lost (its agent's lease expired)",
     "NodeReady": "a lost node is back",
+    "FencedStop": "a node cut off from the store stopped a container that may be rescheduled",
     "Test": "test message",
 }
 EVENT_TYPES: Final = tuple(SUMMARIES)
@@ -47,7 +48,7 @@ _DIRECT: Final[dict[str, str]] = {
     "BackOff": "CrashLoopBackOff", "BackOffEnded": "BackOffEnded", "GaveUp": "GaveUp", "Failed": "Failed",
     "JobFailed": "JobFailed", "RolledBack": "RolledBack", "EngineUnavailable": "EngineUnavailable",
     "EngineRestored": "EngineRestored", "StormDetected": "RestartStorm", "LeaseTakenOver": "LeaseTakenOver",
-    "NodeLost": "NodeLost", "NodeReady": "NodeReady",
+    "NodeLost": "NodeLost", "NodeReady": "NodeReady", "FencedStop": "FencedStop",
 }
 DETAIL_LIMIT: Final = 1000  # characters of an audit row's message a notice keeps (a probe's output tail)
 

@@ -33,7 +33,7 @@ from crd_like.models import API_VERSION, Frozen, Metadata
 # test holds the two equal).
 EVENT_TYPES: Final = ("CrashLoopBackOff", "BackOffEnded", "GaveUp", "Failed", "Unhealthy", "Recovered",
                       "JobFailed", "RolledBack", "EngineUnavailable", "EngineRestored", "RestartStorm",
-                      "LeaseTakenOver", "NodeLost", "NodeReady", "Test")
+                      "LeaseTakenOver", "NodeLost", "NodeReady", "FencedStop", "Test")
 _REQUIREMENT = re.compile(r"^\s*(!?[A-Za-z0-9][A-Za-z0-9._/-]*|[A-Za-z0-9][A-Za-z0-9._/-]*\s*(!=|==|=)\s*[^,]*)\s*$")
 
 

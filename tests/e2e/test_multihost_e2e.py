@@ -4,7 +4,9 @@ Three nodes, each a dockerd in its own network namespace with a veth to a bridge
 test's own namespace, one PostgreSQL on that bridge, an agent (``reconcile run --node``)
 per node. Placement by name, by labels and spread; a node lost (agent SIGKILLed, dockerd
 stopped) and back, with a sampler proving no replica ever runs twice; a partitioned agent
-(its veth down) that stops acting before its lease expires; a duplicate node name refused.
+(its veth down, its engine alive) that stops its copy of a reschedulable service before its
+lease expires (the fence), does nothing else, and audits the stop on return (sampled: never
+two copies); a duplicate node name refused.
 
 ``test_harness_smoke`` checks the test bed alone (engines, namespaces, PostgreSQL from every
 node, images, partition and engine stop/start), so it passes without the agents.
@@ -311,12 +313,18 @@ def _state(c: Cluster, node: str, service: str) -> list[tuple[str, str]]:
     return [(str(x["Id"]), str(x["State"])) for x in c.containers(node, service)]
 
 
-def test_a_partitioned_agent_stops_acting_before_its_lease_expires(cluster: Cluster) -> None:
+def test_a_partitioned_agent_fences_its_movable_copy_before_its_lease_expires(cluster: Cluster) -> None:
+    """n2 cut off from PostgreSQL while its engine lives on: its agent stops its copy of the
+    reschedulable service before the lease can expire (the fence; kept, not removed), does
+    nothing else (a killed pinned container stays down), and on return removes the copy that
+    was moved and audits the stop (FencedStop). A sampler over every engine, from before
+    the cut to after the heal: never two running copies."""
     movable, stays = f"mh{RUN_ID}-pz", f"mh{RUN_ID}-pp"
     n2 = cluster.nodes["n2"].client
     others = _pin_to(cluster, "n2")
     try:
-        cluster.apply(cluster.service(movable, placement={"reschedule": True}),
+        # a 1 s grace: what the fence of a 6 s TTL fits (controller.fence.max_grace)
+        cluster.apply(cluster.service(movable, placement={"reschedule": True}, stopGracePeriod="1s"),
                       cluster.service(stays, placement={"node": "n2"}))
         cluster.wait_running(movable, ["n2"])
         first = cluster.wait_running(stays, ["n2"])["n2"][0]["Id"]
@@ -328,39 +336,59 @@ def test_a_partitioned_agent_stops_acting_before_its_lease_expires(cluster: Clus
                  f"n2's agent to restart {stays} (connected)")
         movable_id = cluster.running(movable)["n2"][0]["Id"]
 
-        t_down = time.time()
-        cluster.script("link-down", "n2")
-        heartbeat = float(cluster.nodes_json()["n2"]["heartbeat"])
-        expiry = heartbeat + TTL  # n2's lease row runs out here; its agent stops before
-        assert heartbeat <= t_down + 1, (heartbeat, t_down)
-        time.sleep(max(0.0, expiry + 0.3 - time.time()))
-        for cid, state in _state(cluster, "n2", stays):
-            if state == "running":
-                n2.api.kill(cid)
-        t_killed = time.time()
+        with Sampler(cluster) as sampler:
+            t_down = time.time()
+            cluster.script("link-down", "n2")
+            heartbeat = float(cluster.nodes_json()["n2"]["heartbeat"])
+            expiry = heartbeat + TTL  # n2's lease row runs out here; its agent stops before
+            assert heartbeat <= t_down + 1, (heartbeat, t_down)
+            time.sleep(max(0.0, expiry + 0.3 - time.time()))
+            # the fence: n2's copy was stopped (kept) before the lease could expire
+            state = n2.api.inspect_container(movable_id)["State"]
+            assert state["Status"] == "exited", f"n2's {movable} still {state['Status']} at the lease's expiry"
+            stopped = parse_docker_time(state["FinishedAt"])
+            assert heartbeat < stopped < expiry, \
+                f"n2's {movable} stopped {stopped - expiry:+.2f}s from the lease's expiry (renewed {heartbeat:.2f})"
+            print(f"fence: n2's {movable} stopped {stopped - heartbeat:.2f}s after its last renewal, "
+                  f"{expiry - stopped:.2f}s before the lease's expiry (TTL {TTL}s)")
+            for cid, st in _state(cluster, "n2", stays):
+                if st == "running":
+                    n2.api.kill(cid)
+            t_killed = time.time()
 
-        lost = wait_for(lambda: _event_for(cluster, "NodeLost", "n2", t_down), TTL + 5 + 30, "NodeLost for n2")
-        assert lost["ts"] >= expiry - 1, f"NodeLost before n2's lease expired: {lost}"
-        moved = wait_for(lambda: {n: r for n, r in cluster.running(movable).items() if n != "n2"}, 60,
-                         f"{movable} rescheduled to n1 or n3")
-        # n2 is cut off: its agent must not act (no restart), nor touch its containers
-        end = max(t_killed + 8, time.time() + 1)
-        for _ in range(200):
-            states = _state(cluster, "n2", stays)
-            assert states and not any(s == "running" for _, s in states), \
-                f"{stays} restarted on n2 after the lease's expiry ({time.time() - expiry:.1f}s after)"
-            assert (movable_id, "running") in _state(cluster, "n2", movable), f"n2's {movable} was touched"
-            if time.time() >= end:
-                break
-            time.sleep(0.2)
-        assert cluster.nodes[next(iter(moved))].client.ping()
+            lost = wait_for(lambda: _event_for(cluster, "NodeLost", "n2", t_down), TTL + 5 + 30, "NodeLost for n2")
+            assert lost["ts"] >= expiry - 1, f"NodeLost before n2's lease expired: {lost}"
+            moved = wait_for(lambda: {n: r for n, r in cluster.running(movable).items() if n != "n2"}, 60,
+                             f"{movable} rescheduled to n1 or n3")
+            # n2 is cut off: its agent must not act (no restart, no start of its stopped copy)
+            end = max(t_killed + 8, time.time() + 1)
+            for _ in range(200):
+                states = _state(cluster, "n2", stays)
+                assert states and not any(s == "running" for _, s in states), \
+                    f"{stays} restarted on n2 after the lease's expiry ({time.time() - expiry:.1f}s after)"
+                assert _state(cluster, "n2", movable) == [(movable_id, "exited")], f"n2's {movable} was touched"
+                if time.time() >= end:
+                    break
+                time.sleep(0.2)
+            assert cluster.nodes[next(iter(moved))].client.ping()
 
-        t_up = time.time()
-        cluster.script("link-up", "n2")
-        wait_for(lambda: _event_for(cluster, "RemovedMovedAway", movable, t_up), 90,
-                 f"RemovedMovedAway for {movable} on n2")
-        wait_for(lambda: not cluster.containers("n2", movable), 30, f"{movable} gone from n2")
-        cluster.wait_running(stays, ["n2"], timeout=60)
+            t_up = time.time()
+            cluster.script("link-up", "n2")
+            wait_for(lambda: _event_for(cluster, "RemovedMovedAway", movable, t_up), 90,
+                     f"RemovedMovedAway for {movable} on n2")
+            wait_for(lambda: not cluster.containers("n2", movable), 30, f"{movable} gone from n2")
+            cluster.wait_running(stays, ["n2"], timeout=60)
+            time.sleep(1)  # a few more samples with everything back
+        assert not sampler.errors, sampler.errors
+        assert len(sampler.samples) > 50, f"only {len(sampler.samples)} samples"
+        doubles = sampler.double_runs([movable, stays])
+        assert not doubles, "a replica ran twice:\n" + "\n".join(doubles[:20])
+        assert any(s.t <= stopped for s in sampler.samples), "no sample before the fence"
+        # the stop is audited once the store answers again, as what it was
+        [fenced] = [e for e in cluster.events("FencedStop") if e["ts"] >= t_down and mentions(e, movable)]
+        assert mentions(fenced, "n2") and "may be rescheduled" in fenced["reason"], fenced
+        assert fenced["ts"] < expiry and fenced["container_id"] == movable_id, fenced
+        assert not [e for e in cluster.events("FencedStop") if e["ts"] >= t_down and mentions(e, stays)]
         assert len(cluster.running_nodes(movable)) == 1 and "n2" not in cluster.running(movable)
     finally:
         _restore(cluster, "n2")

@@ -5,6 +5,7 @@ row, and a taken-over agent's writes are refused."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -76,3 +77,60 @@ def test_schedule_narrow_status_author_and_fencing(store: Store) -> None:
             store.record([Event(ts=3.0, service="web", type="Started", reason="later")])
     finally:
         b_store.close()
+
+
+class Containers:
+    """The engine calls the fence makes, on containers in memory (the e2e test runs it on real
+    engines: tests/e2e/test_multihost_e2e.py)."""
+
+    def __init__(self, *rows: tuple[str, str, str]) -> None:  # (id, service, node)
+        self.state = {cid: "running" for cid, _, _ in rows}
+        self.rows = rows
+        self.stops: list[tuple[str, int]] = []
+
+    def list_owned(self, instance: str, service: str | None = None) -> list[Any]:
+        from controller.observed import Observed
+
+        return [Observed(cid, f"{svc}-1", svc, 1, instance, "h", 1, self.state[cid], None, "", "img", 1.0,
+                         labels={"reconcile.node": node}) for cid, svc, node in self.rows if cid in self.state]
+
+    def stop(self, cid: str, timeout: int) -> None:
+        self.stops.append((cid, timeout))
+        self.state[cid] = "exited"
+
+    def start(self, cid: str) -> None:
+        self.state[cid] = "running"
+
+
+def test_the_fence_stops_movable_containers_then_audits_and_starts_them_again(store: Store) -> None:
+    clock = [0.0]
+    store.nodes.register(Node("n1"))
+    engine = Containers(("m" * 64, "mover", "n1"), ("p" * 64, "pinned", "n1"), ("o" * 64, "mover", "n2"))
+    a = Agent(store, cast(Engine, engine), AgentOptions("n1", ttl=6.0), mono=lambda: clock[0])
+    assert a.tick().kind == "acquired"
+    store.apply([res("mover", placement={"reschedule": True}, stopGracePeriod="1s"),
+                 res("pinned", placement={"node": "n1"})], source="t", actor="test", now=1.0)
+    a.schedule()
+    a.narrow({n: prepare(n, "Service", 1, d.spec) for n, d in store.desired().items()})
+    assert a.fence_check("inst") == []  # renewed just now
+    clock[0] = 3.0  # a renewal missed, but the grace still fits later: nothing yet
+    assert a.fence_check("inst") == [] and a.may_act()
+    clock[0] = 3.1  # deadline 4.8 - 0.75 - 1 s of grace
+    [stop] = a.fence_check("inst")
+    assert (stop.service, stop.timeout) == ("mover", 1) and not a.may_act()
+    for _ in range(100):  # the stop runs on the fence's own thread
+        if engine.stops:
+            break
+        time.sleep(0.02)
+    assert engine.stops == [("m" * 64, 1)]  # only this node's container of the movable service
+    assert engine.state["p" * 64] == "running" and engine.state["o" * 64] == "running"
+    assert a.fence_check("inst") == []  # stopped once
+    with pytest.raises(NotOwner):
+        a.gate()
+    clock[0] = 4.0  # the store answers again before the lease expired: counted as a regain
+    assert a.tick().kind == "regained" and a.may_act()
+    assert a.settle_fenced("inst") == ["mover-1"] and engine.state["m" * 64] == "running"
+    rows = [e for e in store.history() if e.type in ("FencedStop", "Started")]
+    assert [(e.type, e.service) for e in rows] == [("FencedStop", "mover"), ("Started", "mover")]
+    assert "n1 lost its lease" in rows[0].reason and "1s grace" in rows[0].message
+    assert a.settle_fenced("inst") == [] and len([e for e in store.history() if e.type == "FencedStop"]) == 1

@@ -24,6 +24,8 @@ from store.records import Event, Notice
     ("LeaseTakenOver", "c2 took over the lease of c1", "LeaseTakenOver"),
     ("NodeLost", "node n1 lost: its lease expired (last holder agent:h:1)", "NodeLost"),
     ("NodeReady", "node n1 is back: its agent holds the lease again", "NodeReady"),
+    ("FencedStop", "stopped: node n1 lost its lease (not renewed since 2026-01-01T00:00:00Z)", "FencedStop"),
+    ("RemovedMovedAway", "replica 1 is assigned to another node", None),
     ("HealthChanged", "healthy -> unhealthy", "Unhealthy"),
     ("HealthChanged", "none -> unhealthy", "Unhealthy"),
     ("HealthChanged", "unhealthy -> healthy", "Recovered"),
