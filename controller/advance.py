@@ -145,20 +145,31 @@ def _restarted(st: Status, work: Work, at: float) -> Status:
     return backoff.after_restart(st, work.policy, at)
 
 
+def _on(st: Status, container_id: str) -> Status:
+    """``st`` about this container. A new container's health is its own: the health
+    recorded for the one before it (``unhealthy``, when that is why it was replaced) must
+    not seed the controller's probes of the new one (``reconciler._health_seed`` seeds only
+    what the controller recorded), or the replacement starts out unhealthy and is replaced
+    again, with no health row of its own. The next pass records who checks it now."""
+    if container_id == st.container_id:
+        return st
+    return replace(st, container_id=container_id, health_checked_by="")
+
+
 def _status_after(old: Status | None, work: Work, o: Outcome) -> Status | None:
     st = old or Status(name=work.service)
     match o:
         case Created() | Started(restart=False):
-            return replace(st, container_id=o.container_id, last_started_at=o.at)
+            return replace(_on(st, o.container_id), last_started_at=o.at)
         case Started():
-            return replace(_restarted(st, work, o.at), container_id=o.container_id)
+            return _on(_restarted(st, work, o.at), o.container_id)
         case Restarted(requested=True):
             return replace(st, restart_count=st.restart_count + 1, last_started_at=o.at,
                            config_hash=st.config_hash if o.config_hash is None else o.config_hash)
         case Restarted():
             return _restarted(st, work, o.at)
         case Recreated():
-            new = replace(st, container_id=o.container_id, last_started_at=o.at, failures=0, next_attempt_at=0.0)
+            new = replace(_on(st, o.container_id), last_started_at=o.at, failures=0, next_attempt_at=0.0)
             if o.rollout and not st.rollout_from_generation:
                 new.rollout_from_generation, new.rollout_started_at = st.observed_generation, o.at
             return new
@@ -178,8 +189,8 @@ def _lifecycle_event(o: Outcome, st: Status | None) -> _Row | None:
         case Started():
             return "Started", o.reason, "", o.container_id
         case Recreated():
-            return ("Recreated", o.reason, f"changed: {', '.join(o.changed_fields)}; "
-                    f"old {o.old_id[:12]} -> new {o.container_id[:12]}", o.container_id)
+            changed = f"changed: {', '.join(o.changed_fields)}; " if o.changed_fields else ""  # none: unhealthy
+            return "Recreated", o.reason, f"{changed}old {o.old_id[:12]} -> new {o.container_id[:12]}", o.container_id
         case Removed():
             return "Removed", o.reason, f"container {o.name} removed (named volumes kept)", o.container_id
         case Renamed():
