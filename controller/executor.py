@@ -7,6 +7,7 @@ the reconciler has them recorded.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,7 +29,7 @@ from controller.outcomes import OUTPUT_LIMIT, Outcome, truncate
 from controller.planner import R_ACTION_FAILED, R_IMAGE_MISSING, R_NAME_CONFLICT, R_PORT_IN_USE
 from controller.render import ContainerConfig, DesiredService, inherit_anonymous, render
 
-__all__ = ["OUTPUT_LIMIT", "Executor", "error_reason", "truncate", "unreachable"]
+__all__ = ["OUTPUT_LIMIT", "Executor", "error_reason", "not_fetched", "truncate", "unreachable"]
 
 
 def _network_gone(exc: Exception) -> bool:
@@ -46,6 +47,21 @@ def unreachable(build_output: str) -> bool:
     """Does a failed build's output say the engine could not fetch a remote context?"""
     text = build_output.lower()
     return any(marker in text for marker in _UNREACHABLE)
+
+
+# Podman's Docker-compatible build (`POST /build`, 4.3 and still in 5.x) ignores `remote`: only
+# its own `/libpod/build` fetches a URL. It unpacks the request body into
+# <tmp>/libpod_builderN/build and builds from there; for a URL context the body is empty, so
+# the build stops at the Dockerfile it cannot find in that directory. A context Podman did
+# fetch would lie in a download directory of its own (buildahN), never in that /build/, and a
+# local context's tar is never sent with a URL: for a URL context this shape says "not
+# fetched at all", not "unreachable" and not "fetched without a Dockerfile".
+_NOT_FETCHED = re.compile(r"stat \S*/libpod_builder\d*/build/\S*: no such file or directory")
+
+
+def not_fetched(build_output: str) -> bool:
+    """Does a failed build of a URL context say the engine built without fetching it (Podman)?"""
+    return _NOT_FETCHED.search(build_output) is not None
 
 
 # Failures after which the service's remaining actions are not tried this pass.
@@ -221,7 +237,7 @@ class Executor:
                 labels={L.BUILD_HASH: svc.build_hash, L.MANAGED: "true", L.INSTANCE: self.instance},
                 options=render_host.build_options(b, svc.spec.platform), dockerfile_inline=b.dockerfileInline))
         except ReconcileError as exc:  # the engine refused the build itself (a remote context it cannot fetch)
-            if not (b.remote and unreachable(str(exc))):
+            if not (b.remote and (not_fetched(str(exc)) or unreachable(str(exc)))):
                 raise
             ok, tail = False, str(exc)
         if ok:
@@ -229,6 +245,12 @@ class Executor:
             return
         out.append(oc.BuildFailed(svc.name, action.reason, tail, self.clock()))
         last = tail.splitlines()[-1] if tail else ""
+        if b.remote and not_fetched(tail):
+            # this engine never fetches a URL context: retrying cannot help
+            raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a URL, and "
+                                "this engine does not fetch URL build contexts (Podman's Docker-compatible API "
+                                "ignores the URL and builds from an empty context, so it finds no Dockerfile); "
+                                f"clone or download it and give a local directory instead ({last})")
         if b.remote and unreachable(tail):
             # retrying will not help until the network (or the file) changes
             raise TerminalError(f"building {svc.spec.image} failed: its build context {b.context} is a "

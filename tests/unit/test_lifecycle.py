@@ -17,7 +17,7 @@ import pytest
 
 from controller import hooks
 from controller.actions import Remove
-from controller.executor import unreachable
+from controller.executor import not_fetched, unreachable
 from controller.hooks import HookCall, HookResult
 from controller.operations import action_list
 from controller.planner import Lookups, plan
@@ -268,6 +268,74 @@ def test_the_build_hash_of_a_url_context_follows_the_url_not_a_directory() -> No
 ])
 def test_a_failed_remote_build_is_recognised_as_unreachable(output: str, want: bool) -> None:
     assert unreachable(output) is want
+
+
+# Podman 4.3's Docker-compatible `POST /build` ignores `remote` (only /libpod/build fetches):
+# it builds from the empty request body unpacked into <tmp>/libpod_builderN/build.
+PODMAN_NOT_FETCHED = "ERROR: stat /var/tmp/libpod_builder746487460/build/Dockerfile: no such file or directory"
+
+
+@pytest.mark.parametrize(("output", "fetched_none", "unreached"), [
+    # Podman, a URL context: the context was never fetched (neither "unreachable" nor "no Dockerfile")
+    (PODMAN_NOT_FETCHED, True, False),
+    ("ERROR: stat /tmp/libpod_builder1/build/docker/Dockerfile.prod: no such file or directory", True, False),
+    # a context Podman did fetch (its download directory, buildahN) that has no Dockerfile: an
+    # ordinary build failure, not a fetch problem
+    ("ERROR: stat /var/tmp/libpod_builder12/buildah345/Dockerfile: no such file or directory", False, False),
+    # Docker, a fetched context without the Dockerfile named: the same, an ordinary failure
+    ("ERROR: Cannot locate specified Dockerfile: Dockerfile", False, False),
+    # Docker, a URL it could not download: unreachable, not Podman's shape
+    ("ERROR: error downloading remote context http://127.0.0.1:9/context.tar: Get \"http://127.0.0.1:9/context.tar\": "
+     "dial tcp 127.0.0.1:9: connect: connection refused", False, True),
+    # a local context's missing file anywhere else
+    ("ERROR: stat /srv/app/build/Dockerfile: no such file or directory", False, False),
+])
+def test_podmans_unfetched_url_context_is_told_from_unreachable_and_from_no_dockerfile(
+        output: str, fetched_none: bool, unreached: bool) -> None:
+    assert not_fetched(output) is fetched_none
+    assert unreachable(output) is unreached
+
+
+class _BuildEngine:
+    """The engine seam for one build: it answers the build with ``tail`` (ok=False)."""
+
+    def __init__(self, tail: str) -> None:
+        self.tail = tail
+
+    def build_image(self, req: Any) -> tuple[bool, str]:
+        return False, self.tail
+
+
+@pytest.mark.parametrize(("context", "tail", "kind", "says"), [
+    ("http://127.0.0.1:9/context.tar", PODMAN_NOT_FETCHED, "not fetched",
+     "is a URL, and this engine does not fetch URL build contexts (Podman's Docker-compatible API ignores the URL "
+     "and builds from an empty context, so it finds no Dockerfile); clone or download it"),
+    ("http://127.0.0.1:9/context.tar", "ERROR: error downloading remote context http://127.0.0.1:9/context.tar: "
+     "dial tcp 127.0.0.1:9: connect: connection refused", "unreachable",
+     "is a URL the engine fetches itself, and the engine could not reach it"),
+    # a fetched context without its Dockerfile (Podman's download directory): the engine's words, no fetch story
+    ("http://127.0.0.1:9/context.tar", "ERROR: stat /var/tmp/libpod_builder12/buildah345/Dockerfile: no such file",
+     "failed", "from http://127.0.0.1:9/context.tar failed: ERROR: stat /var/tmp/libpod_builder12/buildah345/Dockerfile"),
+    # a local context with Podman's words is a local problem (its Dockerfile is missing), never a URL story
+    ("/srv/app", PODMAN_NOT_FETCHED, "failed", f"from /srv/app failed: {PODMAN_NOT_FETCHED}"),
+])
+def test_the_executor_says_which_of_not_fetched_unreachable_or_failed_a_build_was(
+        context: str, tail: str, kind: str, says: str) -> None:
+    from controller.actions import Build
+    from controller.errors import TerminalError
+    from controller.executor import Executor
+    from controller.outcomes import BuildFailed, Failed
+    from controller.render import prepare
+
+    service = prepare("app", "Service", 1, {"image": "p-remote:1", "build": {"context": context}})
+    ex = Executor(_BuildEngine(tail), "inst", actor="controller", clock=lambda: 1000.0)  # type: ignore[arg-type]
+    built, failed = ex.run(service, [Build("app", "image missing")])
+    assert isinstance(built, BuildFailed) and built.output == tail, built
+    assert isinstance(failed, Failed) and says in failed.error, failed
+    # a URL the engine cannot (or will not) fetch is not retried; an ordinary build failure is
+    assert isinstance(failed.exc, TerminalError) is (kind != "failed"), repr(failed.exc)
+    assert ("could not reach it" in failed.error) is (kind == "unreachable")
+    assert ("does not fetch" in failed.error) is (kind == "not fetched")
 
 
 def test_the_build_call_sends_a_url_context_as_the_engines_remote_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
