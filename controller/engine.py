@@ -65,6 +65,7 @@ from loguru import logger
 
 from controller import labels as L
 from controller.hooks import HookCall, HookResult
+from controller.engine_transport import UnixTransport, is_plain
 from controller.errors import (EngineTimeout, EngineUnavailable, ExternalMissing, ImageMissing, NameConflict,
                                NetworkMissing, NotFound, PortInUse, ReconcileError, StaleTask, TerminalError,
                                TransientError)
@@ -359,6 +360,33 @@ def _inline_context(context: str, dockerfile: str) -> tuple[IO[bytes], str]:
     return tar, name
 
 
+class _APIClient(docker.APIClient):
+    """The SDK's low-level client; its plain calls on a unix socket take
+    ``controller.engine_transport`` instead of requests' session (the streams, TLS and SSH
+    engines keep the SDK's own transport)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._lean: UnixTransport | None = None  # not while the SDK negotiates the version
+        super().__init__(*args, **kwargs)
+        adapter = getattr(self, "_custom_adapter", None)
+        sock = getattr(adapter, "socket_path", None)
+        if isinstance(sock, str) and self.base_url == "http+docker://localhost":
+            self._lean = UnixTransport(sock, self.base_url)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        lean = self._lean
+        if lean is None or not isinstance(url, str) or not lean.handles(url) or not is_plain(args, kwargs):
+            return super().request(method, url, *args, **kwargs)
+        headers = {**self.headers, **(kwargs.get("headers") or {})}
+        return lean.request(method.decode() if isinstance(method, bytes) else method, url, headers=headers,
+                            params=kwargs.get("params"), data=kwargs.get("data"), timeout=kwargs.get("timeout"))
+
+    def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
+        super().close()
+
+
 class Engine:
     def __init__(self, base_url: str | None = None, timeout: float | None = None,
                  timeouts: CallTimeouts | None = None, max_removals: int = 4):
@@ -396,8 +424,7 @@ class Engine:
                     # negotiate once ("auto" asks the engine), then every client speaks that version
                     timeout = None if cls == "stream" else getattr(self.timeouts, cls)
                     # (the SDK hands the timeout to requests: seconds as a float, None = unbounded)
-                    client = docker.APIClient(**self._kwargs, timeout=timeout,  # type: ignore[arg-type]
-                                              version=self._api_version or "auto")
+                    client = _APIClient(**self._kwargs, timeout=timeout, version=self._api_version or "auto")
                 except docker.errors.DockerException as exc:
                     raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
                 self._api_version = client.api_version
@@ -409,8 +436,7 @@ class Engine:
         self._client("read")  # negotiate the API version once
         try:
             # requests takes a float timeout; the SDK's stubs say int
-            return docker.APIClient(**self._kwargs, timeout=timeout,  # type: ignore[arg-type]
-                                    version=self._api_version or "auto")
+            return _APIClient(**self._kwargs, timeout=timeout, version=self._api_version or "auto")
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(f"Docker engine unavailable: {exc}", retry_after=1.0) from exc
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Row, case, delete, func, select, text, update
+from sqlalchemy import Row, Table, bindparam, case, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,6 +78,50 @@ def _named(s: Session, model: type[_Named], names: set[str], *, lock: bool = Fal
         q = select(model).where(model.name.in_(ordered[i : i + 500])).order_by(model.name)
         rows.update((row.name, row) for row in s.scalars(q.with_for_update() if lock else q))
     return rows
+
+
+_STATUSES = cast(Table, StatusRow.__table__)
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return dict(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type, reason=e.reason,
+                message=e.message, generation=e.generation, actor=e.actor)
+
+
+def _merged(statuses: list[Status]) -> dict[str, dict[str, Any]]:
+    """The rows of these statuses by name; the same name twice in one call: the later one
+    updates the first (its request fields stay the first's)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for st in statuses:
+        data = st.to_row()
+        first = merged.get(st.name)
+        if first is None:
+            merged[st.name] = data
+        else:
+            first.update((k, v) for k, v in data.items() if k not in _REQUEST_FIELDS)
+    return merged
+
+
+def _write_statuses(s: Session, statuses: list[Status]) -> None:
+    """Insert the statuses of new names, update the others (restart requests are written
+    only by ``request_restart``: a status computed from an older read must not wipe one
+    that arrived since)."""
+    merged = _merged(statuses)
+    if not merged:
+        return
+    names = sorted(merged)
+    present: set[str] = set()
+    for i in range(0, len(names), 500):  # one SELECT per 500 names, as _named
+        present.update(s.scalars(select(_STATUSES.c.name).where(_STATUSES.c.name.in_(names[i : i + 500]))))
+    new = [merged[n] for n in names if n not in present]
+    if new:
+        s.execute(insert(_STATUSES), new)
+    changed = [{**{k: v for k, v in merged[n].items() if k not in _REQUEST_FIELDS}, "b_name": n}
+               for n in names if n in present]
+    if changed:
+        cols = [k for k in changed[0] if k != "b_name"]
+        s.execute(update(_STATUSES).where(_STATUSES.c.name == bindparam("b_name"))
+                  .values({c: bindparam(c) for c in cols}), changed)
 
 
 class Store:
@@ -373,33 +417,23 @@ class Store:
 
     def record(self, events: Iterable[Event] = (), statuses: Iterable[Status] = (),
                drop_statuses: Iterable[str] = ()) -> None:
-        """Write events and status updates together, in one transaction."""
+        """Write events and status updates together, in one transaction.
+
+        Core statements, not the ORM's unit of work: every pass records every service it
+        acted on, and loading, diffing and flushing mapped rows cost about a third more
+        CPU per call than one SELECT of the names present, one INSERT of the new rows and
+        one UPDATE (by name) of the others, each executed for many rows at once."""
         events, statuses, drop = list(events), list(statuses), list(drop_statuses)
         if not (events or statuses or drop):
             return
         with self.writing() as s, s.begin():
             if self.fence is not None:
                 check_fence(s, self.fence)
-            rows = _named(s, StatusRow, {st.name for st in statuses})  # not one Session.get per status
-            for st in statuses:
-                data = st.to_row()
-                row = rows.get(st.name)
-                if row is None:
-                    rows[st.name] = row = StatusRow(**data)  # the same name again in this call updates it
-                    s.add(row)
-                    continue
-                for key, value in data.items():
-                    # restart requests are written only by request_restart(); a status
-                    # computed from an older read must not wipe one that arrived since
-                    if key not in _REQUEST_FIELDS:
-                        setattr(row, key, value)
+            _write_statuses(s, statuses)
             if drop:
                 s.execute(delete(StatusRow).where(StatusRow.name.in_(drop)))
-            s.add_all(
-                EventRow(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type,
-                         reason=e.reason, message=e.message, generation=e.generation, actor=e.actor)
-                for e in events
-            )
+            if events:
+                s.execute(insert(cast(Table, EventRow.__table__)), [_event_row(e) for e in events])
             self._notices(s, events)
 
     def _notices(self, s: Session, events: Sequence[Event]) -> None:
