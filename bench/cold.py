@@ -35,6 +35,7 @@ NAME = "cold"
 NANO = 1_000_000_000
 HEALTH = {"test": ["CMD", "true"], "interval": "1s", "timeout": "5s", "retries": 3}
 FLOOR_WORKERS = 8
+FLOOR_BAR = 1.15  # issue #11 (issue #7 asked for 1.3x)
 
 
 def _graph(kind: str) -> list[tuple[str, list[str], bool]]:
@@ -164,5 +165,6 @@ def run(b: Bench) -> list[Figure]:
         figures.append(Figure(NAME, f"({kind}) {label}: apply --wait", rc, "s", "docker-compose up -d", cp,
                               "<= 0.5x compose", rc <= 0.5 * cp, reps, p95=p95["reconcile"], peer_p95=p95["compose"]))
         figures.append(Figure(NAME, f"({kind}) {label}: apply --wait", rc, "s", f"floor: SDK, {FLOOR_WORKERS} threads",
-                              fl, "<= 1.3x floor", rc <= 1.3 * fl, reps, p95=p95["reconcile"], peer_p95=p95["floor"]))
+                              fl, f"<= {FLOOR_BAR}x floor", rc <= FLOOR_BAR * fl, reps, p95=p95["reconcile"],
+                              peer_p95=p95["floor"]))
     return figures

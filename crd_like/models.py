@@ -225,6 +225,7 @@ EnvValue = Annotated[
 
 
 class Build(BuildFields, Frozen):
+    model_config = ConfigDict(**Frozen.model_config, defer_build=False)  # its mixin's defer_build is not inherited
     context: str = Field(min_length=1, description="Build context directory (relative to the file), or a URL the "
                          "engine fetches: a git repository (https://host/repo.git#ref:subdir, git@host:repo.git) "
                          "or an http(s) tarball.")
@@ -319,6 +320,7 @@ VolumeStr = Annotated[str, BeforeValidator(_volume)]
 
 
 class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, PlacementFields, Frozen):
+    model_config = ConfigDict(**Frozen.model_config, defer_build=False)  # the mixins' defer_build is not inherited
     image: str = Field(min_length=1, description="Image reference, e.g. demo/web:1")
     command: Command | None = Field(default=None, description="Overrides the image's CMD.")
     env: dict[str, EnvValue] = Field(
@@ -410,6 +412,9 @@ class ServiceSpec(NetworkFields, HostFields, LifecycleFields, FileFields, Placem
 class JobSpec(ServiceSpec):
     """A one-shot container: runs to completion once per generation (migrations)."""
 
+    # built on first use (about 16 ms here): a stack of Services never pays for it
+    model_config = ConfigDict(**Frozen.model_config, defer_build=True)
+
     backoffLimit: int = Field(default=3, ge=0, description="Retries after a non-zero exit before Failed.")
     restartPolicy: RestartPolicy = Field(default_factory=lambda: RestartPolicy(condition="on-failure"))
 
@@ -423,6 +428,7 @@ class JobSpec(ServiceSpec):
 
 
 class Job(Frozen):
+    model_config = ConfigDict(**Frozen.model_config, defer_build=True)  # as JobSpec
     apiVersion: Literal["reconcile/v1alpha1"] = API_VERSION
     kind: Literal["Job"] = "Job"
     metadata: Metadata

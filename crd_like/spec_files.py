@@ -81,7 +81,9 @@ Target = Annotated[str, Field(pattern=_TARGET)]
 class FileFields(BaseModel):
     """Mixed into ``ServiceSpec``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a mixin, never validated on its own: its schema is built only inside the models
+    # that use it (building it here as well cost several ms per mixin at every start)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     files: dict[Target, FileMount] = Field(
         default_factory=dict,

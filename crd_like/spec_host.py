@@ -232,7 +232,9 @@ def _security_opt(v: str) -> str:
 class HostFields(BaseModel):
     """Mixed into ``ServiceSpec``; fields are added here, never in ``models.py``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a mixin, never validated on its own: its schema is built only inside the models
+    # that use it (building it here as well cost several ms per mixin at every start)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     ulimits: dict[str, Ulimit] = Field(default_factory=dict, description="{nofile: {soft: 1024, hard: 2048}, nproc: 65535}")
     sysctls: dict[str, Str] = Field(default_factory=dict, description="Namespaced kernel parameters.")
@@ -373,7 +375,9 @@ def other_url(text: str) -> bool:
 class BuildFields(BaseModel):
     """Mixed into ``models.Build``: options of an offline build (nothing is pulled)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a mixin, never validated on its own: its schema is built only inside the models
+    # that use it (building it here as well cost several ms per mixin at every start)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     dockerfileInline: str | None = Field(default=None, min_length=1, description="The Dockerfile's text.")
     network: str | None = Field(default=None, min_length=1, description="Network for RUN steps (e.g. none, host).")

@@ -93,6 +93,8 @@ class Lifecycle(_Frozen):
 class LifecycleFields(BaseModel):
     """Mixed into ``ServiceSpec``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a mixin, never validated on its own: its schema is built only inside the models
+    # that use it (building it here as well cost several ms per mixin at every start)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     lifecycle: Lifecycle = Field(default_factory=Lifecycle, description="postStart / preStop exec hooks.")

@@ -213,7 +213,9 @@ class VolumeSpec(_Frozen):
 class NetworkFields(BaseModel):
     """Mixed into ``ServiceSpec``; fields are added here, never in ``models.py``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # a mixin, never validated on its own: its schema is built only inside the models
+    # that use it (building it here as well cost several ms per mixin at every start)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     containerName: Annotated[str, BeforeValidator(_container_name)] | None = Field(
         default=None, description="The container's exact name (instead of <name>-<replica>); needs replicas: 1.")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import ConfigDict, BeforeValidator, Field, field_validator, model_validator
 
 from crd_like.spec_base import _Frozen, _scalar
 
@@ -94,6 +94,9 @@ class Placement(_Frozen):
 
 
 class PlacementFields(_Frozen):
+    # a mixin, never validated on its own (as the other spec mixins)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+
     placement: Placement | None = Field(
         default=None, description="Where replicas run when several nodes share the store (reconcile run --node).")
 
