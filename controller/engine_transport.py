@@ -36,6 +36,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 PLAIN_KEYS = frozenset({"params", "data", "headers", "timeout", "stream", "allow_redirects"})
+# requests' own verbs pass these on as None (``Session.post`` passes ``json=None``)
+_NONE_KEYS = frozenset({"json", "files", "cookies", "auth", "hooks", "proxies", "verify", "cert"})
 # requests' default Accept-Encoding asks for gzip, which this transport does not decode
 _DROPPED_HEADERS = frozenset({"accept-encoding"})
 
@@ -66,7 +68,9 @@ def _dropped(sock: socket.socket) -> bool:
 
 def is_plain(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     """Whether a ``requests.Session.request`` call can take this transport."""
-    if args or not PLAIN_KEYS.issuperset(kwargs) or kwargs.get("stream"):
+    if args or kwargs.get("stream"):
+        return False
+    if any(k not in PLAIN_KEYS and (k not in _NONE_KEYS or v is not None) for k, v in kwargs.items()):
         return False
     data = kwargs.get("data")
     return data is None or isinstance(data, (bytes, str))

@@ -169,6 +169,8 @@ def test_no_socket_is_a_connection_error() -> None:
     ((), {"data": iter([b"x"]), "timeout": 5}, False),  # a build context streamed from a file
     ((), {"files": {"f": b"x"}}, False),
     ((), {"json": {"a": 1}}, False),
+    ((), {"data": None, "json": None, "timeout": 5}, True),  # Session.post's own call
+    ((), {"verify": False}, False),
     (("GET",), {}, False),  # positional arguments: requests' own path
 ])
 def test_only_plain_calls_take_the_transport(args: tuple[Any, ...], kwargs: dict[str, Any], plain: bool) -> None:
@@ -192,10 +194,16 @@ def test_the_sdk_client_takes_the_transport_and_keeps_its_own_error_handling(ser
     n = len(server.seen)
     assert api.containers(all=True, filters={"label": ["x=y"]}) == {"path": server.seen[-1]["path"]}
     assert len(server.seen) == n + 1 and server.seen[-1]["path"].startswith("/v1.41/containers/json?")
+    assert server.seen[-1]["headers"]["accept-encoding"] == "identity"  # this transport's, not requests'
     import docker.errors
 
     with pytest.raises(docker.errors.NotFound, match="No such container: missing"):
         api.inspect_container("missing")
+    api.start("abc")  # a POST (requests' Session.post passes json=None)
+    seen = server.seen[-1]
+    assert seen["method"] == "POST" and seen["path"] == "/v1.41/containers/abc/start"
+    # http.client's own Accept-Encoding: requests' transport would have asked for gzip
+    assert seen["headers"]["accept-encoding"] == "identity"
     api.close()
 
 
