@@ -26,6 +26,7 @@ import http.client
 import select
 import socket
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -99,7 +100,8 @@ class UnixTransport:
         self.base_url = base_url  # the SDK's URLs start with it (http+docker://localhost)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[_UnixConnection] = set()
+        # for close(); weak: a thread's connection goes (and its socket closes) with the thread
+        self._open: weakref.WeakSet[_UnixConnection] = weakref.WeakSet()
 
     def handles(self, url: str) -> bool:
         return url.startswith(self.base_url + "/")
@@ -147,7 +149,7 @@ class UnixTransport:
 
     def close(self) -> None:
         with self._lock:
-            conns, self._open = self._open, set()
+            conns, self._open = list(self._open), weakref.WeakSet()
         for conn in conns:
             conn.close()
 

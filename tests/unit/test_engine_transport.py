@@ -135,6 +135,33 @@ def test_calls_of_one_thread_share_one_kept_alive_connection(server: _Server) ->
     t.close()
 
 
+def test_the_connection_of_a_thread_that_ended_is_closed_with_it(server: _Server) -> None:
+    """A long-running controller's short-lived threads must not leave sockets behind."""
+    import gc
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    t = UnixTransport(_sock(server), BASE)
+    t.request("GET", f"{BASE}/v1.41/warm", headers={}, timeout=5)  # this thread's own connection
+    before = fds()
+    for _ in range(3):
+        threads = [threading.Thread(target=t.request, args=("GET", f"{BASE}/v1.41/x"),
+                                    kwargs={"headers": {}, "timeout": 5}) for _ in range(10)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(10)
+    gc.collect()
+    assert server.connections == 31  # each thread had its own
+    assert len(t._open) == 1  # only this thread's is still held
+    deadline = time.monotonic() + 5  # the server's side closes once it reads the end
+    while fds() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fds() <= before + 2  # the 30 threads' sockets are closed, not only dropped from the set
+    t.close()
+
+
 def test_a_connection_the_engine_closed_is_replaced_before_the_next_call(server: _Server) -> None:
     t = UnixTransport(_sock(server), BASE)
     server.close_after_one = True
