@@ -512,6 +512,9 @@ class Controller:
         self._serve()
         self._first_ping()
         self._add_jobs()
+        o = self.opts  # at DEBUG, the settings this loop runs with (never the page's token)
+        logger.debug(f"loop: resync every {o.resync_interval:g} s, {o.workers} workers, lease ttl "
+                     f"{o.lease_ttl:g} s, store poll {o.store_poll:g} s, at most {o.restarts_per_minute} restarts/min")
         threads = [threading.Thread(target=self._dispatch, name="dispatch", daemon=True),
                    threading.Thread(target=self._watch_events, name="events", daemon=True)]
         for t in threads:
