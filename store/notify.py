@@ -40,9 +40,14 @@ def add_notices(s: Session, notices: Iterable[Notice]) -> None:
                         detail=n.detail[:4000], audit_type=n.audit_type) for n in notices)
 
 
+def event_row(e: Event) -> dict[str, Any]:
+    """An audit record's columns (``EventRow``), for the ORM or a Core insert."""
+    return dict(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type, reason=e.reason,
+                message=e.message, generation=e.generation, actor=e.actor)
+
+
 def add_events(s: Session, events: Iterable[Event]) -> None:
-    s.add_all(EventRow(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type, reason=e.reason,
-                       message=e.message, generation=e.generation, actor=e.actor) for e in events)
+    s.add_all(EventRow(**event_row(e)) for e in events)
 
 
 def _state(row: NotifierRow) -> NotifierState:

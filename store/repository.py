@@ -27,7 +27,7 @@ from store import db, pgtools
 from store.models import EventRow, LeaseRow, Meta, ResourceRow, RevisionRow, StatusRow
 from store.errors import StoreError
 from store.nodes import Nodes, check_fence
-from store.notify import add_notices
+from store.notify import add_notices, event_row
 from store.records import AppliedChange, Desired, Event, Fence, Notice, ResourceInput, Revision, Status
 
 if TYPE_CHECKING:
@@ -92,11 +92,6 @@ def _last_generations(s: Session, names: set[str]) -> dict[str, int]:
              .where(RevisionRow.name.in_(ordered[i : i + 500])).group_by(RevisionRow.name))
         out.update((name, int(gen)) for name, gen in s.execute(q) if gen)
     return out
-
-
-def _event_row(e: Event) -> dict[str, Any]:
-    return dict(ts=e.ts, service=e.service, container_id=e.container_id, type=e.type, reason=e.reason,
-                message=e.message, generation=e.generation, actor=e.actor)
 
 
 def _merged(statuses: list[Status]) -> dict[str, dict[str, Any]]:
@@ -443,7 +438,7 @@ class Store:
             if drop:
                 s.execute(delete(StatusRow).where(StatusRow.name.in_(drop)))
             if events:
-                s.execute(insert(cast(Table, EventRow.__table__)), [_event_row(e) for e in events])
+                s.execute(insert(cast(Table, EventRow.__table__)), [event_row(e) for e in events])
             self._notices(s, events)
 
     def _notices(self, s: Session, events: Sequence[Event]) -> None:
