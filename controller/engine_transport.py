@@ -16,7 +16,8 @@ transport failures are raised as requests' exceptions (``ConnectTimeout``,
 ``ReadTimeout``, ``ConnectionError``), which ``controller.engine`` already translates.
 
 No call is ever retried here: a connection found closed while idle (the engine
-restarted, or closed it) is replaced before the request is sent, as urllib3 does.
+restarted, or closed it) is replaced before the request is sent, as urllib3 does; a
+connect the engine's full backlog refused waits for room within the call's time-out.
 Must not import docker (``controller.engine`` is the only module that does).
 """
 
@@ -26,6 +27,7 @@ import http.client
 import select
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,14 +51,28 @@ class _UnixConnection(http.client.HTTPConnection):
         self.path = path
 
     def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.settimeout(self.timeout)
-            s.connect(self.path)
-        except BaseException:
-            s.close()
-            raise
-        self.sock = s
+        """Connect within the time-out. With a time-out the socket is non-blocking, and a
+        unix listener whose backlog is full refuses at once (EAGAIN) instead of queueing
+        the caller as a blocking connect would: wait for room, up to the time-out."""
+        deadline = time.monotonic() + (60.0 if self.timeout is None else self.timeout)
+        pause = 0.002
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.settimeout(self.timeout)
+                s.connect(self.path)
+            except BlockingIOError:
+                s.close()
+                if time.monotonic() + pause >= deadline:
+                    raise TimeoutError(f"{self.path}: the engine's backlog stayed full for {self.timeout} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                continue
+            except BaseException:
+                s.close()
+                raise
+            self.sock = s
+            return
 
 
 def _dropped(sock: socket.socket) -> bool:

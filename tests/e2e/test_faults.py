@@ -534,11 +534,17 @@ def test_foreign_container_squatting_a_managed_name_is_reported_and_never_remove
     for r in range(rounds):
         ours = _current(rc, svc)
         # our container steps aside, a look-alike without io.reconcile.* labels takes its name,
-        # then ours is removed: the controller must recreate NAME-1 and finds the name taken
-        rc.client.api.rename(ours.id, f"{cname}-aside")
-        foreign = rc.client.containers.run(BASE_IMAGE, ["sleep", "86400"], name=cname, detach=True, init=True,
-                                           labels={TEST_LABEL: f"{RUN_ID}-{rc.prefix}", "purpose": "squatter"})
+        # then ours is removed: the controller must recreate NAME-1 and finds the name taken.
+        # The controller is frozen (SIGSTOP) for the swap: awake, it gives a renamed container
+        # its name back at once (the test above), which could win the race for the name.
         t0 = time.time()
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            rc.client.api.rename(ours.id, f"{cname}-aside")
+            foreign = rc.client.containers.run(BASE_IMAGE, ["sleep", "86400"], name=cname, detach=True, init=True,
+                                               labels={TEST_LABEL: f"{RUN_ID}-{rc.prefix}", "purpose": "squatter"})
+        finally:
+            proc.send_signal(signal.SIGCONT)
         try:
             rc.client.api.remove_container(ours.id, force=True)
             failed = wait_for(lambda: [e for e in _rows_since(rc, svc, t0, "Failed") if "does not own" in e["message"]],

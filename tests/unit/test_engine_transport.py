@@ -1,6 +1,6 @@
 """The engine adapter's plain-call transport (``controller.engine_transport``) against a
 real HTTP/1.1 server on a unix socket in this process: what it sends, what it answers,
-keep-alive, an idle connection the server closed, time-outs and a missing socket; and
+keep-alive, an idle connection the server closed, time-outs, a full backlog and a missing socket; and
 the SDK's own result and error handling on top of it (``controller.engine._APIClient``
 and ``Engine``'s error translation). The real engine is exercised by every e2e test."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import socketserver
 import tempfile
 import threading
@@ -33,6 +34,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(path, _Handler)
         self.seen: list[dict[str, Any]] = []
         self.connections = 0
+        self.counting = threading.Lock()
         self.close_after_one = False
         self.delay = 0.0
 
@@ -43,7 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.connections += 1
+        with self.server.counting:  # handlers run on their own threads
+            self.server.connections += 1
 
     def address_string(self) -> str:  # a unix socket has no peer address
         return "unix"
@@ -179,6 +182,82 @@ def test_an_engine_that_does_not_answer_in_time_is_a_read_timeout(server: _Serve
         t.request("GET", f"{BASE}/v1.41/slow", headers={}, timeout=0.1)
     server.delay = 0.0
     assert t.request("GET", f"{BASE}/v1.41/fast", headers={}, timeout=5).status_code == 200  # a fresh connection
+
+
+def _full_listener(path: str) -> tuple[socket.socket, list[socket.socket]]:
+    """A unix listener that accepts nothing, its backlog filled by waiting connects."""
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(path)
+    lst.listen(0)
+    fillers: list[socket.socket] = []
+    for _ in range(64):  # bounded: Linux queues backlog + 1
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            c.close()
+            return lst, fillers
+        fillers.append(c)
+    raise AssertionError("the backlog never filled")
+
+
+def _answer_one(lst: socket.socket, after: float) -> None:
+    """After ``after`` s, accept everything queued; answer the request that is not a filler."""
+    time.sleep(after)
+    lst.settimeout(5)
+    for _ in range(8):
+        conn, _addr = lst.accept()
+        conn.settimeout(0.5)
+        try:
+            head = conn.recv(65536)
+        except TimeoutError:
+            conn.close()
+            continue
+        if head.startswith(b"GET "):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
+            conn.close()
+            return
+        conn.close()
+
+
+def test_a_connect_the_full_backlog_refused_waits_for_room_within_the_timeout() -> None:
+    """With a time-out the socket is non-blocking, and a full unix backlog answers EAGAIN
+    at once (seen with 10 threads connecting to a busy listener): the call waits for room."""
+    d = tempfile.mkdtemp(prefix="reconcile-transport-")
+    path = os.path.join(d, "engine.sock")
+    lst, fillers = _full_listener(path)
+    try:
+        th = threading.Thread(target=_answer_one, args=(lst, 0.3), daemon=True)
+        th.start()
+        t0 = time.monotonic()
+        r = UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=5)
+        assert r.status_code == 200 and r.json() == {}
+        assert 0.25 <= time.monotonic() - t0 < 5
+        th.join(5)
+    finally:
+        for c in fillers:
+            c.close()
+        lst.close()
+        os.unlink(path)
+        os.rmdir(d)
+
+
+def test_a_backlog_that_stays_full_is_a_connect_timeout() -> None:
+    d = tempfile.mkdtemp(prefix="reconcile-transport-")
+    path = os.path.join(d, "engine.sock")
+    lst, fillers = _full_listener(path)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(requests.exceptions.ConnectTimeout, match="within 0.3 s"):
+            UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=0.3)
+        assert 0.2 <= time.monotonic() - t0 < 2
+    finally:
+        for c in fillers:
+            c.close()
+        lst.close()
+        os.unlink(path)
+        os.rmdir(d)
 
 
 def test_no_socket_is_a_connection_error() -> None:
