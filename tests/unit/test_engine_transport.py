@@ -184,22 +184,34 @@ def test_an_engine_that_does_not_answer_in_time_is_a_read_timeout(server: _Serve
     assert t.request("GET", f"{BASE}/v1.41/fast", headers={}, timeout=5).status_code == 200  # a fresh connection
 
 
-def _full_listener(path: str) -> tuple[socket.socket, list[socket.socket]]:
+@pytest.fixture
+def full_listener() -> Iterator[tuple[str, socket.socket]]:
     """A unix listener that accepts nothing, its backlog filled by waiting connects."""
+    d = tempfile.mkdtemp(prefix="reconcile-transport-")
+    path = os.path.join(d, "engine.sock")
     lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lst.bind(path)
     lst.listen(0)
     fillers: list[socket.socket] = []
-    for _ in range(64):  # bounded: Linux queues backlog + 1
-        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        c.setblocking(False)
-        try:
-            c.connect(path)
-        except BlockingIOError:
+    try:
+        for _ in range(64):  # bounded: Linux queues backlog + 1
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(path)
+            except BlockingIOError:
+                c.close()
+                break
+            fillers.append(c)
+        else:
+            raise AssertionError("the backlog never filled")
+        yield path, lst
+    finally:
+        for c in fillers:
             c.close()
-            return lst, fillers
-        fillers.append(c)
-    raise AssertionError("the backlog never filled")
+        lst.close()
+        os.unlink(path)
+        os.rmdir(d)
 
 
 def _answer_one(lst: socket.socket, after: float) -> None:
@@ -221,43 +233,26 @@ def _answer_one(lst: socket.socket, after: float) -> None:
         conn.close()
 
 
-def test_a_connect_the_full_backlog_refused_waits_for_room_within_the_timeout() -> None:
+def test_a_connect_the_full_backlog_refused_waits_for_room_within_the_timeout(
+        full_listener: tuple[str, socket.socket]) -> None:
     """With a time-out the socket is non-blocking, and a full unix backlog answers EAGAIN
     at once (seen with 10 threads connecting to a busy listener): the call waits for room."""
-    d = tempfile.mkdtemp(prefix="reconcile-transport-")
-    path = os.path.join(d, "engine.sock")
-    lst, fillers = _full_listener(path)
-    try:
-        th = threading.Thread(target=_answer_one, args=(lst, 0.3), daemon=True)
-        th.start()
-        t0 = time.monotonic()
-        r = UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=5)
-        assert r.status_code == 200 and r.json() == {}
-        assert 0.25 <= time.monotonic() - t0 < 5
-        th.join(5)
-    finally:
-        for c in fillers:
-            c.close()
-        lst.close()
-        os.unlink(path)
-        os.rmdir(d)
+    path, lst = full_listener
+    th = threading.Thread(target=_answer_one, args=(lst, 0.3), daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    r = UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=5)
+    assert r.status_code == 200 and r.json() == {}
+    assert 0.25 <= time.monotonic() - t0 < 5
+    th.join(5)
 
 
-def test_a_backlog_that_stays_full_is_a_connect_timeout() -> None:
-    d = tempfile.mkdtemp(prefix="reconcile-transport-")
-    path = os.path.join(d, "engine.sock")
-    lst, fillers = _full_listener(path)
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(requests.exceptions.ConnectTimeout, match="within 0.3 s"):
-            UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=0.3)
-        assert 0.2 <= time.monotonic() - t0 < 2
-    finally:
-        for c in fillers:
-            c.close()
-        lst.close()
-        os.unlink(path)
-        os.rmdir(d)
+def test_a_backlog_that_stays_full_is_a_connect_timeout(full_listener: tuple[str, socket.socket]) -> None:
+    path, _lst = full_listener
+    t0 = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectTimeout, match="within 0.3 s"):
+        UnixTransport(path, BASE).request("GET", f"{BASE}/v1.41/x", headers={}, timeout=0.3)
+    assert 0.2 <= time.monotonic() - t0 < 2
 
 
 def test_no_socket_is_a_connection_error() -> None:
