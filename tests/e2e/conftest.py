@@ -268,7 +268,16 @@ class Harness:
         label = [f"io.reconcile.instance={self.instance}"]
         if service:
             label.append(f"io.reconcile.service={service}")
-        return self.client.containers.list(all=True, filters={"label": label})
+        # listed sparse and inspected one by one: a full list inspects each container itself and
+        # fails with NotFound for one removed between the two (seen in CI while an agent converged)
+        found = []
+        for c in self.client.containers.list(all=True, sparse=True, filters={"label": label}):
+            try:
+                c.reload()
+            except docker.errors.NotFound:
+                continue
+            found.append(c)
+        return found
 
     def history(self, name: str | None = None, *types: str) -> list[dict[str, Any]]:
         import json

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,8 @@ class Sampler:
     engine clients), for at most ``limit`` seconds; ``double_runs`` names every sample in
     which some (service, replica) ran on more than one node, or twice on one."""
 
+    CALL_TIMEOUT = 3  # seconds: one engine list call
+
     def __init__(self, cluster: Cluster, interval: float = 0.2, limit: float = 300):
         self.cluster = cluster
         self.interval = interval
@@ -329,7 +332,11 @@ class Sampler:
         self.samples: list[Sample] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._clients = {n: docker.DockerClient(base_url=node.host, timeout=5) for n, node in cluster.nodes.items()}
+        self._clients = {n: docker.DockerClient(base_url=node.host, timeout=self.CALL_TIMEOUT)
+                         for n, node in cluster.nodes.items()}
+        # the nodes are listed side by side: an engine that hangs while it stops or starts (CI: a
+        # sample took seconds) delays a sample by one call's time-out, not by one per node
+        self._pool = ThreadPoolExecutor(len(NODES), thread_name_prefix="multihost-sample")
         self._thread = threading.Thread(target=self._run, name="multihost-sampler", daemon=True)
 
     def __enter__(self) -> Sampler:
@@ -342,28 +349,42 @@ class Sampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(30)
+        self._pool.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
+
+    def _list(self, name: str) -> list[tuple[str, str, str, str]] | None:
+        try:
+            rows = self.cluster.containers(name, client=self._clients[name])
+        except ENGINE_ERRORS:
+            return None
+        except Exception as exc:  # noqa: BLE001 - kept, reported by the test
+            self.errors.append(f"{name}: {exc!r}")
+            return None
+        return [((c.get("Labels") or {}).get(SERVICE, "?"), (c.get("Labels") or {}).get(REPLICA, "?"),
+                 str(c.get("State")), str(c.get("Id"))[:12]) for c in rows]
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit
         while not self._stop.is_set() and time.monotonic() < deadline:
-            seen: dict[str, list[tuple[str, str, str, str]] | None] = {}
             t = time.time()
-            for name in NODES:
-                try:
-                    rows = self.cluster.containers(name, client=self._clients[name])
-                except ENGINE_ERRORS:
-                    seen[name] = None
-                    continue
-                except Exception as exc:  # noqa: BLE001 - kept, reported by the test
-                    self.errors.append(f"{name}: {exc!r}")
-                    seen[name] = None
-                    continue
-                seen[name] = [((c.get("Labels") or {}).get(SERVICE, "?"), (c.get("Labels") or {}).get(REPLICA, "?"),
-                               str(c.get("State")), str(c.get("Id"))[:12]) for c in rows]
-            self.samples.append(Sample(t, seen))
+            futures = {name: self._pool.submit(self._list, name) for name in NODES}
+            self.samples.append(Sample(t, {name: f.result() for name, f in futures.items()}))
             self._stop.wait(self.interval)
+
+    def assert_dense(self, min_samples: int = 10, max_median_gap: float = 1.0) -> None:
+        """The sampler really watched: enough samples, typically ``max_median_gap`` apart, and
+        no gap longer than two calls' time-outs (one slow engine delays one sample)."""
+        times = [s.t for s in self.samples]
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        silent = {n: sum(1 for s in self.samples if s.seen.get(n) is None) for n in NODES}
+        said = (f"{len(times)} samples over {times[-1] - times[0] if times else 0:.1f}s, "
+                f"median gap {gaps[len(gaps) // 2] if gaps else float('nan'):.2f}s, "
+                f"longest {gaps[-1] if gaps else float('nan'):.2f}s, unanswered per node {silent}")
+        print(f"sampler: {said}")  # shown with -s or when the test fails
+        assert len(times) >= min_samples and gaps, f"too few samples: {said}"
+        assert gaps[len(gaps) // 2] <= max_median_gap, f"samples too sparse: {said}"
+        assert gaps[-1] <= 2 * self.CALL_TIMEOUT + 1, f"the sampler stalled: {said}"
 
     def double_runs(self, services: Sequence[str] | None = None) -> list[str]:
         found = []
