@@ -376,7 +376,7 @@ class Sampler:
         """The sampler really watched: enough samples, typically ``max_median_gap`` apart, and
         no gap longer than two calls' time-outs (one slow engine delays one sample)."""
         times = [s.t for s in self.samples]
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
         silent = {n: sum(1 for s in self.samples if s.seen.get(n) is None) for n in NODES}
         said = (f"{len(times)} samples over {times[-1] - times[0] if times else 0:.1f}s, "
                 f"median gap {gaps[len(gaps) // 2] if gaps else float('nan'):.2f}s, "
